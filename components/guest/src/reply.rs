@@ -1,0 +1,94 @@
+//! Replies in toystore's JSON envelope: `{"data": ...}` on success and
+//! `{"error": {"code": 404, "message": "product not found"}}` on failure.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// An HTTP reply: a status and a JSON body, already in the envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// 200 with `{"data": data}`.
+    pub fn ok(data: impl Serialize) -> Self {
+        Self::with_status(200, data)
+    }
+
+    /// `status` with `{"data": data}`.
+    pub fn with_status(status: u16, data: impl Serialize) -> Self {
+        // Serialising our own plain structs cannot fail; fall back to null rather than panic.
+        let data = serde_json::to_value(data).unwrap_or(Value::Null);
+        Self { status, body: json!({ "data": data }) }
+    }
+
+    /// `status` with `{"error": {"code": status, "message": message}}`.
+    pub fn error(status: u16, message: impl Into<String>) -> Self {
+        Self { status, body: json!({ "error": { "code": status, "message": message.into() } }) }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::error(400, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::error(404, message)
+    }
+
+    /// 404 for a path no route matches.
+    pub fn no_route(method: &http::Method, path: &str) -> Self {
+        Self::error(404, format!("no route for {method} {path}"))
+    }
+
+    /// 405 for a known path with the wrong method.
+    pub fn method_not_allowed(method: &http::Method, path: &str) -> Self {
+        Self::error(405, format!("method {method} not allowed on {path}"))
+    }
+
+    /// 503: the service cannot answer now (not synced yet, no quorum, dependency down).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::error(503, message)
+    }
+
+    /// 500 for a failure on our side (a file that cannot be written, a corrupt record).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::error(500, message)
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The `data` member, if this is a success envelope.
+    pub fn data(&self) -> Option<&Value> {
+        self.body.get("data")
+    }
+
+    /// The error message, if this is an error envelope.
+    pub fn error_message(&self) -> Option<&str> {
+        self.body.get("error")?.get("message")?.as_str()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // A `Value` always serialises.
+        serde_json::to_vec(&self.body).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes() {
+        let ok = Reply::ok(json!({"order_number": 3}));
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.body, json!({"data": {"order_number": 3}}));
+        let err = Reply::not_found("product not found");
+        assert_eq!(err.body, json!({"error": {"code": 404, "message": "product not found"}}));
+        assert_eq!(err.error_message(), Some("product not found"));
+        assert!(!err.is_success());
+    }
+}

@@ -1,0 +1,111 @@
+//! An incoming request, already read whole: toystore bodies are small JSON documents.
+
+use http::Method;
+use serde::de::DeserializeOwned;
+
+use crate::Reply;
+
+/// Largest body a component accepts; anything bigger gets 413 before it is read further.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// The path without the query string, e.g. `/products/Tux`.
+    pub path: String,
+    pub query: Option<String>,
+    /// Header names are lower-case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn new(method: Method, path_and_query: &str, body: impl Into<Vec<u8>>) -> Self {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (path_and_query.to_string(), None),
+        };
+        Self { method, path, query, headers: Vec::new(), body: body.into() }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Non-empty path segments, percent-decoded: `/products/Tux` gives `["products", "Tux"]`.
+    pub fn segments(&self) -> Vec<String> {
+        self.path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
+    }
+
+    /// Parse the body as JSON into `T`, or a 400 reply that says what is wrong.
+    /// The Content-Type is not checked: the seed's clients do not always set it.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Reply> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(Reply::bad_request("request body must be a JSON object"));
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Reply::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Decode `%XX` escapes (invalid escapes are kept as they are).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_query_and_segments() {
+        let r = Request::new(Method::GET, "/products/Tux%20Jr?x=1", "");
+        assert_eq!(r.path, "/products/Tux%20Jr");
+        assert_eq!(r.query.as_deref(), Some("x=1"));
+        assert_eq!(r.segments(), vec!["products", "Tux Jr"]);
+        assert_eq!(Request::new(Method::GET, "/a/%zz", "").segments(), vec!["a", "%zz"]);
+        assert_eq!(Request::new(Method::GET, "/a/%4", "").segments(), vec!["a", "%4"]);
+    }
+
+    #[test]
+    fn json_errors_are_400() {
+        #[derive(serde::Deserialize, Debug)]
+        struct T {
+            #[allow(dead_code)]
+            a: u32,
+        }
+        let empty = Request::new(Method::POST, "/x", "");
+        assert_eq!(empty.json::<T>().unwrap_err().status, 400);
+        let bad = Request::new(Method::POST, "/x", "{nope");
+        assert_eq!(bad.json::<T>().unwrap_err().status, 400);
+        let good = Request::new(Method::POST, "/x", r#"{"a": 1}"#);
+        assert!(good.json::<T>().is_ok());
+    }
+
+    #[test]
+    fn headers_are_case_insensitive() {
+        let r = Request::new(Method::GET, "/", "").with_header("Idempotency-Key", "k1");
+        assert_eq!(r.header("idempotency-key"), Some("k1"));
+    }
+}

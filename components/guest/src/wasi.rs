@@ -1,0 +1,87 @@
+//! The thin layer between WASI 0.3 HTTP and toystore's plain types (built for wasm32 only).
+
+use std::time::Duration;
+
+use futures::future::{select, Either};
+use http::Method;
+use http_body_util::{BodyExt, Limited};
+use serde_json::Value;
+use wasip3::http::types::{self, ErrorCode};
+use wasip3::http_compat::{
+    http_from_wasi_request, http_from_wasi_response, http_into_wasi_request, http_into_wasi_response,
+};
+
+use crate::net::{CallError, Net, NetResponse};
+use crate::request::MAX_BODY_BYTES;
+use crate::{Reply, Request};
+
+/// Read a WASI request into a [`Request`], or the error reply to send instead.
+pub async fn read_request(request: types::Request) -> Result<Request, Reply> {
+    let request = http_from_wasi_request(request)
+        .map_err(|e| Reply::bad_request(format!("unreadable request: {e:?}")))?;
+    let (parts, body) = request.into_parts();
+    let body = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| Reply::error(413, format!("request body larger than {MAX_BODY_BYTES} bytes")))?
+        .to_bytes();
+    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut req = Request::new(parts.method, path_and_query, body.to_vec());
+    for (name, value) in &parts.headers {
+        if let Ok(v) = value.to_str() {
+            req.headers.push((name.as_str().to_string(), v.to_string()));
+        }
+    }
+    Ok(req)
+}
+
+/// Turn a [`Reply`] into a WASI response with a JSON body.
+pub fn into_response(reply: Reply) -> Result<types::Response, ErrorCode> {
+    let response = http::Response::builder()
+        .status(reply.status)
+        .header("content-type", "application/json")
+        .body(String::from_utf8(reply.to_bytes()).unwrap_or_default())
+        .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?;
+    http_into_wasi_response(response)
+}
+
+/// Outgoing calls over `wasi:http/client`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WasiNet;
+
+impl Net for WasiNet {
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Result<NetResponse, CallError> {
+        let unreachable = |reason: String| CallError::Unreachable { url: url.to_string(), reason };
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let exchange = async move {
+            let request = http_into_wasi_request(request).map_err(|e| unreachable(format!("{e:?}")))?;
+            let response = wasip3::http::client::send(request).await.map_err(|e| unreachable(format!("{e:?}")))?;
+            let response = http_from_wasi_response(response).map_err(|e| unreachable(format!("{e:?}")))?;
+            let status = response.status().as_u16();
+            let body = Limited::new(response.into_body(), MAX_BODY_BYTES * 64)
+                .collect()
+                .await
+                .map_err(|e| unreachable(format!("reading the reply body: {e}")))?
+                .to_bytes()
+                .to_vec();
+            Ok(NetResponse { status, body })
+        };
+        match select(Box::pin(exchange), Box::pin(crate::time::sleep(timeout))).await {
+            Either::Left((result, _)) => result,
+            // Dropping the exchange cancels the outgoing request.
+            Either::Right(((), _)) => Err(CallError::Timeout(timeout)),
+        }
+    }
+}
