@@ -23,3 +23,25 @@ pub fn now_millis() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// A random 128-bit key in hex, for idempotency keys. In a guest it comes from
+/// `wasi:random`; natively (tests) from the std hasher's random seed and a counter.
+pub fn random_key() -> String {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let (a, b) = (wasip3::random::random::get_random_u64(), wasip3::random::random::get_random_u64());
+        format!("{a:016x}{b:016x}")
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u64(now_millis());
+        let a = h.finish();
+        h.write_u64(a);
+        format!("{a:016x}{:016x}", h.finish())
+    }
+}
