@@ -1,1 +1,395 @@
+//! The end-to-end harness: a [`Cluster`] is one real `toystore serve` process running the real
+//! components, on free 127.0.0.1 ports, with its data directories in a temporary directory.
+//!
+//! Tests talk to it over HTTP like any client. Paths: the host binary is `TOYSTORE_BIN`
+//! (default `target/release/toystore`), the components are in `TOYSTORE_WASM_DIR` (default
+//! `target/wasm32-wasip2/release`); `just test` builds both first.
 
+use std::fs;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The workspace root (this crate lives in `<root>/tests`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+pub fn host_binary() -> PathBuf {
+    std::env::var_os("TOYSTORE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/release/toystore"))
+}
+
+pub fn wasm_dir() -> PathBuf {
+    std::env::var_os("TOYSTORE_WASM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip2/release"))
+}
+
+/// A port that was free a moment ago (the OS hands out ephemeral ports in sequence, so a port
+/// just released is not handed out again soon).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+}
+
+/// What a test may change in the manifest.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub cache_enabled: bool,
+    pub cache_capacity: usize,
+    pub restock_interval_secs: u64,
+    pub restock_threshold: u64,
+    pub restock_amount: u64,
+    pub tick_interval_ms: u64,
+    pub call_timeout_ms: u64,
+    pub health_check_interval_ms: u64,
+    /// Enables `POST /debug/trap` on every component.
+    pub debug_routes: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            cache_enabled: true,
+            cache_capacity: 5,
+            // Long by default, so that only the restock test sees a restock.
+            restock_interval_secs: 3600,
+            restock_threshold: 10,
+            restock_amount: 100,
+            tick_interval_ms: 500,
+            call_timeout_ms: 2000,
+            health_check_interval_ms: 500,
+            debug_routes: true,
+        }
+    }
+}
+
+/// A reply: status and parsed JSON body (`Value::Null` when the body is not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// The error message of an error envelope (panics with the body if there is none).
+    pub fn error_message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or_else(|| panic!("no error message in {}", self.body))
+    }
+}
+
+/// Ports of one cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub frontend: u16,
+    pub catalog: u16,
+    pub replicas: [u16; 3],
+    pub admin: u16,
+}
+
+/// One running `toystore serve`, killed on drop.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub ports: Ports,
+    pub options: Options,
+    child: Option<Child>,
+    agent: ureq::Agent,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Self {
+        let dir = tempfile::Builder::new().prefix("toystore-e2e-").tempdir().expect("temp dir");
+        let ports = Ports {
+            frontend: free_port(),
+            catalog: free_port(),
+            replicas: [free_port(), free_port(), free_port()],
+            admin: free_port(),
+        };
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+        let mut cluster = Self { dir, ports, options, child: None, agent };
+        fs::write(cluster.manifest_path(), cluster.manifest()).expect("write manifest");
+        cluster.spawn();
+        cluster
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.path().join("toystore.toml")
+    }
+
+    /// The data directory of a service (`frontend`, `catalog`, `order-1`, ...).
+    pub fn data_dir(&self, service: &str) -> PathBuf {
+        self.dir.path().join("data").join(service)
+    }
+
+    fn manifest(&self) -> String {
+        let o = &self.options;
+        let p = &self.ports;
+        let wasm = wasm_dir();
+        let seed = workspace_root().join("data/catalog.csv");
+        let data = self.dir.path().join("data");
+        let mut m = format!(
+            r#"admin = "127.0.0.1:{admin}"
+
+[settings]
+cache_enabled = {cache_enabled}
+cache_capacity = {cache_capacity}
+restock_interval_secs = {restock_interval_secs}
+restock_threshold = {restock_threshold}
+restock_amount = {restock_amount}
+tick_interval_ms = {tick}
+call_timeout_ms = {timeout}
+health_check_interval_ms = {health}
+debug_routes = {debug}
+
+[frontend]
+component = "{wasm}/toystore_frontend.wasm"
+listen = "127.0.0.1:{frontend}"
+data_dir = "{data}/frontend"
+
+[catalog]
+component = "{wasm}/toystore_catalog.wasm"
+listen = "127.0.0.1:{catalog}"
+data_dir = "{data}/catalog"
+seed = ["{seed}"]
+
+[order]
+component = "{wasm}/toystore_order.wasm"
+"#,
+            admin = p.admin,
+            cache_enabled = o.cache_enabled,
+            cache_capacity = o.cache_capacity,
+            restock_interval_secs = o.restock_interval_secs,
+            restock_threshold = o.restock_threshold,
+            restock_amount = o.restock_amount,
+            tick = o.tick_interval_ms,
+            timeout = o.call_timeout_ms,
+            health = o.health_check_interval_ms,
+            debug = o.debug_routes,
+            wasm = wasm.display(),
+            frontend = p.frontend,
+            catalog = p.catalog,
+            data = data.display(),
+            seed = seed.display(),
+        );
+        for (i, port) in p.replicas.iter().enumerate() {
+            let id = i + 1;
+            m.push_str(&format!(
+                "\n[[order.replica]]\nid = {id}\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}/order-{id}\"\n",
+                data.display()
+            ));
+        }
+        m
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("host.log")
+    }
+
+    fn spawn(&mut self) {
+        let bin = host_binary();
+        assert!(bin.exists(), "host binary {} missing: run `just build` first", bin.display());
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("host log");
+        let child = Command::new(&bin)
+            .arg("serve")
+            .arg("--manifest")
+            .arg(self.manifest_path())
+            .env("TOYSTORE_LOG", std::env::var("TOYSTORE_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Wait until the frontend answers and an order leader has been chosen.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("host exited early with {status}; log:\n{}", self.log_tail());
+                }
+            }
+            let frontend_up = self.try_get("/health").map(|r| r.status == 200).unwrap_or(false);
+            let replicas_up = (1..=3).all(|id| self.try_replica(id, "/ping").map(|r| r.status == 200).unwrap_or(false));
+            if frontend_up && replicas_up {
+                return;
+            }
+            assert!(Instant::now() < deadline, "host not ready within 90 s; log:\n{}", self.log_tail());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The last lines of the host's log (for failure messages).
+    pub fn log_tail(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = fs::File::open(self.log_path()) {
+            let _ = f.read_to_string(&mut s);
+        }
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    /// Stop the host with SIGTERM (a clean shutdown) and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kill the host with SIGKILL: no clean shutdown at all.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the host again on the same ports and data directories.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn frontend_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.frontend)
+    }
+
+    pub fn catalog_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.catalog)
+    }
+
+    pub fn replica_url(&self, id: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports.replicas[id - 1])
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.admin)
+    }
+
+    /// A raw request to any URL; transport errors are `Err`, every HTTP status is `Ok`.
+    pub fn request(&self, method: &str, url: &str, body: Option<&str>) -> Result<Reply, String> {
+        let req = self.agent.request(method, url);
+        let result = match body {
+            Some(b) => req.send_string(b),
+            None => req.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(e.to_string()),
+        };
+        let status = response.status();
+        let text = response.into_string().map_err(|e| e.to_string())?;
+        Ok(Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) })
+    }
+
+    fn try_get(&self, path: &str) -> Result<Reply, String> {
+        self.request("GET", &format!("{}{path}", self.frontend_url()), None)
+    }
+
+    fn try_replica(&self, id: usize, path: &str) -> Result<Reply, String> {
+        self.request("GET", &format!("{}{path}", self.replica_url(id)), None)
+    }
+
+    /// GET on the frontend.
+    pub fn get(&self, path: &str) -> Reply {
+        self.try_get(path).unwrap_or_else(|e| panic!("GET {path}: {e}\nlog:\n{}", self.log_tail()))
+    }
+
+    /// POST on the frontend.
+    pub fn post(&self, path: &str, body: &str) -> Reply {
+        self.request("POST", &format!("{}{path}", self.frontend_url()), Some(body))
+            .unwrap_or_else(|e| panic!("POST {path}: {e}\nlog:\n{}", self.log_tail()))
+    }
+
+    /// GET on the catalog directly (bypasses the frontend cache).
+    pub fn catalog(&self, path: &str) -> Reply {
+        self.request("GET", &format!("{}{path}", self.catalog_url()), None)
+            .unwrap_or_else(|e| panic!("catalog GET {path}: {e}\nlog:\n{}", self.log_tail()))
+    }
+
+    /// Stock of a toy, read from the catalog directly.
+    pub fn stock(&self, name: &str) -> i64 {
+        let r = self.catalog(&format!("/products/{name}"));
+        assert_eq!(r.status, 200, "catalog lookup of {name}: {:?}", r.body);
+        r.data()["quantity"].as_i64().expect("quantity")
+    }
+
+    /// Place an order through the frontend; returns the reply.
+    pub fn order(&self, name: &str, quantity: i64) -> Reply {
+        self.post("/orders", &format!(r#"{{"name":"{name}","quantity":{quantity}}}"#))
+    }
+
+    /// Admin endpoint call (`GET /replicas`, `POST /replicas/2/kill`, ...).
+    pub fn admin(&self, method: &str, path: &str) -> Reply {
+        self.request(method, &format!("{}{path}", self.admin_url()), if method == "POST" { Some("") } else { None })
+            .unwrap_or_else(|e| panic!("admin {method} {path}: {e}\nlog:\n{}", self.log_tail()))
+    }
+
+    pub fn kill_replica(&self, id: usize) {
+        let r = self.admin("POST", &format!("/replicas/{id}/kill"));
+        assert_eq!(r.status, 200, "kill replica {id}: {:?}", r.body);
+    }
+
+    pub fn restart_replica(&self, id: usize) {
+        let r = self.admin("POST", &format!("/replicas/{id}/restart"));
+        assert_eq!(r.status, 200, "restart replica {id}: {:?}", r.body);
+    }
+
+    /// The frontend's current order leader, if any.
+    pub fn leader(&self) -> Option<u64> {
+        self.get("/leader").data()["leader"].as_u64()
+    }
+
+    /// Wait until `check` holds, or panic with `what` and the host log.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; log:\n{}", self.log_tail());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The bytes of a replica's `orders.csv`.
+    pub fn orders_file(&self, id: usize) -> Vec<u8> {
+        fs::read(self.data_dir(&format!("order-{id}")).join("orders.csv")).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.crash();
+        if std::thread::panicking() {
+            eprintln!("--- host log ({}) ---\n{}", self.log_path().display(), self.log_tail());
+        }
+    }
+}
+
+/// The ten toys of the seed catalog.
+pub const TOYS: [&str; 10] =
+    ["Tux", "Fox", "Whale", "Dolphin", "Python", "Elephant", "Monopoly", "Lego", "Marbles", "Barbie"];

@@ -1,0 +1,49 @@
+# toystore tasks. Every recipe installs what it needs (idempotently), so on a fresh machine
+# `cargo install just && just serve` and `just test` are all it takes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# The wasmtime CLI the stock-runtime test runs against (the newest that builds here).
+wasmtime_version := "48.0.8"
+components := "-p toystore-frontend -p toystore-catalog -p toystore-order -p toystore-hello"
+# Native crates with unit tests, plus the end-to-end suite. Built as one set so cargo resolves
+# features once and the release host is not compiled twice.
+native := "-p toystore -p toystore-client -p toystore-guest -p toystore-catalog -p toystore-frontend -p toystore-order -p toystore-e2e"
+
+# Show the recipes.
+default:
+    @just --list
+
+# Add the wasm32-wasip2 target if it is missing.
+setup:
+    rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+# Install the pinned wasmtime CLI (used by the stock `wasmtime serve` test) unless present.
+setup-wasmtime:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if wasmtime --version 2>/dev/null | grep -q "^wasmtime {{wasmtime_version}}"; then exit 0; fi
+    echo "installing wasmtime-cli {{wasmtime_version}} from crates.io (one time, ~6 min)"
+    cargo install wasmtime-cli@{{wasmtime_version}} --locked --no-default-features \
+        --features serve,run,cranelift,pooling-allocator,parallel-compilation,component-model-async
+
+# Build the components (wasm32-wasip2) and the host (release).
+build: setup
+    cargo build --release --target wasm32-wasip2 {{components}}
+    cargo build --release -p toystore
+
+# Run the whole store with the manifest (default: toystore.toml); Ctrl-C stops it.
+serve manifest="toystore.toml": build
+    ./target/release/toystore serve --manifest {{manifest}}
+
+# Unit tests (native) and end-to-end tests against the real host.
+test: build setup-wasmtime
+    cargo test --release {{native}} --no-fail-fast -- --test-threads=2
+
+# The seed's evaluation: 5 clients, p = 0..0.8, cache on/off, plus a failure run -> eval/.
+eval: build
+    ./target/release/toystore eval --out eval
+
+# Throughput/latency/memory benchmark with ratios against a baseline measured in the same run.
+bench: build
+    ./target/release/toystore bench
