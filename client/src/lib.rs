@@ -1,1 +1,22 @@
+//! toystore-client: the load client, the seed's evaluation and the benchmark.
+//!
+//! The `toystore` host binary owns `main`; its `client`, `eval` and `bench` subcommands take
+//! [`ClientArgs`], [`EvalArgs`] and [`BenchArgs`] and call [`run_client`], [`run_eval`] and
+//! [`run_bench`]. Tests use [`run`] (a [`Report`] with the verification result, nothing printed).
 
+pub mod args;
+pub mod conn;
+pub mod report;
+pub mod run;
+pub mod session;
+pub mod stats;
+pub mod verify;
+
+#[cfg(test)]
+mod fake;
+
+pub use args::{ClientArgs, SEED_TOYS};
+pub use report::Report;
+pub use run::{run, run_client, run_load, verify_orders};
+pub use stats::{Kind, Summary};
+pub use verify::{PlacedOrder, Problem, Verification};
