@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod conn;
+pub mod hostproc;
 pub mod report;
 pub mod run;
 pub mod session;

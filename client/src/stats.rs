@@ -110,7 +110,7 @@ impl KindStats {
 
     pub fn summary(&self, kind: Kind) -> Summary {
         let ms = |us: f64| us / 1000.0;
-        let answered = self.hist.len() > 0;
+        let answered = !self.hist.is_empty();
         Summary {
             kind,
             count: self.count(),

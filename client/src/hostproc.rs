@@ -1,0 +1,526 @@
+//! Start and stop a real `toystore serve` for the eval and the bench: free loopback ports, a
+//! temporary directory with the manifest, data directories and the host's log.
+//!
+//! Every measurement runs against a host this module started from scratch, so results never
+//! depend on whatever happens to be running on the default ports.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use http::Method;
+use serde_json::Value;
+
+use crate::args::{HostArgs, SEED_TOYS};
+use crate::conn;
+
+/// The wasm files a host runs: the real services, or the trivial hello everywhere (baseline).
+#[derive(Debug, Clone)]
+pub struct Components {
+    pub frontend: PathBuf,
+    pub catalog: PathBuf,
+    pub order: PathBuf,
+    /// Real components elect a leader; the hello baseline has nothing to wait for.
+    pub real: bool,
+}
+
+impl Components {
+    pub fn real(dir: &Path) -> Self {
+        Self {
+            frontend: dir.join("toystore_frontend.wasm"),
+            catalog: dir.join("toystore_catalog.wasm"),
+            order: dir.join("toystore_order.wasm"),
+            real: true,
+        }
+    }
+
+    /// Every service runs `toystore_hello.wasm`: what the host alone costs.
+    pub fn hello(dir: &Path) -> Self {
+        let h = dir.join("toystore_hello.wasm");
+        Self { frontend: h.clone(), catalog: h.clone(), order: h, real: false }
+    }
+
+    pub fn check(&self) -> anyhow::Result<()> {
+        for p in [&self.frontend, &self.catalog, &self.order] {
+            if !p.is_file() {
+                bail!("component {} not found: build them first (`just build`) or pass --components DIR", p.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The directory with the built components: `--components`, else
+/// `<target>/wasm32-wasip2/release` beside this executable (`<target>/release/toystore`), else
+/// `target/wasm32-wasip2/release` under the current directory.
+pub fn components_dir(args: &HostArgs) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &args.components {
+        return Ok(d.clone());
+    }
+    let beside_exe = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|target| target.join("wasm32-wasip2/release")));
+    if let Some(d) = beside_exe.filter(|d| d.join("toystore_frontend.wasm").is_file()) {
+        return Ok(d);
+    }
+    Ok(std::env::current_dir().context("current directory")?.join("target/wasm32-wasip2/release"))
+}
+
+/// The host binary: `--host-bin`, else this executable (the eval and bench are subcommands of
+/// `toystore` itself).
+pub fn host_binary(args: &HostArgs) -> anyhow::Result<PathBuf> {
+    match &args.host_bin {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe().context("cannot find the current executable (pass --host-bin)"),
+    }
+}
+
+/// `[settings]` of the generated manifest; defaults as in the repository's `toystore.toml`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub cache_enabled: bool,
+    pub cache_capacity: u64,
+    pub restock_interval_secs: u64,
+    pub restock_threshold: u64,
+    pub restock_amount: u64,
+    pub health_check_interval_ms: u64,
+    pub call_timeout_ms: u64,
+    pub tick_interval_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cache_enabled: true,
+            cache_capacity: 5,
+            restock_interval_secs: 10,
+            restock_threshold: 10,
+            restock_amount: 100,
+            health_check_interval_ms: 1000,
+            call_timeout_ms: 2000,
+            tick_interval_ms: 1000,
+        }
+    }
+}
+
+/// How to run one host.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub components: Components,
+    pub settings: Settings,
+    /// `"pooled"` or `"fresh"`: how the host sends the components' outgoing requests.
+    pub outgoing_http: String,
+    /// Stock of each seed toy in the catalog the host starts with.
+    pub initial_stock: u64,
+    /// Short name for messages and the temp dir (`eval-cache-on`, `bench-baseline`, ...).
+    pub label: String,
+}
+
+impl HostConfig {
+    pub fn new(label: &str, components: Components) -> Self {
+        Self {
+            components,
+            settings: Settings::default(),
+            outgoing_http: "pooled".into(),
+            initial_stock: 100,
+            label: label.into(),
+        }
+    }
+}
+
+/// Ports of one host.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub frontend: u16,
+    pub catalog: u16,
+    pub replicas: [u16; 3],
+    pub admin: u16,
+}
+
+impl Ports {
+    /// Six distinct ports that were free a moment ago (all listeners held until all are picked,
+    /// so the OS cannot hand out one twice).
+    pub fn pick() -> anyhow::Result<Self> {
+        let listeners: Vec<TcpListener> =
+            (0..6).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>().context("bind 127.0.0.1:0")?;
+        let p: Vec<u16> = listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?;
+        Ok(Self { frontend: p[0], catalog: p[1], replicas: [p[2], p[3], p[4]], admin: p[5] })
+    }
+}
+
+/// The manifest text for `config` with data under `data` and the seed catalog at `seed`.
+pub fn manifest_text(config: &HostConfig, ports: &Ports, data: &Path, seed: &Path) -> String {
+    let s = &config.settings;
+    let q = |p: &Path| toml_string(&p.display().to_string());
+    let mut m = format!(
+        "# Generated by toystore eval/bench ({label}).\nadmin = \"127.0.0.1:{admin}\"\noutgoing_http = {outgoing}\n\n\
+         [settings]\ncache_enabled = {}\ncache_capacity = {}\nrestock_interval_secs = {}\nrestock_threshold = {}\n\
+         restock_amount = {}\nhealth_check_interval_ms = {}\ncall_timeout_ms = {}\ntick_interval_ms = {}\n\n\
+         [frontend]\ncomponent = {fc}\nlisten = \"127.0.0.1:{fp}\"\ndata_dir = {fd}\n\n\
+         [catalog]\ncomponent = {cc}\nlisten = \"127.0.0.1:{cp}\"\ndata_dir = {cd}\nseed = [{seed}]\n\n\
+         [order]\ncomponent = {oc}\n",
+        s.cache_enabled,
+        s.cache_capacity,
+        s.restock_interval_secs,
+        s.restock_threshold,
+        s.restock_amount,
+        s.health_check_interval_ms,
+        s.call_timeout_ms,
+        s.tick_interval_ms,
+        label = config.label,
+        admin = ports.admin,
+        outgoing = toml_string(&config.outgoing_http),
+        fc = q(&config.components.frontend),
+        fp = ports.frontend,
+        fd = q(&data.join("frontend")),
+        cc = q(&config.components.catalog),
+        cp = ports.catalog,
+        cd = q(&data.join("catalog")),
+        seed = q(seed),
+        oc = q(&config.components.order),
+    );
+    for (i, port) in ports.replicas.iter().enumerate() {
+        let id = i + 1;
+        m.push_str(&format!(
+            "\n[[order.replica]]\nid = {id}\nlisten = \"127.0.0.1:{port}\"\ndata_dir = {}\n",
+            q(&data.join(format!("order-{id}")))
+        ));
+    }
+    m
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The seed catalog: the ten toys, `stock` each.
+pub fn catalog_csv(stock: u64) -> String {
+    let prices = ["25.99", "19.99", "34.50", "29.99", "15.00", "39.95", "24.99", "49.99", "5.99", "22.50"];
+    let mut s = String::from("name,price,quantity\n");
+    for (t, p) in SEED_TOYS.iter().zip(prices) {
+        s.push_str(&format!("{t},{p},{stock}\n"));
+    }
+    s
+}
+
+/// One `toystore serve` process and its temporary directory. Killed on drop.
+pub struct Host {
+    pub config: HostConfig,
+    pub ports: Ports,
+    root: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    exe: PathBuf,
+    child: Option<Child>,
+    /// Peak resident memory of the last process, read just before it was stopped.
+    last_peak_kib: Option<u64>,
+}
+
+impl Host {
+    /// Create the directory, the seed catalog and the manifest; nothing runs yet, so a caller
+    /// may put files into the data directories first.
+    pub fn create(exe: &Path, config: HostConfig, keep: bool) -> anyhow::Result<Host> {
+        config.components.check()?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("toystore-{}-", config.label))
+            .tempdir()
+            .context("create a temporary directory")?;
+        let (root, dir) = if keep { (dir.keep(), None) } else { (dir.path().to_path_buf(), Some(dir)) };
+        let ports = Ports::pick()?;
+        let data = root.join("data");
+        for s in ["frontend", "catalog", "order-1", "order-2", "order-3"] {
+            fs::create_dir_all(data.join(s)).with_context(|| format!("create {}", data.join(s).display()))?;
+        }
+        let seed = root.join("catalog-seed.csv");
+        fs::write(&seed, catalog_csv(config.initial_stock)).context("write the seed catalog")?;
+        fs::write(root.join("toystore.toml"), manifest_text(&config, &ports, &data, &seed)).context("write the manifest")?;
+        Ok(Host { config, ports, root, _dir: dir, exe: exe.to_path_buf(), child: None, last_peak_kib: None })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Data directory of `frontend`, `catalog` or `order-N`.
+    pub fn data_dir(&self, service: &str) -> PathBuf {
+        self.root.join("data").join(service)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.root.join("host.log")
+    }
+
+    pub fn frontend_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.frontend)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.admin)
+    }
+
+    pub fn replica_url(&self, id: u32) -> String {
+        let i = (id as usize).clamp(1, 3) - 1;
+        format!("http://127.0.0.1:{}", self.ports.replicas[i])
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Spawn the host and wait until it serves; returns how long that took.
+    pub async fn start(&mut self, timeout: Duration) -> anyhow::Result<Duration> {
+        if self.child.is_some() {
+            bail!("host {} already running", self.config.label);
+        }
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.log_path()).context("open the host log")?;
+        let start = Instant::now();
+        let child = Command::new(&self.exe)
+            .arg("serve")
+            .arg("--manifest")
+            .arg(self.root.join("toystore.toml"))
+            .env("TOYSTORE_LOG", std::env::var("TOYSTORE_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("log fd")?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start {} serve", self.exe.display()))?;
+        self.child = Some(child);
+        self.wait_ready(start + timeout).await?;
+        Ok(start.elapsed())
+    }
+
+    /// Wait until the frontend answers `/health`, every replica answers `/ping` with 200 and
+    /// (real components) the frontend has chosen a leader.
+    pub async fn wait_ready(&mut self, deadline: Instant) -> anyhow::Result<()> {
+        let t = Duration::from_secs(2);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    bail!("host {} exited early with {status}; log:\n{}", self.config.label, self.log_tail(40));
+                }
+            }
+            let mut ready = is_200(&self.frontend_url(), "/health", t).await;
+            for id in 1..=3 {
+                ready = ready && self.replica_serving(id).await;
+            }
+            if ready && self.config.components.real {
+                ready = matches!(self.leader().await, Ok(Some(_)));
+            }
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("host {} not ready in time; log:\n{}", self.config.label, self.log_tail(40));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Replica `id` answers `/ping` with 200 (its start-up resync is done).
+    pub async fn replica_serving(&self, id: u32) -> bool {
+        is_200(&self.replica_url(id), "/ping", Duration::from_secs(2)).await
+    }
+
+    /// The frontend's current order leader (`GET /leader`).
+    pub async fn leader(&self) -> anyhow::Result<Option<u32>> {
+        let r = conn::once(&self.frontend_url(), Method::GET, "/leader", None, Duration::from_secs(5)).await?;
+        if !r.status.is_success() {
+            bail!("GET /leader: {}", r.status);
+        }
+        Ok(r.json()["data"]["leader"].as_u64().map(|n| n as u32))
+    }
+
+    /// Make the frontend choose a leader if it has none yet, by placing nothing: a `GET /leader`
+    /// poll until one is there.
+    pub async fn wait_leader(&self, timeout: Duration) -> anyhow::Result<u32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(id)) = self.leader().await {
+                return Ok(id);
+            }
+            if Instant::now() >= deadline {
+                bail!("no order leader within {} s", timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `POST /replicas/<id>/<action>` on the admin endpoint (`kill` or `restart`).
+    pub async fn admin(&self, id: u32, action: &str) -> anyhow::Result<Value> {
+        let r = conn::once(&self.admin_url(), Method::POST, &format!("/replicas/{id}/{action}"), None, Duration::from_secs(30))
+            .await?;
+        if !r.status.is_success() {
+            bail!("admin {action} replica {id}: {} {}", r.status, String::from_utf8_lossy(&r.body));
+        }
+        Ok(r.json())
+    }
+
+    /// Peak resident memory (VmHWM) of the running host, in KiB; after [`Host::stop`], the value
+    /// read just before stopping.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.pid().and_then(|pid| proc_status_kib(pid, "VmHWM")).or(self.last_peak_kib)
+    }
+
+    /// Stop the host: SIGTERM, then SIGKILL after 10 s.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            self.last_peak_kib = proc_status_kib(child.id(), "VmHWM").or(self.last_peak_kib);
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The last `lines` lines of the host's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn is_200(url: &str, path: &str, timeout: Duration) -> bool {
+    matches!(conn::once(url, Method::GET, path, None, timeout).await, Ok(r) if r.status.is_success())
+}
+
+/// A `kB` field of `/proc/<pid>/status` (VmHWM = peak resident set, VmRSS = current).
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_status_kib(&text, field)
+}
+
+fn parse_status_kib(text: &str, field: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+/// Write an order log of `count` orders (`number,name,quantity,key,epoch`, numbers 0..count,
+/// all of `epoch`) into the data directory of a replica, plus its `epoch` promise — what a
+/// replica that took those orders would have on disk. Used by the bench to start from a long log
+/// without placing 100 k orders through the store.
+pub fn write_order_log(dir: &Path, count: u64, epoch: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = dir.join("orders.csv");
+    let file = fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    writeln!(w, "number,name,quantity,key,epoch")?;
+    for n in 0..count {
+        let name = SEED_TOYS[(n % SEED_TOYS.len() as u64) as usize];
+        writeln!(w, "{n},{name},{},bench-{n:016x},{epoch}", 1 + n % 3)?;
+    }
+    w.flush()?;
+    w.into_inner().map_err(|e| anyhow!("flush {}: {e}", path.display()))?.sync_all()?;
+    fs::write(dir.join("epoch"), format!("{epoch}\n")).context("write the epoch file")?;
+    Ok(())
+}
+
+/// Cut a replica's order log to its first `keep` orders (the replica must not be running): it
+/// has then missed every later order, which its peers still have.
+pub fn truncate_order_log(dir: &Path, keep: u64) -> anyhow::Result<()> {
+    let path = dir.join("orders.csv");
+    let text = fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    let kept: Vec<&str> = text.lines().take(1 + keep as usize).collect();
+    fs::write(&path, kept.join("\n") + "\n").with_context(|| format!("write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> HostConfig {
+        HostConfig::new("t", Components::real(Path::new("/w")))
+    }
+
+    #[test]
+    fn manifest_has_every_service_and_setting() {
+        let ports = Ports::pick().unwrap();
+        let mut c = config();
+        c.settings.cache_enabled = false;
+        c.outgoing_http = "fresh".into();
+        let m = manifest_text(&c, &ports, Path::new("/d"), Path::new("/s/cat \"x\".csv"));
+        assert!(m.contains(&format!("admin = \"127.0.0.1:{}\"", ports.admin)));
+        assert!(m.contains("outgoing_http = \"fresh\""));
+        assert!(m.contains("cache_enabled = false"));
+        assert!(m.contains("component = \"/w/toystore_frontend.wasm\""));
+        assert!(m.contains("seed = [\"/s/cat \\\"x\\\".csv\"]"));
+        for (i, p) in ports.replicas.iter().enumerate() {
+            assert!(m.contains(&format!("id = {}\nlisten = \"127.0.0.1:{p}\"\ndata_dir = \"/d/order-{}\"", i + 1, i + 1)));
+        }
+        let hello = HostConfig::new("b", Components::hello(Path::new("/w")));
+        let m = manifest_text(&hello, &ports, Path::new("/d"), Path::new("/s"));
+        assert_eq!(m.matches("toystore_hello.wasm").count(), 3);
+    }
+
+    #[test]
+    fn ports_are_distinct() {
+        let p = Ports::pick().unwrap();
+        let mut all = vec![p.frontend, p.catalog, p.admin, p.replicas[0], p.replicas[1], p.replicas[2]];
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 6);
+    }
+
+    #[test]
+    fn catalog_has_the_ten_toys() {
+        let c = catalog_csv(7);
+        assert_eq!(c.lines().count(), 11);
+        assert!(c.contains("\nTux,25.99,7\n") && c.ends_with("Barbie,22.50,7\n"));
+    }
+
+    #[test]
+    fn reads_proc_status() {
+        let text = "Name:\tx\nVmPeak:\t  2000 kB\nVmHWM:\t    1234 kB\nVmRSS:\t  1000 kB\n";
+        assert_eq!(parse_status_kib(text, "VmHWM"), Some(1234));
+        assert_eq!(parse_status_kib(text, "VmRSS"), Some(1000));
+        assert_eq!(parse_status_kib(text, "VmSwap"), None);
+        assert!(proc_status_kib(std::process::id(), "VmHWM").unwrap() > 0);
+    }
+
+    #[test]
+    fn order_log_write_and_truncate() {
+        let d = tempfile::tempdir().unwrap();
+        write_order_log(d.path(), 25, 3).unwrap();
+        let text = fs::read_to_string(d.path().join("orders.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 26);
+        assert_eq!(lines[0], "number,name,quantity,key,epoch");
+        assert_eq!(lines[1], "0,Tux,1,bench-0000000000000000,3");
+        assert!(lines[25].starts_with("24,Python,1,"));
+        assert_eq!(fs::read_to_string(d.path().join("epoch")).unwrap().trim(), "3");
+        truncate_order_log(d.path(), 10).unwrap();
+        let text = fs::read_to_string(d.path().join("orders.csv")).unwrap();
+        assert_eq!(text.lines().count(), 11);
+        assert!(text.ends_with("9,Barbie,1,bench-0000000000000009,3\n"));
+    }
+}
