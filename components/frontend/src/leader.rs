@@ -1,0 +1,416 @@
+//! Which order replica leads, and getting a request to it despite failures.
+//!
+//! ## Selection (ARCHITECTURE.md, "Replication protocol" step 1)
+//! When no leader is known: ping the replicas from the highest id down (`GET /ping`, 200 =
+//! healthy); the first healthy one is asked `POST /leaderselection`; on 200 it is the leader,
+//! and every other replica gets `POST /inform_replica {"leader":id,"epoch":e}` (best effort,
+//! `e` from the selection reply). If a healthy replica refuses (e.g. 503: no majority), the
+//! next healthy one is tried. Only one selection runs at a time: concurrent requests wait on
+//! an async mutex and then use the leader the first one chose.
+//!
+//! ## Failover
+//! [`Leader::forward`] sends a request to the leader only. A failure that says the leader is
+//! gone or not leading — connection refused, timeout, 5xx, 409 "not the leader" — forgets it,
+//! selects again and resends the *same* request (same body, so the same idempotency key:
+//! the order replicas answer a repeated key with the order already numbered, never a second
+//! one). Attempts back off (100 ms, doubling) and stop after [`RetryPolicy::attempts`] or
+//! [`RetryPolicy::budget`] (~10 s), whichever is first; then the client gets 503. Any other
+//! 4xx (400, 404) is the answer and is passed through unchanged.
+//!
+//! ## Active health check
+//! [`Leader::health_check`] (run from `POST /tick` every `HEALTH_CHECK_INTERVAL_MS`) pings the
+//! leader and reselects if it does not answer 200, or if it answers that someone else (or no
+//! one) leads — e.g. it restarted and lost its role. With no leader known it selects one, so
+//! the first order after a failure usually finds a leader ready.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use futures::future::join_all;
+use futures::lock::Mutex;
+use http::Method;
+use serde_json::{json, Value};
+use toystore_guest::{time, Net, NetResponse, Reply};
+
+/// One order replica: its id and base URL (no trailing slash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub id: u32,
+    pub url: String,
+}
+
+/// How hard [`Leader::forward`] tries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    /// Total time after which no new attempt starts.
+    pub budget: Duration,
+    /// Wait before the second attempt; doubles after each failure.
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { attempts: 6, budget: Duration::from_secs(10), first_backoff: Duration::from_millis(100) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Current {
+    id: u32,
+    url: String,
+    /// As the leader reported it in its `/leaderselection` reply.
+    epoch: Value,
+}
+
+/// The frontend's view of the order replicas. Memory only: after a restart the frontend simply
+/// selects again (replicas keep the epochs that make that safe).
+#[derive(Debug)]
+pub struct Leader {
+    /// Highest id first: the selection order.
+    replicas: Vec<Replica>,
+    /// Timeout of pings and inform calls.
+    call_timeout: Duration,
+    /// Timeout of `/leaderselection` (the replica fences and catches up first).
+    selection_timeout: Duration,
+    retry: RetryPolicy,
+    current: RefCell<Option<Current>>,
+    selecting: Mutex<()>,
+}
+
+impl Leader {
+    pub fn new(mut replicas: Vec<Replica>, call_timeout: Duration, retry: RetryPolicy) -> Self {
+        replicas.sort_by_key(|r| std::cmp::Reverse(r.id));
+        replicas.dedup_by_key(|r| r.id);
+        Self {
+            replicas,
+            call_timeout,
+            selection_timeout: call_timeout * 3,
+            retry,
+            current: RefCell::new(None),
+            selecting: Mutex::new(()),
+        }
+    }
+
+    pub fn replicas(&self) -> &[Replica] {
+        &self.replicas
+    }
+
+    /// The leader's id and URL, if one is known.
+    pub fn current(&self) -> Option<(u32, String)> {
+        self.current.borrow().as_ref().map(|c| (c.id, c.url.clone()))
+    }
+
+    /// The `GET /leader` document: `{"leader": id or null, "epoch": e or null}`.
+    pub fn describe(&self) -> Value {
+        match &*self.current.borrow() {
+            Some(c) => json!({ "leader": c.id, "epoch": c.epoch }),
+            None => json!({ "leader": null, "epoch": null }),
+        }
+    }
+
+    /// Stop using `id` as the leader. Does nothing if the leader is already someone else: a
+    /// late failure report about an old leader must not discard a newly selected one.
+    pub fn forget(&self, id: u32) {
+        let mut current = self.current.borrow_mut();
+        if current.as_ref().is_some_and(|c| c.id == id) {
+            *current = None;
+        }
+    }
+
+    /// The known leader, or the outcome of a selection.
+    pub async fn get_or_select<N: Net>(&self, net: &N) -> Option<(u32, String)> {
+        if let Some(c) = self.current() {
+            return Some(c);
+        }
+        self.select(net).await
+    }
+
+    /// Select a leader unless one became known while waiting for the selection mutex.
+    pub async fn select<N: Net>(&self, net: &N) -> Option<(u32, String)> {
+        let _one_at_a_time = self.selecting.lock().await;
+        if let Some(c) = self.current() {
+            return Some(c);
+        }
+        for candidate in &self.replicas {
+            let ping = net.call(Method::GET, &format!("{}/ping", candidate.url), None, self.call_timeout).await;
+            if !matches!(ping, Ok(ref r) if r.status == 200) {
+                continue;
+            }
+            let url = format!("{}/leaderselection", candidate.url);
+            let reply = match net.call(Method::POST, &url, None, self.selection_timeout).await {
+                Ok(r) if r.status == 200 => r,
+                _ => continue,
+            };
+            let epoch = reply.json().get("data").and_then(|d| d.get("epoch")).cloned().unwrap_or(Value::Null);
+            *self.current.borrow_mut() =
+                Some(Current { id: candidate.id, url: candidate.url.clone(), epoch: epoch.clone() });
+            self.inform_others(net, candidate.id, epoch).await;
+            return Some((candidate.id, candidate.url.clone()));
+        }
+        None
+    }
+
+    /// Tell every other replica who leads now (best effort, in parallel).
+    async fn inform_others<N: Net>(&self, net: &N, leader: u32, epoch: Value) {
+        let body = json!({ "leader": leader, "epoch": epoch });
+        let calls = self.replicas.iter().filter(|r| r.id != leader).map(|r| {
+            let url = format!("{}/inform_replica", r.url);
+            let body = body.clone();
+            async move { net.call(Method::POST, &url, Some(body), self.call_timeout).await }
+        });
+        join_all(calls).await;
+    }
+
+    /// Ping the leader; reselect if it is down, unhealthy or no longer leading. With no leader
+    /// known, select one.
+    pub async fn health_check<N: Net>(&self, net: &N) {
+        if let Some((id, url)) = self.current() {
+            let ping = net.call(Method::GET, &format!("{url}/ping"), None, self.call_timeout).await;
+            match ping {
+                Ok(r) if still_leading(&r, id) => return,
+                _ => self.forget(id),
+            }
+        }
+        self.select(net).await;
+    }
+
+    /// Send `method path` (with `body`) to the leader, failing over as described in the
+    /// module docs. `timeout` applies to each attempt.
+    pub async fn forward<N: Net>(
+        &self,
+        net: &N,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Reply {
+        let started = time::now_millis();
+        let budget_ms = u64::try_from(self.retry.budget.as_millis()).unwrap_or(u64::MAX);
+        let mut backoff = self.retry.first_backoff;
+        let mut last_error = String::from("no order replica is configured");
+        for attempt in 0..self.retry.attempts.max(1) {
+            if attempt > 0 {
+                let elapsed = time::now_millis().saturating_sub(started);
+                let wait_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+                if elapsed.saturating_add(wait_ms) >= budget_ms {
+                    break;
+                }
+                time::sleep(backoff).await;
+                backoff = backoff.saturating_mul(2);
+            }
+            let Some((id, url)) = self.get_or_select(net).await else {
+                if !self.replicas.is_empty() {
+                    last_error = "no order replica could become leader".into();
+                }
+                continue;
+            };
+            match net.call(method.clone(), &format!("{url}{path}"), body.clone(), timeout).await {
+                Ok(r) if r.status < 500 && r.status != 409 => return pass_through(&r),
+                Ok(r) => {
+                    last_error = format!("order leader {id} answered {}: {}", r.status, r.error_message());
+                    self.forget(id);
+                }
+                Err(e) => {
+                    last_error = format!("order leader {id}: {e}");
+                    self.forget(id);
+                }
+            }
+        }
+        Reply::unavailable(format!("order service unavailable: {last_error}"))
+    }
+}
+
+/// A ping reply from the replica we think leads: 200, and not naming another (or no) leader.
+/// A reply without a `leader` field, or with one that is not a number or null, is trusted.
+fn still_leading(r: &NetResponse, id: u32) -> bool {
+    if r.status != 200 {
+        return false;
+    }
+    let v = r.json();
+    let data = v.get("data").unwrap_or(&v);
+    match data.get("leader") {
+        Some(Value::Null) => false,
+        Some(Value::Number(n)) => n.as_u64() == Some(u64::from(id)),
+        _ => true,
+    }
+}
+
+/// A downstream reply as ours: same status, same body (wrapped if it was not JSON).
+pub fn pass_through(r: &NetResponse) -> Reply {
+    match r.json() {
+        Value::Null => {
+            if (200..300).contains(&r.status) {
+                Reply::with_status(r.status, Value::Null)
+            } else {
+                Reply::error(r.status, r.error_message())
+            }
+        }
+        body => Reply { status: r.status, body },
+    }
+}
+
+/// Parse `ORDER_REPLICAS` (`1=http://127.0.0.1:8091,2=...`).
+pub fn replicas_from(value: &str) -> Vec<Replica> {
+    toystore_guest::settings::id_urls(value).into_iter().map(|(id, url)| Replica { id, url }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::World;
+    use futures::executor::block_on;
+
+    fn leader(world: &World) -> Leader {
+        let policy = RetryPolicy { attempts: 6, budget: Duration::from_secs(10), first_backoff: Duration::from_millis(1) };
+        Leader::new(replicas_from(&world.replica_list()), Duration::from_millis(50), policy)
+    }
+
+    #[test]
+    fn replicas_sorted_highest_first() {
+        let l = Leader::new(replicas_from("1=http://a,3=http://c/,2=http://b"), Duration::from_secs(1), RetryPolicy::default());
+        let ids: Vec<_> = l.replicas().iter().map(|r| r.id).collect();
+        assert_eq!(ids, [3, 2, 1]);
+        assert_eq!(l.replicas()[0].url, "http://c");
+    }
+
+    #[test]
+    fn selects_the_highest_healthy_and_informs_the_others() {
+        let world = World::new(3);
+        let l = leader(&world);
+        assert_eq!(block_on(l.select(&world)).map(|c| c.0), Some(3));
+        assert_eq!(l.describe(), json!({"leader": 3, "epoch": 1}));
+        assert_eq!(world.informed(1), [json!({"leader": 3, "epoch": 1})]);
+        assert_eq!(world.informed(2), [json!({"leader": 3, "epoch": 1})]);
+        assert!(world.informed(3).is_empty());
+        // Known now: no second selection.
+        assert_eq!(block_on(l.get_or_select(&world)).map(|c| c.0), Some(3));
+        assert_eq!(world.selections(), 1);
+    }
+
+    #[test]
+    fn skips_down_unsynced_and_refusing_replicas() {
+        let world = World::new(3);
+        world.set_up(3, false);
+        world.set_ping_status(2, 503); // still catching up
+        let l = leader(&world);
+        assert_eq!(block_on(l.select(&world)).map(|c| c.0), Some(1));
+
+        let world = World::new(3);
+        world.set_refuses_selection(3, true); // e.g. 503: no majority
+        let l = leader(&world);
+        assert_eq!(block_on(l.select(&world)).map(|c| c.0), Some(2));
+
+        let world = World::new(3);
+        for id in 1..=3 {
+            world.set_up(id, false);
+        }
+        let l = leader(&world);
+        assert_eq!(block_on(l.select(&world)), None);
+        assert_eq!(l.describe(), json!({"leader": null, "epoch": null}));
+    }
+
+    #[test]
+    fn concurrent_requests_share_one_selection() {
+        let world = World::new(3);
+        let l = leader(&world);
+        let all = block_on(join_all((0..10).map(|_| l.get_or_select(&world))));
+        assert!(all.iter().all(|c| c.as_ref().map(|c| c.0) == Some(3)));
+        assert_eq!(world.selections(), 1);
+    }
+
+    #[test]
+    fn forget_ignores_stale_reports() {
+        let world = World::new(3);
+        let l = leader(&world);
+        block_on(l.select(&world));
+        l.forget(2);
+        assert_eq!(l.current().map(|c| c.0), Some(3));
+        l.forget(3);
+        assert_eq!(l.current(), None);
+    }
+
+    #[test]
+    fn forward_fails_over_with_the_same_body() {
+        let world = World::new(3);
+        let l = leader(&world);
+        let body = json!({"name": "Tux", "quantity": 1, "key": "k1"});
+        let r = block_on(l.forward(&world, Method::POST, "/orders", Some(body.clone()), Duration::from_millis(50)));
+        assert_eq!(r.body, json!({"data": {"order_number": 0}}));
+        world.set_up(3, false);
+        let body2 = json!({"name": "Tux", "quantity": 1, "key": "k2"});
+        let r = block_on(l.forward(&world, Method::POST, "/orders", Some(body2), Duration::from_millis(50)));
+        assert_eq!(r.body, json!({"data": {"order_number": 1}}));
+        assert_eq!(l.current().map(|c| c.0), Some(2));
+        assert_eq!(l.describe()["epoch"], 2);
+    }
+
+    #[test]
+    fn a_leader_that_committed_but_did_not_answer_is_not_ordered_twice() {
+        let world = World::new(3);
+        let l = leader(&world);
+        block_on(l.select(&world));
+        world.crash_after_commit(3); // takes the order, then dies before replying
+        let body = json!({"name": "Tux", "quantity": 2, "key": "same"});
+        let r = block_on(l.forward(&world, Method::POST, "/orders", Some(body), Duration::from_millis(50)));
+        assert_eq!(r.body, json!({"data": {"order_number": 0}}));
+        assert_eq!(world.order_count(), 1, "the retry with the same key found the order");
+    }
+
+    #[test]
+    fn not_the_leader_and_5xx_trigger_reselection() {
+        let world = World::new(3);
+        let l = leader(&world);
+        block_on(l.select(&world));
+        world.demote(3); // answers 409 "not the leader"
+        world.set_refuses_selection(3, true);
+        let r = block_on(l.forward(&world, Method::GET, "/orders/0", None, Duration::from_millis(50)));
+        assert_eq!(r.status, 404, "reached the new leader, whose answer passes through");
+        assert_eq!(l.current().map(|c| c.0), Some(2));
+
+        world.set_order_status(2, Some(503));
+        world.set_refuses_selection(2, true);
+        let r = block_on(l.forward(&world, Method::GET, "/orders/0", None, Duration::from_millis(50)));
+        assert_eq!(r.status, 404);
+        assert_eq!(l.current().map(|c| c.0), Some(1));
+    }
+
+    #[test]
+    fn client_errors_pass_through_without_failover() {
+        let world = World::new(3);
+        let l = leader(&world);
+        let r = block_on(l.forward(&world, Method::POST, "/orders", Some(json!({"name": "Nope", "quantity": 1, "key": "k"})), Duration::from_millis(50)));
+        assert_eq!(r.body, json!({"error": {"code": 404, "message": "product not found"}}));
+        assert_eq!(world.selections(), 1);
+        assert_eq!(l.current().map(|c| c.0), Some(3));
+    }
+
+    #[test]
+    fn gives_up_with_503_when_nobody_can_lead() {
+        let world = World::new(3);
+        for id in 1..=3 {
+            world.set_up(id, false);
+        }
+        let l = leader(&world);
+        let r = block_on(l.forward(&world, Method::GET, "/orders/0", None, Duration::from_millis(50)));
+        assert_eq!(r.status, 503);
+        assert!(r.error_message().unwrap_or("").contains("order service unavailable"));
+    }
+
+    #[test]
+    fn health_check_reselects_a_dead_or_demoted_leader() {
+        let world = World::new(3);
+        let l = leader(&world);
+        block_on(l.health_check(&world));
+        assert_eq!(l.current().map(|c| c.0), Some(3), "no leader known: select one");
+        block_on(l.health_check(&world));
+        assert_eq!(world.selections(), 1, "a healthy leader is kept");
+        world.set_up(3, false);
+        block_on(l.health_check(&world));
+        assert_eq!(l.current().map(|c| c.0), Some(2));
+        world.set_up(3, true);
+        world.demote(2); // e.g. restarted: its ping names no leader
+        block_on(l.health_check(&world));
+        assert_eq!(l.current().map(|c| c.0), Some(3));
+    }
+}

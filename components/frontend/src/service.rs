@@ -1,0 +1,277 @@
+//! The frontend's routes — the only public port (see ARCHITECTURE.md):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /products/<name>`, `GET /product/<name>` | cached lookup → `{name,price,quantity}` |
+//! | `GET /products` | the whole catalog (not cached) |
+//! | `POST /orders {name,quantity}` | validated here, forwarded to the leader with an idempotency key |
+//! | `GET /orders/<n>` | from the leader |
+//! | `POST /invalidate/<name>` | drop a cache entry (the catalog calls it) |
+//! | `GET /cache/stats`, `GET /leader`, `POST /tick`, `GET /health` | internal |
+//! | `POST /debug/trap` | panic (only with `DEBUG_ROUTES=true`; else 404) |
+//!
+//! Nothing here is durable: the cache and the current leader are memory, rebuilt after a
+//! restart by the next lookups and the next selection.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use http::Method;
+use serde_json::{json, Value};
+use toystore_guest::{settings, time, Net, Reply, Request};
+
+use crate::cache::{Lookup, ProductCache};
+use crate::leader::{pass_through, replicas_from, Leader, RetryPolicy};
+
+/// Longest `Idempotency-Key` header taken from a client; longer ones are refused (400).
+pub const MAX_KEY_LEN: usize = 200;
+
+/// What the frontend reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `CATALOG_URL` (default `http://127.0.0.1:8081`).
+    pub catalog_url: String,
+    /// `ORDER_REPLICAS` (`1=http://127.0.0.1:8091,...`).
+    pub order_replicas: String,
+    /// `CACHE_ENABLED` (default true).
+    pub cache_enabled: bool,
+    /// `CACHE_CAPACITY` (default 5).
+    pub cache_capacity: usize,
+    /// `CACHE_TTL_SECS` (default 30; 0 = no TTL).
+    pub cache_ttl: Duration,
+    /// `CALL_TIMEOUT_MS` (default 2000): catalog lookups, pings, inform calls.
+    pub call_timeout: Duration,
+    /// `HEALTH_CHECK_INTERVAL_MS` (default 1000): leader pings from `POST /tick`.
+    pub health_check_interval: Duration,
+    /// `DEBUG_ROUTES` (default false): enables `POST /debug/trap`.
+    pub debug_routes: bool,
+    pub retry: RetryPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            catalog_url: "http://127.0.0.1:8081".into(),
+            order_replicas: "1=http://127.0.0.1:8091,2=http://127.0.0.1:8092,3=http://127.0.0.1:8093".into(),
+            cache_enabled: true,
+            cache_capacity: 5,
+            cache_ttl: Duration::from_secs(30),
+            call_timeout: Duration::from_millis(2000),
+            health_check_interval: Duration::from_millis(1000),
+            debug_routes: false,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Self {
+        let d = Self::default();
+        Self {
+            catalog_url: settings::string("CATALOG_URL", &d.catalog_url).trim_end_matches('/').to_string(),
+            order_replicas: settings::string("ORDER_REPLICAS", &d.order_replicas),
+            cache_enabled: settings::flag("CACHE_ENABLED", d.cache_enabled),
+            cache_capacity: settings::get("CACHE_CAPACITY", d.cache_capacity),
+            cache_ttl: Duration::from_secs(settings::get("CACHE_TTL_SECS", d.cache_ttl.as_secs())),
+            call_timeout: Duration::from_millis(settings::get("CALL_TIMEOUT_MS", 2000)),
+            health_check_interval: Duration::from_millis(settings::get("HEALTH_CHECK_INTERVAL_MS", 1000)),
+            debug_routes: settings::flag("DEBUG_ROUTES", false),
+            retry: d.retry,
+        }
+    }
+
+    /// Timeout of one order call to the leader: it buys at the catalog and replicates to the
+    /// followers (each with `call_timeout`) before it answers.
+    fn order_timeout(&self) -> Duration {
+        self.call_timeout * 3
+    }
+}
+
+/// One frontend instance.
+pub struct Frontend<N> {
+    cfg: Config,
+    net: N,
+    cache: RefCell<ProductCache>,
+    leader: Leader,
+    /// When the last health check ran (wall-clock ms; 0 = never).
+    last_health_check: Cell<u64>,
+    clock: fn() -> u64,
+}
+
+impl<N: Net> Frontend<N> {
+    pub fn new(cfg: Config, net: N) -> Self {
+        let ttl_ms = u64::try_from(cfg.cache_ttl.as_millis()).unwrap_or(u64::MAX);
+        let cache = ProductCache::new(cfg.cache_enabled, cfg.cache_capacity, ttl_ms);
+        let leader = Leader::new(replicas_from(&cfg.order_replicas), cfg.call_timeout, cfg.retry);
+        Self { cfg, net, cache: RefCell::new(cache), leader, last_health_check: Cell::new(0), clock: time::now_millis }
+    }
+
+    /// Use `clock` (wall-clock ms) instead of the system clock.
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn leader(&self) -> &Leader {
+        &self.leader
+    }
+
+    /// Drop `name` from the cache (what `POST /invalidate/<name>` does).
+    pub fn invalidate(&self, name: &str) {
+        self.cache.borrow_mut().invalidate(name);
+    }
+
+    pub async fn handle(&self, req: &Request) -> Reply {
+        let segments = req.segments();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let allowed = match segments.as_slice() {
+            ["products"] | ["products", _] | ["product", _] | ["orders", _] => Method::GET,
+            ["cache", "stats"] | ["leader"] | ["health"] => Method::GET,
+            ["orders"] | ["invalidate", _] | ["tick"] => Method::POST,
+            ["debug", "trap"] if self.cfg.debug_routes => Method::POST,
+            _ => return Reply::no_route(&req.method, &req.path),
+        };
+        if req.method != allowed {
+            return Reply::method_not_allowed(&req.method, &req.path);
+        }
+        match segments.as_slice() {
+            ["products", name] | ["product", name] => self.product(name).await,
+            ["products"] => self.catalog_list().await,
+            ["orders"] => self.place_order(req).await,
+            ["orders", n] => self.order(n).await,
+            ["invalidate", name] => {
+                self.invalidate(name);
+                Reply::ok(json!({ "invalidated": name }))
+            }
+            ["cache", "stats"] => Reply::ok(self.cache.borrow().stats_json()),
+            ["leader"] => Reply::ok(self.leader.describe()),
+            ["tick"] => self.tick().await,
+            ["health"] => Reply::ok(json!({ "status": "ok", "service": "frontend" })),
+            ["debug", "trap"] => panic!("frontend: POST /debug/trap (DEBUG_ROUTES is on)"),
+            _ => Reply::no_route(&req.method, &req.path),
+        }
+    }
+
+    /// Read-through lookup (see [`crate::cache`] for the race and the staleness bound).
+    async fn product(&self, name: &str) -> Reply {
+        let lookup = self.cache.borrow_mut().lookup(name, (self.clock)());
+        let ticket = match lookup {
+            Lookup::Hit(v) => return Reply::ok(v),
+            Lookup::Miss(t) => t,
+        };
+        let url = format!("{}/products/{}", self.cfg.catalog_url, encode_segment(name));
+        let r = match self.net.call(Method::GET, &url, None, self.cfg.call_timeout).await {
+            Ok(r) => r,
+            Err(e) => return Reply::unavailable(format!("catalog unavailable: {e}")),
+        };
+        match r.status {
+            200 => match r.data::<Value>() {
+                Ok(product) if product.is_object() => {
+                    self.cache.borrow_mut().insert(name, product.clone(), ticket, (self.clock)());
+                    Reply::ok(product)
+                }
+                _ => Reply::error(502, "catalog sent an unreadable product"),
+            },
+            404 => Reply::not_found("product not found"),
+            s if s >= 500 => Reply::unavailable(format!("catalog unavailable: {}", r.error_message())),
+            _ => pass_through(&r),
+        }
+    }
+
+    async fn catalog_list(&self) -> Reply {
+        let url = format!("{}/products", self.cfg.catalog_url);
+        match self.net.call(Method::GET, &url, None, self.cfg.call_timeout).await {
+            Ok(r) if r.status < 500 => pass_through(&r),
+            Ok(r) => Reply::unavailable(format!("catalog unavailable: {}", r.error_message())),
+            Err(e) => Reply::unavailable(format!("catalog unavailable: {e}")),
+        }
+    }
+
+    /// `POST /orders`: validate, attach an idempotency key, forward to the leader.
+    async fn place_order(&self, req: &Request) -> Reply {
+        let (name, quantity) = match parse_order(&req.body) {
+            Ok(o) => o,
+            Err(reply) => return reply,
+        };
+        let key = match req.header("idempotency-key").map(str::trim).filter(|k| !k.is_empty()) {
+            Some(k) if k.len() > MAX_KEY_LEN => {
+                return Reply::bad_request(format!("Idempotency-Key longer than {MAX_KEY_LEN} characters"))
+            }
+            Some(k) => k.to_string(),
+            None => time::random_key(),
+        };
+        let body = json!({ "name": name, "quantity": quantity, "key": key });
+        let reply =
+            self.leader.forward(&self.net, Method::POST, "/orders", Some(body), self.cfg.order_timeout()).await;
+        if reply.is_success() {
+            // The catalog invalidates too; this makes our own client's next lookup fresh even
+            // if that invalidation is late.
+            self.invalidate(&name);
+        }
+        reply
+    }
+
+    /// `GET /orders/<n>` from the leader.
+    async fn order(&self, n: &str) -> Reply {
+        let Ok(n) = n.parse::<u64>() else {
+            return Reply::bad_request("order number must be a non-negative integer");
+        };
+        let path = format!("/orders/{n}");
+        self.leader.forward(&self.net, Method::GET, &path, None, self.cfg.call_timeout).await
+    }
+
+    /// `POST /tick`: the leader health check, at most every `HEALTH_CHECK_INTERVAL_MS`.
+    async fn tick(&self) -> Reply {
+        let now = (self.clock)();
+        let interval = u64::try_from(self.cfg.health_check_interval.as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_health_check.get();
+        let checked = last == 0 || now.saturating_sub(last) >= interval || now < last;
+        if checked {
+            // Set before the await so overlapping ticks do not all ping.
+            self.last_health_check.set(now.max(1));
+            self.leader.health_check(&self.net).await;
+        }
+        let mut data = self.leader.describe();
+        data["health_checked"] = json!(checked);
+        Reply::ok(data)
+    }
+}
+
+/// Validate a `POST /orders` body: `{"name": non-empty string, "quantity": integer >= 1}`.
+pub fn parse_order(body: &[u8]) -> Result<(String, u64), Reply> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Reply::bad_request("request body must be a JSON object"));
+    }
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| Reply::bad_request(format!("invalid JSON body: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| Reply::bad_request("request body must be a JSON object"))?;
+    let name = match obj.get("name") {
+        None | Some(Value::Null) => return Err(Reply::bad_request("missing field `name`")),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(_) => return Err(Reply::bad_request("`name` must be a non-empty string")),
+    };
+    let quantity = match obj.get("quantity") {
+        None | Some(Value::Null) => return Err(Reply::bad_request("missing field `quantity`")),
+        Some(Value::Number(n)) => n.as_u64().filter(|&q| q > 0),
+        Some(_) => None,
+    }
+    .ok_or_else(|| Reply::bad_request("`quantity` must be a positive integer"))?;
+    Ok((name, quantity))
+}
+
+/// Percent-encode one URL path segment (all but RFC 3986 unreserved characters): the inverse
+/// of the decoding `Request::segments` does on the other side.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
