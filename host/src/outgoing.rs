@@ -1,0 +1,217 @@
+//! Outgoing HTTP from components: how a guest's `wasi:http/client.send` reaches the network.
+//!
+//! Components call each other over real HTTP (`http://127.0.0.1:PORT/...`). wasmtime-wasi-http's
+//! own `send_request` opens a new TCP connection for every request, which caps a call chain at
+//! a few thousand requests per second and leaves thousands of sockets in TIME_WAIT. In
+//! `pooled` mode (the default) every component's requests go through one shared hyper client
+//! with a keep-alive connection pool instead; `fresh` keeps wasmtime's path for comparison.
+//!
+//! The hook is [`WasiHttpHooks::send_request`]: wasmtime hands us the request (already
+//! validated, with a `host` header) and awaits the response we return; the response body then
+//! streams back into the guest.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::uri::Scheme;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::manifest::OutgoingHttp;
+
+/// Idle pooled connections are closed after this long (kept below the 30 s the host's own
+/// servers wait for a next request, so the client normally closes first).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Connecting to a loopback port either works at once or not at all; this only bounds the odd
+/// case of a full accept queue. A shorter per-request timeout still applies.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The shared client, cheap to clone (the pool is behind an `Arc`).
+type PooledClient = Client<HttpConnector, WasiBody>;
+
+/// Builds the per-store [`Hooks`]; one per host, so every store shares one pool.
+#[derive(Clone)]
+pub struct Outgoing {
+    pool: Option<PooledClient>,
+}
+
+impl Outgoing {
+    pub fn new(mode: OutgoingHttp) -> Self {
+        let pool = match mode {
+            OutgoingHttp::Fresh => None,
+            OutgoingHttp::Pooled => {
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+                let client = Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                    .pool_timer(TokioTimer::new())
+                    .build(connector);
+                Some(client)
+            }
+        };
+        Self { pool }
+    }
+
+    /// The hooks one store gets.
+    pub fn hooks(&self) -> Hooks {
+        Hooks { pool: self.pool.clone() }
+    }
+}
+
+/// wasi-http hooks of one store: outgoing requests go through the shared pool, or through
+/// wasmtime's default path when there is none (`outgoing_http = "fresh"`).
+pub struct Hooks {
+    pool: Option<PooledClient>,
+}
+
+type SendFuture = Box<
+    dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>>
+        + Send,
+>;
+
+impl WasiHttpHooks for Hooks {
+    /// Components address each other with `http://` URLs; a URL without a scheme means the
+    /// same rather than wasmtime's default of https.
+    fn default_scheme(&mut self) -> Option<Scheme> {
+        Some(Scheme::HTTP)
+    }
+
+    /// The pool speaks plain HTTP only (all traffic is loopback); `fresh` keeps wasmtime's
+    /// http + https.
+    fn is_supported_scheme(&mut self, scheme: &Scheme) -> bool {
+        *scheme == Scheme::HTTP || (self.pool.is_none() && *scheme == Scheme::HTTPS)
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_result: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> SendFuture {
+        match &self.pool {
+            Some(client) => Box::new(send_pooled(client.clone(), request, options)),
+            None => Box::new(async move {
+                let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+                Ok((
+                    response.map(BodyExt::boxed_unsync),
+                    Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ))
+            }),
+        }
+    }
+}
+
+/// Send one request over a pooled keep-alive connection.
+///
+/// Timeouts from the guest's `request-options`: the connect and first-byte timeouts together
+/// bound the wait for the response head (connecting happens inside the pool, so the two cannot
+/// be told apart); the between-bytes timeout bounds each wait for a body frame.
+async fn send_pooled(
+    client: PooledClient,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error> {
+    if request.uri().scheme() != Some(&Scheme::HTTP) {
+        return Err(Error::HttpRequestUriInvalid);
+    }
+    let options = options.unwrap_or_default();
+    let head_timeout = match (options.connect_timeout, options.first_byte_timeout) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
+    };
+    let uri = request.uri().clone();
+    let pending = client.request(request);
+    let result = match head_timeout {
+        Some(limit) => tokio::time::timeout(limit, pending).await.map_err(|_| Error::ConnectionReadTimeout)?,
+        None => pending.await,
+    };
+    let response = result.map_err(|e| {
+        tracing::debug!(%uri, error = %error_chain(&e), "outgoing request failed");
+        client_error(&e)
+    })?;
+    let response = response.map(|body| {
+        let body = body.map_err(Error::from as fn(hyper::Error) -> Error);
+        match options.between_bytes_timeout {
+            Some(limit) => FrameTimeout::new(body, limit).boxed_unsync(),
+            None => body.boxed_unsync(),
+        }
+    });
+    // The connection is driven by the pool's own task, so there is no I/O future to hand back.
+    let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
+    Ok((response, io))
+}
+
+/// The wasi-http error a guest sees for a failed pooled request.
+fn client_error(e: &hyper_util::client::legacy::Error) -> Error {
+    if e.is_connect() {
+        return Error::ConnectionRefused;
+    }
+    let hyper_error = std::error::Error::source(e).and_then(|s| s.downcast_ref::<hyper::Error>());
+    match hyper_error {
+        Some(h) if h.is_timeout() => Error::HttpResponseTimeout,
+        Some(h) if h.is_parse() => Error::HttpProtocolError,
+        // The peer closed the connection (e.g. a replica that was killed mid-request).
+        _ => Error::ConnectionTerminated,
+    }
+}
+
+/// `error: cause: cause` for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+type IncomingBody = http_body_util::combinators::MapErr<Incoming, fn(hyper::Error) -> Error>;
+
+/// A response body that fails when the next frame takes longer than `limit`.
+struct FrameTimeout {
+    inner: IncomingBody,
+    limit: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl FrameTimeout {
+    fn new(inner: IncomingBody, limit: Duration) -> Self {
+        Self { inner, limit, deadline: Box::pin(tokio::time::sleep(limit)) }
+    }
+}
+
+impl Body for FrameTimeout {
+    type Data = bytes::Bytes;
+    type Error = Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + self.limit;
+                self.deadline.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}

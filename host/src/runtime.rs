@@ -1,0 +1,116 @@
+//! The wasmtime side that every service shares: one [`Engine`], one [`Linker`], and each
+//! distinct component file compiled once into a pre-instance ([`ProxyPre`]). The three order
+//! replicas run the same file, so they share one compiled component.
+//!
+//! A service's instance lives in a [`Store<Host>`]; [`Runtime::new_store`] builds one with the
+//! service's WASI context: only its own data directory preopened as `/data`, its environment,
+//! and the host's stdout/stderr so a guest's `eprintln!` shows up in the host's log.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::handler::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::outgoing::{Hooks, Outgoing};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot set up the wasmtime engine: {0}")]
+    Engine(String),
+    #[error("cannot load component {path}: {message}")]
+    Component { path: PathBuf, message: String },
+    #[error("cannot preopen the data directory {path}: {message}")]
+    Preopen { path: PathBuf, message: String },
+}
+
+/// The data of one store: WASI and wasi-http state of one instance.
+pub struct Host {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: Hooks,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+/// What a service needs to start an instance: the compiled component and its WASI setup.
+pub struct InstanceSpec {
+    pub pre: Arc<ProxyPre<Host>>,
+    pub env: Vec<(String, String)>,
+    pub data_dir: PathBuf,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Host>,
+    components: HashMap<PathBuf, Arc<ProxyPre<Host>>>,
+    outgoing: Outgoing,
+}
+
+impl Runtime {
+    pub fn new(outgoing: Outgoing) -> Result<Self, RuntimeError> {
+        let mut config = Config::new();
+        // WASI 0.3 (wasip3) components export an async `wasi:http/handler`.
+        config.wasm_component_model_async(true);
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::new(&engine);
+        let link = |linker: &mut Linker<Host>| -> wasmtime::Result<()> {
+            // Rust std on wasm32-wasip2 still imports the p2 cli/io/filesystem interfaces.
+            wasmtime_wasi::p2::add_to_linker_async(linker)?;
+            wasmtime_wasi::p3::add_to_linker(linker)?;
+            wasmtime_wasi_http::p3::add_to_linker(linker)?;
+            Ok(())
+        };
+        link(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        Ok(Self { engine, linker, components: HashMap::new(), outgoing })
+    }
+
+    /// Compile `path` (once; later calls for the same file return the same pre-instance).
+    pub fn load(&mut self, path: &Path) -> Result<Arc<ProxyPre<Host>>, RuntimeError> {
+        if let Some(pre) = self.components.get(path) {
+            return Ok(pre.clone());
+        }
+        let err = |message: String| RuntimeError::Component { path: path.to_path_buf(), message };
+        let component = Component::from_file(&self.engine, path).map_err(|e| err(format!("{e:#}")))?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| err(format!("{e:#}")))?;
+        let pre = ServicePre::new(pre).map_err(|e| {
+            err(format!("it does not export wasi:http/handler@0.3 (a WASI 0.3 HTTP service): {e:#}"))
+        })?;
+        let pre = Arc::new(ProxyPre::P3(pre));
+        self.components.insert(path.to_path_buf(), pre.clone());
+        Ok(pre)
+    }
+
+    /// A fresh store for one instance of `spec`.
+    pub fn new_store(&self, spec: &InstanceSpec) -> Result<Store<Host>, RuntimeError> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stdout().inherit_stderr().envs(&spec.env);
+        wasi.preopened_dir(&spec.data_dir, "/data", FsPerms::ReadWrite).map_err(|e| {
+            RuntimeError::Preopen { path: spec.data_dir.clone(), message: format!("{e:#}") }
+        })?;
+        let host = Host {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: self.outgoing.hooks(),
+        };
+        Ok(Store::new(&self.engine, host))
+    }
+}

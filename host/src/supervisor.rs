@@ -1,0 +1,277 @@
+//! Keeping one service's instance alive.
+//!
+//! [`Supervisor::run`] owns the service's job queue for as long as the service is up. It builds
+//! an instance, serves the queue on it ([`instance::serve`]) and, when the instance fails (a
+//! trap, or it could not even start), logs why, counts the crash, waits a [`Backoff`] and builds
+//! a fresh one from the same files. Requests that were in flight on the failed instance fail
+//! (500); requests still queued are served by the next instance.
+//!
+//! Every new instance is first sent `POST /tick`, so it loads its files and resyncs at once
+//! rather than at the next timer tick.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::datadir::{self, DataDirError};
+use crate::instance::{self, Job};
+use crate::runtime::{InstanceSpec, Runtime, RuntimeError};
+
+/// An instance that ran this long without failing counts as healthy: the next crash restarts
+/// without delay again.
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+const MAX_DELAY: Duration = Duration::from_secs(5);
+/// How long the start-up tick may take before the host stops waiting for its answer.
+const START_TICK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Delay before starting an instance after `consecutive` quick failures: 0, 0, 100 ms, 200 ms,
+/// 400 ms, ... up to 5 s. The first restart after a crash is immediate.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    consecutive: u32,
+}
+
+impl Backoff {
+    pub fn delay(&self) -> Duration {
+        match self.consecutive {
+            0 | 1 => Duration::ZERO,
+            n => FIRST_DELAY.saturating_mul(1u32 << (n - 2).min(16)).min(MAX_DELAY),
+        }
+    }
+
+    /// Record a failure of an instance that had run for `ran_for`.
+    pub fn failed(&mut self, ran_for: Duration) {
+        if ran_for >= HEALTHY_AFTER {
+            self.consecutive = 0;
+        }
+        self.consecutive = self.consecutive.saturating_add(1);
+    }
+}
+
+/// What the admin endpoint reports for a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// The first instance is being built.
+    Starting,
+    Running,
+    /// The instance failed; a new one is on its way (possibly after a backoff).
+    Restarting,
+    /// Stopped by the admin endpoint; stays down until restarted.
+    Killed,
+    /// The host is shutting down.
+    Stopped,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string));
+        f.write_str(s.as_deref().unwrap_or("?"))
+    }
+}
+
+/// Shared between a service's supervisor and whoever reports on it.
+#[derive(Debug)]
+pub struct Status {
+    inner: Mutex<StatusInner>,
+}
+
+#[derive(Debug, Clone)]
+struct StatusInner {
+    state: State,
+    crashes: u64,
+    last_crash: Option<String>,
+    running_since: Option<Instant>,
+}
+
+/// A copy of a [`Status`] at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusSnapshot {
+    pub state: State,
+    /// Instance failures since the host started (traps, failed starts).
+    pub crashes: u64,
+    pub last_crash: Option<String>,
+    /// Seconds the current instance has been running.
+    pub uptime_secs: Option<f64>,
+}
+
+impl Status {
+    pub fn new() -> Self {
+        Self { inner: Mutex::new(StatusInner { state: State::Starting, crashes: 0, last_crash: None, running_since: None }) }
+    }
+
+    pub fn set(&self, state: State) {
+        let mut s = self.lock();
+        s.state = state;
+        s.running_since = (state == State::Running).then(Instant::now);
+    }
+
+    fn crashed(&self, why: String) {
+        let mut s = self.lock();
+        s.state = State::Restarting;
+        s.crashes += 1;
+        s.last_crash = Some(why);
+        s.running_since = None;
+    }
+
+    pub fn state(&self) -> State {
+        self.lock().state
+    }
+
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let s = self.lock().clone();
+        StatusSnapshot {
+            state: s.state,
+            crashes: s.crashes,
+            last_crash: s.last_crash,
+            uptime_secs: s.running_since.map(|t| (t.elapsed().as_secs_f64() * 10.0).round() / 10.0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
+        // The lock guards plain data and is never held across a panic point that matters.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum InstanceFailure {
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("instantiation failed: {0}")]
+    Instantiate(String),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("failed: {0}")]
+    Other(String),
+}
+
+impl InstanceFailure {
+    fn from_run(e: wasmtime::Error) -> Self {
+        if e.downcast_ref::<wasmtime::Trap>().is_some() {
+            InstanceFailure::Trap(format!("{e:#}"))
+        } else {
+            InstanceFailure::Other(format!("{e:#}"))
+        }
+    }
+}
+
+/// Everything needed to (re)build one service's instance.
+pub struct Supervisor {
+    pub name: Arc<str>,
+    pub listen: SocketAddr,
+    pub runtime: Arc<Runtime>,
+    pub instance: Arc<InstanceSpec>,
+    pub seed: Vec<PathBuf>,
+    pub status: Arc<Status>,
+}
+
+impl Supervisor {
+    /// Serve `jobs` with one instance at a time until the queue closes.
+    pub async fn run(self, mut jobs: mpsc::Receiver<Job>) {
+        let mut backoff = Backoff::default();
+        loop {
+            let delay = backoff.delay();
+            if !delay.is_zero() {
+                tracing::info!(service = %self.name, ?delay, "waiting before the next restart");
+                tokio::time::sleep(delay).await;
+            }
+            let started = Instant::now();
+            match self.run_instance(&mut jobs).await {
+                Ok(()) => {
+                    self.status.set(State::Stopped);
+                    return;
+                }
+                Err(failure) => {
+                    tracing::error!(service = %self.name, error = %failure, "instance failed; starting a fresh one");
+                    self.status.crashed(failure.to_string());
+                    backoff.failed(started.elapsed());
+                }
+            }
+        }
+    }
+
+    async fn run_instance(&self, jobs: &mut mpsc::Receiver<Job>) -> Result<(), InstanceFailure> {
+        for file in datadir::prepare(&self.instance.data_dir, &self.seed)? {
+            tracing::info!(service = %self.name, file = %file.display(), "seeded");
+        }
+        let mut store = self.runtime.new_store(&self.instance)?;
+        let proxy = self
+            .instance
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| InstanceFailure::Instantiate(format!("{e:#}")))?;
+        self.status.set(State::Running);
+        tracing::debug!(service = %self.name, "instance started");
+        let tick = self.start_tick();
+        instance::serve(&mut store, &proxy, jobs, Some(tick)).await.map_err(InstanceFailure::from_run)
+    }
+
+    /// The `POST /tick` every new instance gets first; its answer is only logged.
+    fn start_tick(&self) -> Job {
+        let request = instance::host_request(self.listen, Method::POST, "/tick", Bytes::new());
+        let (job, receiver) = Job::new(request);
+        let name = self.name.clone();
+        tokio::spawn(async move {
+            match instance::read_reply(receiver, START_TICK_TIMEOUT).await {
+                Ok((status, _)) => tracing::debug!(service = %name, %status, "start-up tick answered"),
+                Err(e) => tracing::debug!(service = %name, error = %e, "start-up tick failed"),
+            }
+        });
+        job
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_resets_after_a_healthy_run() {
+        let mut b = Backoff::default();
+        let quick = Duration::from_millis(10);
+        let mut delays = vec![b.delay()];
+        for _ in 0..9 {
+            b.failed(quick);
+            delays.push(b.delay());
+        }
+        let ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [0, 0, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        b.failed(HEALTHY_AFTER);
+        assert_eq!(b.delay(), Duration::ZERO, "a crash after a healthy run restarts at once");
+        for _ in 0..100 {
+            b.failed(quick);
+        }
+        assert_eq!(b.delay(), MAX_DELAY);
+    }
+
+    #[test]
+    fn status_counts_crashes_and_reports_uptime_only_while_running() {
+        let s = Status::new();
+        assert_eq!(s.state(), State::Starting);
+        s.set(State::Running);
+        assert!(s.snapshot().uptime_secs.is_some());
+        s.crashed("trapped: boom".into());
+        let snap = s.snapshot();
+        assert_eq!((snap.state, snap.crashes), (State::Restarting, 1));
+        assert_eq!(snap.last_crash.as_deref(), Some("trapped: boom"));
+        assert!(snap.uptime_secs.is_none());
+        assert_eq!(State::Restarting.to_string(), "restarting");
+    }
+}
