@@ -6,7 +6,9 @@
 
 pub mod args;
 pub mod conn;
+pub mod eval;
 pub mod hostproc;
+pub mod plot;
 pub mod report;
 pub mod run;
 pub mod session;

@@ -108,28 +108,41 @@ pub async fn run(args: &ClientArgs, progress: bool) -> anyhow::Result<Report> {
         let json = serde_json::to_string_pretty(&orders).context("serialise orders")?;
         std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
     }
-    let mut stats = load.stats.clone();
     let verify_start = Instant::now();
-    let verification = if args.no_verify {
-        Verification::default()
+    let (verification, vstats) = if args.no_verify {
+        (Verification::default(), Stats::default())
     } else {
-        let (v, s) = verify_orders(args, &orders, progress).await?;
-        stats.merge(&s);
-        v
+        verify_orders(args, &orders, progress).await?
     };
-    Ok(Report {
+    let verify_secs = if args.no_verify { 0.0 } else { verify_start.elapsed().as_secs_f64() };
+    Ok(assemble(args, &load, orders.len(), verification, &vstats, verify_secs))
+}
+
+/// Build the [`Report`] of a run from its parts (for callers that run the load and the
+/// read-back separately, like the eval's failure run).
+pub fn assemble(
+    args: &ClientArgs,
+    load: &Load,
+    orders_placed: usize,
+    verification: Verification,
+    verify_stats: &Stats,
+    verify_secs: f64,
+) -> Report {
+    let mut stats = load.stats.clone();
+    stats.merge(verify_stats);
+    Report {
         url: args.url.clone(),
         clients: args.clients,
         requests_per_client: if args.verify_only.is_some() { 0 } else { args.requests },
         prob: args.prob,
         seed: args.seed,
         load_secs: load.elapsed.as_secs_f64(),
-        verify_secs: if args.no_verify { 0.0 } else { verify_start.elapsed().as_secs_f64() },
+        verify_secs,
         summaries: stats.summaries(),
-        orders_placed: orders.len(),
+        orders_placed,
         connects: load.connects,
         verification,
-    })
+    }
 }
 
 /// `toystore client`: run, print the report (text or `--json`), and return the exit status
