@@ -18,6 +18,11 @@
 //! can be served: an entry older than the TTL counts as a miss. `CACHE_TTL_SECS=0` disables the
 //! TTL (entries then live until invalidated or evicted).
 //!
+//! The cache is per instance. Under the toystore host the frontend is one long-lived instance,
+//! so every invalidation reaches the one cache. Under the stock `wasmtime serve`, which may run
+//! several instances, an invalidation reaches only the instance that serves it; the others are
+//! then bounded by the TTL alone.
+//!
 //! Only successful lookups are cached (an unknown toy always reaches the catalog).
 
 use std::collections::HashMap;

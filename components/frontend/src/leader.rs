@@ -32,6 +32,9 @@ use http::Method;
 use serde_json::{json, Value};
 use toystore_guest::{time, Net, NetResponse, Reply};
 
+/// The shortest timeout an attempt gets, however little of the budget is left.
+const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// One order replica: its id and base URL (no trailing slash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replica {
@@ -128,7 +131,7 @@ impl Leader {
 
     /// Select a leader unless one became known while waiting for the selection mutex.
     pub async fn select<N: Net>(&self, net: &N) -> Option<(u32, String)> {
-        let _one_at_a_time = self.selecting.lock().await;
+        let one_at_a_time = self.selecting.lock().await;
         if let Some(c) = self.current() {
             return Some(c);
         }
@@ -145,6 +148,8 @@ impl Leader {
             let epoch = reply.json().get("data").and_then(|d| d.get("epoch")).cloned().unwrap_or(Value::Null);
             *self.current.borrow_mut() =
                 Some(Current { id: candidate.id, url: candidate.url.clone(), epoch: epoch.clone() });
+            // Waiting requests can use the new leader while the others are being told.
+            drop(one_at_a_time);
             self.inform_others(net, candidate.id, epoch).await;
             return Some((candidate.id, candidate.url.clone()));
         }
@@ -205,7 +210,11 @@ impl Leader {
                 }
                 continue;
             };
-            match net.call(method.clone(), &format!("{url}{path}"), body.clone(), timeout).await {
+            // Keep the whole exchange near the budget: a late attempt gets what is left (but
+            // enough for a normal answer).
+            let left_ms = budget_ms.saturating_sub(time::now_millis().saturating_sub(started));
+            let attempt_timeout = timeout.min(Duration::from_millis(left_ms).max(MIN_ATTEMPT_TIMEOUT));
+            match net.call(method.clone(), &format!("{url}{path}"), body.clone(), attempt_timeout).await {
                 Ok(r) if r.status < 500 && r.status != 409 => return pass_through(&r),
                 Ok(r) => {
                     last_error = format!("order leader {id} answered {}: {}", r.status, r.error_message());
