@@ -5,6 +5,7 @@
 //! [`run_bench`]. Tests use [`run`] (a [`Report`] with the verification result, nothing printed).
 
 pub mod args;
+pub mod bench;
 pub mod conn;
 pub mod eval;
 pub mod hostproc;
@@ -18,7 +19,9 @@ pub mod verify;
 #[cfg(test)]
 mod fake;
 
-pub use args::{ClientArgs, SEED_TOYS};
+pub use args::{BenchArgs, ClientArgs, EvalArgs, HostArgs, SEED_TOYS};
+pub use bench::run_bench;
+pub use eval::run_eval;
 pub use report::Report;
 pub use run::{run, run_client, run_load, verify_orders};
 pub use stats::{Kind, Summary};

@@ -1,0 +1,601 @@
+//! `toystore bench`: throughput and latency of lookups (cache hit and miss), orders (durable,
+//! replicated) and order queries at several concurrency levels; the same figures with the
+//! host's outgoing calls on fresh connections instead of the pool; order latency after a short
+//! vs a long order log; replica restart-to-serving with missed orders; and the hosts' peak
+//! memory. Every figure is also given as a ratio to a baseline measured in the same run on the
+//! same machine: the same host running the trivial `toystore_hello` component everywhere.
+//!
+//! Each host is started by the bench itself (fresh temporary directories, free loopback ports)
+//! and every load is bounded in time.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::args::{BenchArgs, SEED_TOYS};
+use crate::conn::{Conn, Target};
+use crate::eval::{machine, utc_now};
+use crate::hostproc::{components_dir, host_binary, truncate_order_log, write_order_log, Components, Host, HostConfig};
+use crate::session::new_key;
+
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+const WARMUP: Duration = Duration::from_millis(300);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Catalog stock for the bench hosts: never runs out, so every order is a real order.
+const STOCK: u64 = 1_000_000_000;
+
+/// What a load sends.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// `GET` of these paths, each worker cycling through them from its own offset.
+    Get(Vec<String>),
+    /// `POST /orders` of one of each seed toy in turn, each with a fresh idempotency key.
+    Order,
+    /// `GET /orders/<n>` for n cycling over `0..count`.
+    Query { count: u64 },
+}
+
+/// One measured point.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Point {
+    pub concurrency: usize,
+    pub ok: u64,
+    pub errors: u64,
+    pub secs: f64,
+    pub rps: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Highest order number acknowledged (orders only).
+    pub max_order: Option<u64>,
+}
+
+/// Run `op` over `concurrency` keep-alive connections for `duration` (after a short warm-up
+/// that is not recorded). Only 2xx answers count as ok; nothing is retried.
+pub async fn measure(target: &Target, op: &Op, concurrency: usize, duration: Duration) -> Point {
+    let concurrency = concurrency.max(1);
+    let op = Arc::new(op.clone());
+    let start = Instant::now();
+    let record_from = start + WARMUP;
+    let deadline = record_from + duration;
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (op, target) = (Arc::clone(&op), target.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds");
+            let (mut ok, mut errors, mut max_order) = (0u64, 0u64, None::<u64>);
+            let mut conn = Conn::new(target, REQUEST_TIMEOUT);
+            let mut i = w as u64 * 7919;
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                i += 1;
+                let key;
+                let (method, path, body, headers): (Method, String, Option<Bytes>, Vec<(&str, &str)>) = match &*op {
+                    Op::Get(paths) => (Method::GET, paths[(i as usize) % paths.len()].clone(), None, vec![]),
+                    Op::Order => {
+                        key = new_key();
+                        let name = SEED_TOYS[(i as usize) % SEED_TOYS.len()];
+                        let body = format!(r#"{{"name":"{name}","quantity":1}}"#);
+                        (Method::POST, "/orders".into(), Some(Bytes::from(body)), vec![("Idempotency-Key", key.as_str())])
+                    }
+                    Op::Query { count } => (Method::GET, format!("/orders/{}", i % (*count).max(1)), None, vec![]),
+                };
+                let t = Instant::now();
+                let result = conn.send(method, &path, body, &headers).await;
+                let latency = t.elapsed();
+                let recording = t >= record_from;
+                match result {
+                    Ok(r) if r.status.is_success() => {
+                        if matches!(&*op, Op::Order) {
+                            if let Some(n) = r.json()["data"]["order_number"].as_u64() {
+                                max_order = max_order.max(Some(n));
+                            }
+                        }
+                        if recording {
+                            ok += 1;
+                            hist.saturating_record((latency.as_micros() as u64).max(1));
+                        }
+                    }
+                    _ => {
+                        if recording {
+                            errors += 1;
+                        }
+                        // Do not spin on a dead store.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+            (hist, ok, errors, max_order)
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds");
+    let (mut ok, mut errors, mut max_order) = (0, 0, None);
+    for t in tasks {
+        if let Ok((h, o, e, m)) = t.await {
+            let _ = hist.add(&h);
+            ok += o;
+            errors += e;
+            max_order = max_order.max(m);
+        }
+    }
+    let secs = Instant::now().saturating_duration_since(record_from).as_secs_f64().max(1e-9);
+    let q = |x: f64| if hist.is_empty() { 0.0 } else { hist.value_at_quantile(x) as f64 / 1000.0 };
+    Point {
+        concurrency,
+        ok,
+        errors,
+        secs,
+        rps: ok as f64 / secs,
+        mean_ms: if hist.is_empty() { 0.0 } else { hist.mean() / 1000.0 },
+        p50_ms: q(0.5),
+        p99_ms: q(0.99),
+        max_ms: if hist.is_empty() { 0.0 } else { hist.max() as f64 / 1000.0 },
+        max_order,
+    }
+}
+
+/// A series of points for one request type on one host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// `lookup_hit`, `lookup_miss`, `order`, `order_query`, `baseline_get`, `baseline_post`.
+    pub name: String,
+    /// Which baseline it is compared with (`baseline_get` or `baseline_post`).
+    pub baseline: String,
+    pub points: Vec<Point>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogPoint {
+    pub log_orders: u64,
+    pub host_start_secs: f64,
+    pub point: Point,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestartPoint {
+    pub missed: u64,
+    pub replica: u32,
+    pub restart_to_serving_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Memory {
+    pub host: String,
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// Everything `toystore bench` measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchResults {
+    pub generated_utc: String,
+    pub machine: String,
+    pub seconds_per_point: f64,
+    pub baseline: Vec<Row>,
+    /// Cache on (hit), cache off (miss), orders and queries, pooled outgoing connections.
+    pub pooled: Vec<Row>,
+    /// The same with `outgoing_http = "fresh"`.
+    pub fresh: Vec<Row>,
+    pub log_latency: Vec<LogPoint>,
+    pub restart: Vec<RestartPoint>,
+    pub memory: Vec<Memory>,
+    pub notes: Vec<String>,
+    pub total_secs: f64,
+}
+
+struct Ctx {
+    exe: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    args: BenchArgs,
+}
+
+impl Ctx {
+    async fn host(&self, label: &str, components: Components, configure: impl FnOnce(&mut HostConfig)) -> anyhow::Result<Host> {
+        let mut config = HostConfig::new(label, components);
+        config.initial_stock = STOCK;
+        configure(&mut config);
+        let mut host = Host::create(&self.exe, config, self.args.host.keep)?;
+        eprintln!("bench: starting {label} ({})", host.root().display());
+        host.start(START_TIMEOUT).await?;
+        Ok(host)
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.args.seconds.clamp(0.1, 60.0))
+    }
+
+    async fn row(&self, host: &Host, name: &str, baseline: &str, op: &Op) -> anyhow::Result<Row> {
+        let target = Target::parse(&host.frontend_url())?;
+        let mut points = Vec::new();
+        for &c in &self.args.concurrency {
+            let p = measure(&target, op, c, self.duration()).await;
+            eprintln!(
+                "  {name:<13} c={c:<3} {:>8.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}",
+                p.rps, p.p50_ms, p.p99_ms, p.errors
+            );
+            points.push(p);
+        }
+        Ok(Row { name: name.into(), baseline: baseline.into(), points })
+    }
+}
+
+fn lookup_paths(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| format!("/products/{n}")).collect()
+}
+
+/// `toystore bench`.
+pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let start = Instant::now();
+    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+        bail!("--concurrency needs levels of at least 1");
+    }
+    if args.missed > args.large_log {
+        bail!("--missed ({}) cannot exceed --large-log ({})", args.missed, args.large_log);
+    }
+    let dir = components_dir(&args.host)?;
+    Components::real(&dir).check()?;
+    Components::hello(&dir).check()?;
+    let ctx = Ctx { exe: host_binary(&args.host)?, dir, args: args.clone() };
+    let mut memory = Vec::new();
+    let mut notes = Vec::new();
+
+    // Baseline: the host with the trivial component everywhere.
+    let mut base = ctx.host("bench-baseline", Components::hello(&ctx.dir), |_| {}).await?;
+    let baseline = vec![
+        ctx.row(&base, "baseline_get", "baseline_get", &Op::Get(lookup_paths(&["Tux"]))).await?,
+        ctx.row(&base, "baseline_post", "baseline_post", &Op::Order).await?,
+    ];
+    base.stop();
+    memory.push(Memory { host: "baseline (hello everywhere)".into(), peak_rss_kib: base.peak_rss_kib() });
+    drop(base);
+
+    // Cache on, pooled: hits, orders, queries.
+    let mut on = ctx.host("bench-cache-on", Components::real(&ctx.dir), |_| {}).await?;
+    let mut pooled = vec![ctx.row(&on, "lookup_hit", "baseline_get", &Op::Get(lookup_paths(&["Tux"]))).await?];
+    let orders = ctx.row(&on, "order", "baseline_post", &Op::Order).await?;
+    let count = orders.points.iter().filter_map(|p| p.max_order).max().map_or(1, |n| n + 1);
+    pooled.push(orders);
+    pooled.push(ctx.row(&on, "order_query", "baseline_get", &Op::Query { count }).await?);
+    on.stop();
+    memory.push(Memory { host: "store, cache on (after the loads above)".into(), peak_rss_kib: on.peak_rss_kib() });
+    drop(on);
+
+    // Cache off: every lookup is a miss (frontend -> catalog); pooled vs fresh connections.
+    let mut fresh = Vec::new();
+    for mode in ["pooled", "fresh"] {
+        let mut h = ctx
+            .host(&format!("bench-cache-off-{mode}"), Components::real(&ctx.dir), |c| {
+                c.settings.cache_enabled = false;
+                c.outgoing_http = mode.into();
+            })
+            .await?;
+        let rows = if mode == "pooled" { &mut pooled } else { &mut fresh };
+        rows.push(ctx.row(&h, "lookup_miss", "baseline_get", &Op::Get(lookup_paths(&SEED_TOYS))).await?);
+        if mode == "fresh" {
+            let orders = ctx.row(&h, "order", "baseline_post", &Op::Order).await?;
+            let count = orders.points.iter().filter_map(|p| p.max_order).max().map_or(1, |n| n + 1);
+            rows.push(orders);
+            rows.push(ctx.row(&h, "order_query", "baseline_get", &Op::Query { count }).await?);
+        }
+        h.stop();
+        memory.push(Memory { host: format!("store, cache off, {mode} outgoing"), peak_rss_kib: h.peak_rss_kib() });
+    }
+
+    // Order latency after a short and after a long log; restart with missed orders on the long one.
+    let mut log_latency = Vec::new();
+    let mut restart = Vec::new();
+    for &n in &[args.small_log, args.large_log] {
+        let label = format!("bench-log-{n}");
+        let mut config = HostConfig::new(&label, Components::real(&ctx.dir));
+        config.initial_stock = STOCK;
+        let mut h = Host::create(&ctx.exe, config, args.host.keep)?;
+        for id in 1..=3 {
+            write_order_log(&h.data_dir(&format!("order-{id}")), n, 1)?;
+        }
+        eprintln!("bench: starting {label} with {n} orders in every replica's log ({})", h.root().display());
+        let took = h.start(START_TIMEOUT).await?;
+        let target = Target::parse(&h.frontend_url())?;
+        let p = measure(&target, &Op::Order, 1, ctx.duration()).await;
+        eprintln!("  order after {n:>7} c=1 p50 {:.3} ms p99 {:.3} ms ({} orders)", p.p50_ms, p.p99_ms, p.ok);
+        if p.max_order.is_some_and(|m| m < n) {
+            notes.push(format!("the host with a {n}-order log numbered new orders below {n}: the pre-written log was not used"));
+        }
+        log_latency.push(LogPoint { log_orders: n, host_start_secs: took.as_secs_f64(), point: p });
+        if n == args.large_log {
+            match restart_runs(&h, args.missed).await {
+                Ok(r) => restart.extend(r),
+                Err(e) => notes.push(format!("restart measurement failed: {e:#}")),
+            }
+            h.stop();
+            memory.push(Memory { host: format!("store, {n}-order log, after a replica restart"), peak_rss_kib: h.peak_rss_kib() });
+        } else {
+            h.stop();
+        }
+    }
+
+    let results = BenchResults {
+        generated_utc: utc_now(),
+        machine: machine(),
+        seconds_per_point: ctx.duration().as_secs_f64(),
+        baseline,
+        pooled,
+        fresh,
+        log_latency,
+        restart,
+        memory,
+        notes,
+        total_secs: start.elapsed().as_secs_f64(),
+    };
+    let md = bench_markdown(&results);
+    println!("{md}");
+    if let Some(out) = &args.out {
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+        }
+        std::fs::write(out, &md).with_context(|| format!("write {}", out.display()))?;
+        let json_path = out.with_extension("json");
+        std::fs::write(&json_path, serde_json::to_string_pretty(&results)?).with_context(|| format!("write {}", json_path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    let errors: u64 = results.pooled.iter().chain(&results.fresh).flat_map(|r| &r.points).map(|p| p.errors).sum();
+    Ok(if errors == 0 && results.notes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Kill a follower and restart it with nothing missed, then kill it, cut the last `missed`
+/// orders from its log (so its peers have `missed` orders it has not) and restart it; each
+/// time, how long from the restart until its `/ping` answers 200.
+async fn restart_runs(h: &Host, missed: u64) -> anyhow::Result<Vec<RestartPoint>> {
+    let leader = h.wait_leader(Duration::from_secs(30)).await?;
+    let id = (1..=3).find(|&i| i != leader).unwrap_or(1);
+    let mut out = Vec::new();
+    for m in [0, missed] {
+        h.admin(id, "kill").await?;
+        if m > 0 {
+            let dir = h.data_dir(&format!("order-{id}"));
+            let text = std::fs::read_to_string(dir.join("orders.csv")).context("read the replica's log")?;
+            let orders = text.lines().count().saturating_sub(1) as u64;
+            truncate_order_log(&dir, orders.saturating_sub(m))?;
+        }
+        let t = Instant::now();
+        h.admin(id, "restart").await?;
+        let deadline = t + Duration::from_secs(120);
+        while !h.replica_serving(id).await {
+            if Instant::now() >= deadline {
+                bail!("replica {id} not serving 120 s after its restart");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        eprintln!("  restart of order-{id} with {m} missed orders: serving after {ms:.0} ms");
+        out.push(RestartPoint { missed: m, replica: id, restart_to_serving_ms: ms });
+    }
+    Ok(out)
+}
+
+/// `x / base` as `×1.23`, or `–` without a base.
+fn ratio(x: f64, base: f64) -> String {
+    if base > 0.0 && x.is_finite() {
+        format!("×{:.2}", x / base)
+    } else {
+        "–".into()
+    }
+}
+
+fn label(name: &str) -> &str {
+    match name {
+        "baseline_get" => "baseline GET (hello)",
+        "baseline_post" => "baseline POST (hello)",
+        "lookup_hit" => "lookup, cache hit",
+        "lookup_miss" => "lookup, cache miss",
+        "order" => "order (durable, replicated)",
+        "order_query" => "order query",
+        other => other,
+    }
+}
+
+fn point_at<'a>(rows: &'a [Row], name: &str, c: usize) -> Option<&'a Point> {
+    rows.iter().find(|r| r.name == name)?.points.iter().find(|p| p.concurrency == c)
+}
+
+/// The markdown report.
+pub fn bench_markdown(r: &BenchResults) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# toystore bench\n");
+    let _ = writeln!(s, "Generated by `just bench` (`toystore bench`) on {} — {}; total {:.0} s.\n", r.generated_utc, r.machine, r.total_secs);
+    let _ = writeln!(
+        s,
+        "Each point: C keep-alive connections on loopback, each sending its next request as soon as the last \
+         is answered, for {:.1} s after a {} ms warm-up; latency in ms at the client. **Baseline**: the same \
+         host running the trivial `toystore_hello` component for every service, measured in this run; \
+         *× base* is the figure divided by the baseline's at the same concurrency (GET for lookups and \
+         queries, POST for orders). Orders are real: stock taken at the catalog, appended and fsynced on \
+         the leader and acknowledged by a follower before the answer.\n",
+        r.seconds_per_point,
+        WARMUP.as_millis()
+    );
+    let _ = writeln!(s, "## Throughput and latency (pooled connections between components)\n");
+    let _ = writeln!(s, "| request | C | req/s | req/s × base | mean | p50 | p99 | max | p50 × base | errors |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in r.baseline.iter().chain(&r.pooled) {
+        for p in &row.points {
+            let b = point_at(&r.baseline, &row.baseline, p.concurrency);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.0} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} |",
+                label(&row.name),
+                p.concurrency,
+                p.rps,
+                b.map_or("–".into(), |b| ratio(p.rps, b.rps)),
+                p.mean_ms,
+                p.p50_ms,
+                p.p99_ms,
+                p.max_ms,
+                b.map_or("–".into(), |b| ratio(p.p50_ms, b.p50_ms)),
+                p.errors
+            );
+        }
+    }
+    if !r.fresh.is_empty() {
+        let _ = writeln!(s, "\n## Calls between components: pooled vs fresh connections\n");
+        let _ = writeln!(
+            s,
+            "`outgoing_http = \"pooled\"` (the host keeps connections to the components alive) against `\"fresh\"` \
+             (a new connection per call); lookups with the cache off so that each one calls the catalog.\n"
+        );
+        let _ = writeln!(s, "| request | C | pooled req/s | fresh req/s | fresh/pooled | pooled p50 | fresh p50 | fresh p50 × base | pooled p99 | fresh p99 | errors (p/f) |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for row in &r.fresh {
+            for f in &row.points {
+                let Some(p) = point_at(&r.pooled, &row.name, f.concurrency) else { continue };
+                let b = point_at(&r.baseline, &row.baseline, f.concurrency);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.0} | {:.0} | {} | {:.3} | {:.3} | {} | {:.3} | {:.3} | {}/{} |",
+                    label(&row.name),
+                    f.concurrency,
+                    p.rps,
+                    f.rps,
+                    ratio(f.rps, p.rps),
+                    p.p50_ms,
+                    f.p50_ms,
+                    b.map_or("–".into(), |b| ratio(f.p50_ms, b.p50_ms)),
+                    p.p99_ms,
+                    f.p99_ms,
+                    p.errors,
+                    f.errors
+                );
+            }
+        }
+    }
+    if !r.log_latency.is_empty() {
+        let _ = writeln!(s, "\n## Order latency against the length of the order log\n");
+        let _ = writeln!(s, "Every replica starts with the given number of orders already in its log; then one connection places orders.\n");
+        let _ = writeln!(s, "| orders in the log | host start → serving | orders placed | mean | p50 | p99 | max | p50 × shortest | p50 × base |");
+        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let first = r.log_latency.first().map(|l| l.point.p50_ms).unwrap_or(0.0);
+        let base = point_at(&r.baseline, "baseline_post", 1);
+        for l in &r.log_latency {
+            let p = &l.point;
+            let _ = writeln!(
+                s,
+                "| {} | {:.1} s | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} |",
+                l.log_orders,
+                l.host_start_secs,
+                p.ok,
+                p.mean_ms,
+                p.p50_ms,
+                p.p99_ms,
+                p.max_ms,
+                ratio(p.p50_ms, first),
+                base.map_or("–".into(), |b| ratio(p.p50_ms, b.p50_ms))
+            );
+        }
+    }
+    if !r.restart.is_empty() {
+        let _ = writeln!(s, "\n## Replica restart to serving\n");
+        let _ = writeln!(
+            s,
+            "A follower is killed (admin endpoint) and restarted; the time is from `POST /replicas/<id>/restart` \
+             until its `/ping` answers 200, i.e. its log is loaded and caught up from its peers. With missed \
+             orders, the last ones were cut from its log while it was down.\n"
+        );
+        let _ = writeln!(s, "| missed orders | replica | restart → serving | × nothing missed |");
+        let _ = writeln!(s, "|---:|---|---:|---:|");
+        let zero = r.restart.iter().find(|x| x.missed == 0).map(|x| x.restart_to_serving_ms).unwrap_or(0.0);
+        for x in &r.restart {
+            let _ = writeln!(s, "| {} | order-{} | {:.0} ms | {} |", x.missed, x.replica, x.restart_to_serving_ms, ratio(x.restart_to_serving_ms, zero));
+        }
+    }
+    if !r.memory.is_empty() {
+        let _ = writeln!(s, "\n## Peak memory of the host process (VmHWM)\n");
+        let _ = writeln!(s, "| host | peak RSS | × base |");
+        let _ = writeln!(s, "|---|---:|---:|");
+        let base = r.memory.first().and_then(|m| m.peak_rss_kib).unwrap_or(0) as f64;
+        for m in &r.memory {
+            match m.peak_rss_kib {
+                Some(k) => {
+                    let _ = writeln!(s, "| {} | {:.1} MiB | {} |", m.host, k as f64 / 1024.0, ratio(k as f64, base));
+                }
+                None => {
+                    let _ = writeln!(s, "| {} | – | – |", m.host);
+                }
+            }
+        }
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "\nNote: {n}");
+    }
+    s
+}
+
+/// Write a markdown report next to the eval results (used by `--out`).
+pub fn write_markdown(path: &Path, r: &BenchResults) -> anyhow::Result<()> {
+    std::fs::write(path, bench_markdown(r)).with_context(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(c: usize, rps: f64, p50: f64) -> Point {
+        Point { concurrency: c, ok: 100, errors: 0, secs: 1.0, rps, mean_ms: p50, p50_ms: p50, p99_ms: p50 * 2.0, max_ms: p50 * 3.0, max_order: None }
+    }
+
+    fn row(name: &str, base: &str, pts: Vec<Point>) -> Row {
+        Row { name: name.into(), baseline: base.into(), points: pts }
+    }
+
+    #[test]
+    fn ratios_against_the_baseline() {
+        let r = BenchResults {
+            generated_utc: "now".into(),
+            machine: "2 cores".into(),
+            seconds_per_point: 1.0,
+            baseline: vec![row("baseline_get", "baseline_get", vec![point(1, 10_000.0, 0.1)]), row("baseline_post", "baseline_post", vec![point(1, 8_000.0, 0.125)])],
+            pooled: vec![row("lookup_hit", "baseline_get", vec![point(1, 5_000.0, 0.2)]), row("order", "baseline_post", vec![point(1, 400.0, 2.5)])],
+            fresh: vec![row("order", "baseline_post", vec![point(1, 200.0, 5.0)])],
+            log_latency: vec![
+                LogPoint { log_orders: 1000, host_start_secs: 2.0, point: point(1, 400.0, 2.5) },
+                LogPoint { log_orders: 100_000, host_start_secs: 3.0, point: point(1, 380.0, 2.6) },
+            ],
+            restart: vec![RestartPoint { missed: 0, replica: 1, restart_to_serving_ms: 100.0 }, RestartPoint { missed: 10_000, replica: 1, restart_to_serving_ms: 250.0 }],
+            memory: vec![Memory { host: "baseline".into(), peak_rss_kib: Some(51_200) }, Memory { host: "store".into(), peak_rss_kib: Some(102_400) }],
+            notes: vec![],
+            total_secs: 1.0,
+        };
+        let md = bench_markdown(&r);
+        assert!(md.contains("| lookup, cache hit | 1 | 5000 | ×0.50 | 0.200 | 0.200 | 0.400 | 0.600 | ×2.00 | 0 |"), "{md}");
+        assert!(md.contains("| order (durable, replicated) | 1 | 400 | ×0.05 |"), "{md}");
+        assert!(md.contains("| order (durable, replicated) | 1 | 400 | 200 | ×0.50 | 2.500 | 5.000 | ×40.00 |"), "{md}");
+        assert!(md.contains("| 100000 | 3.0 s | 100 | 2.600 | 2.600 | 5.200 | 7.800 | ×1.04 | ×20.80 |"), "{md}");
+        assert!(md.contains("| 10000 | order-1 | 250 ms | ×2.50 |"), "{md}");
+        assert!(md.contains("| store | 100.0 MiB | ×2.00 |"), "{md}");
+        assert_eq!(ratio(1.0, 0.0), "–");
+    }
+
+    #[tokio::test]
+    async fn measure_counts_and_times_against_a_fake() {
+        let fake = crate::fake::Fake::start(1_000_000).await;
+        let t = Target::parse(&fake.url).unwrap();
+        let p = measure(&t, &Op::Order, 4, Duration::from_millis(300)).await;
+        assert!(p.ok > 10 && p.errors == 0, "{p:?}");
+        assert!(p.max_order.is_some());
+        let q = measure(&t, &Op::Query { count: p.max_order.unwrap() + 1 }, 2, Duration::from_millis(200)).await;
+        assert!(q.ok > 10 && q.errors == 0, "{q:?}");
+        let g = measure(&t, &Op::Get(vec!["/products/Nope".into()]), 1, Duration::from_millis(200)).await;
+        assert!(g.ok == 0 && g.errors > 0, "404s are errors in the bench: {g:?}");
+    }
+}
