@@ -162,11 +162,13 @@ enum InstanceFailure {
 }
 
 impl InstanceFailure {
-    fn from_run(e: wasmtime::Error) -> Self {
-        if e.downcast_ref::<wasmtime::Trap>().is_some() {
-            InstanceFailure::Trap(format!("{e:#}"))
-        } else {
-            InstanceFailure::Other(format!("{e:#}"))
+    /// Classify what ended `run_concurrent`. A trap's full message carries the guest's wasm
+    /// backtrace: that goes to the debug log, the summary to the error log and the admin API.
+    fn from_run(name: &str, e: wasmtime::Error) -> Self {
+        tracing::debug!(service = %name, "instance failure in full: {e:?}");
+        match e.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => InstanceFailure::Trap(trap.to_string()),
+            None => InstanceFailure::Other(format!("{e:#}")),
         }
     }
 }
@@ -220,7 +222,7 @@ impl Supervisor {
         self.status.set(State::Running);
         tracing::debug!(service = %self.name, "instance started");
         let tick = self.start_tick();
-        instance::serve(&mut store, &proxy, jobs, Some(tick)).await.map_err(InstanceFailure::from_run)
+        instance::serve(&mut store, &proxy, jobs, Some(tick)).await.map_err(|e| InstanceFailure::from_run(&self.name, e))
     }
 
     /// The `POST /tick` every new instance gets first; its answer is only logged.
