@@ -1,1 +1,28 @@
-//! stub
+//! The toystore order service: three replicas keep `orders.csv` identical by primary-backup
+//! replication with epochs, fencing and majority acknowledgement (ARCHITECTURE.md, "Replication
+//! protocol"). The logic is plain Rust over the [`toystore_guest::Net`] trait, tested natively
+//! with an in-process three-replica cluster; [`wasm`] only adapts it to WASI HTTP.
+//!
+//! - [`log`]: `orders.csv` — parse, serialise, append, cut, the in-memory index.
+//! - [`epoch`]: the durable promise.
+//! - [`protocol`]: the JSON messages between replicas.
+//! - [`service`]: state, file access discipline, the route table.
+//! - `order`: the leader's order path; `replication`: the leader pushing entries;
+//!   `follower`: the peer routes; `election`: becoming leader; `sync`: catching up.
+
+pub mod epoch;
+pub mod log;
+pub mod protocol;
+pub mod service;
+
+mod election;
+mod follower;
+mod order;
+mod replication;
+mod sync;
+
+pub use replication::never_delivered;
+pub use service::{Config, Role, Service};
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;

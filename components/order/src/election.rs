@@ -1,0 +1,185 @@
+//! Becoming leader (ARCHITECTURE.md §2).
+//!
+//! 1. Pick an epoch above every epoch heard of and promise it to ourselves (durably).
+//! 2. `/fence` every peer with it; a majority (us included) must promise it. From then on no
+//!    older leader can get anything onto a majority: every majority contains a replica that
+//!    refuses its epoch.
+//! 3. Adopt the most up-to-date log among the fenced replicas (Raft's order: epoch of the last
+//!    entry, then length). It holds every committed order, because every committed order is on
+//!    a majority and that majority overlaps ours.
+//! 4. Re-stamp our last entry with the new epoch and replicate the log to a majority. Only then
+//!    is the whole log committed and do we take orders. The re-stamp is Raft's "no-op entry at
+//!    the start of a term" (order numbers cannot have holes, so we rewrite the last entry
+//!    instead of adding one): without a current-epoch entry on a majority, old-epoch entries
+//!    copied to a majority can still be overwritten by a replica holding a later-epoch tail
+//!    (Raft paper, figure 8), and an order acknowledged on a retry would be lost.
+
+use futures::future::join_all;
+use http::Method;
+use serde_json::json;
+use toystore_guest::{Net, Reply};
+
+use crate::protocol::{refusal, Claim, Refusal, Status};
+use crate::service::{internal, Peer, Role, Service};
+
+impl<N: Net> Service<N> {
+    /// `POST /leaderselection`.
+    pub(crate) async fn leader_selection(&self) -> Reply {
+        let _order_lock = self.order_lock.lock().await;
+        let epoch = match self.state.borrow().ready_epoch() {
+            Some(e) => Ok(e),
+            None => Err(()),
+        };
+        let epoch = match epoch {
+            Ok(e) => e,
+            Err(()) => match self.become_leader().await {
+                Ok(e) => e,
+                Err(r) => return r,
+            },
+        };
+        Reply::ok(json!({ "leader": self.cfg.id, "epoch": epoch }))
+    }
+
+    /// Become (or, after a failed replication, renew as) leader. Caller holds the order lock.
+    pub(crate) async fn become_leader(&self) -> Result<u64, Reply> {
+        let was_leader = matches!(self.state.borrow().role, Role::Leader { .. });
+        let result = self.try_become_leader().await;
+        let mut s = self.state.borrow_mut();
+        match &result {
+            Ok(e) => eprintln!("order: replica {} leads epoch {e}", self.cfg.id),
+            Err(_) => {
+                // A renewing leader that merely lacks a majority stays (not ready) leader and
+                // renews again on the next order; anyone else goes back to following.
+                let e = s.promised;
+                let still_ours = s.own_epoch() == Some(e);
+                s.role = if was_leader && still_ours { Role::Leader { epoch: e, ready: false } } else { Role::Follower };
+            }
+        }
+        result
+    }
+
+    async fn try_become_leader(&self) -> Result<u64, Reply> {
+        self.peer_statuses().await; // learn the newest epoch anyone has promised
+        let majority = self.cfg.majority();
+        let mut floor = 0;
+        for _ in 0..3 {
+            // 1. A fresh epoch, promised to ourselves first.
+            let epoch = self
+                .on_disk(|disk, state| {
+                    let e = disk.promised.max(state.seen_epoch).max(floor) + 1;
+                    disk.promise(e).map_err(internal)?;
+                    state.observe_promise(e);
+                    state.role = Role::Candidate(e);
+                    state.leader = None;
+                    Ok::<u64, Reply>(e)
+                })
+                .await??;
+
+            // 2. Fence the peers.
+            let peers = self.cfg.peers();
+            let answers = join_all(peers.iter().map(|p| self.fence_peer(p, epoch))).await;
+            let mut fenced: Vec<(Peer, Status)> = Vec::new();
+            let mut newer = None;
+            for (p, a) in peers.into_iter().zip(answers) {
+                match a {
+                    Ok(st) => fenced.push((p, st)),
+                    Err(Some(e)) => newer = newer.max(Some(e)),
+                    Err(None) => {}
+                }
+            }
+            if fenced.len() + 1 < majority {
+                if let Some(e) = newer {
+                    floor = e; // someone promised a newer epoch: try again above it
+                    continue;
+                }
+                return Err(Reply::unavailable(format!(
+                    "no majority: {} of {} replicas accepted epoch {epoch}",
+                    fenced.len() + 1,
+                    self.cfg.peers().len() + 1
+                )));
+            }
+
+            // 3. Adopt the most up-to-date log among the fenced.
+            if let Some((peer, st)) = fenced.iter().max_by_key(|(p, st)| (st.position(), p.id)) {
+                if st.position() > self.position() {
+                    self.sync_from(peer, true)
+                        .await
+                        .map_err(|e| Reply::unavailable(format!("catching up from replica {}: {e}", peer.id)))?;
+                    if self.position() < st.position() {
+                        return Err(Reply::unavailable(format!("could not catch up from replica {}", peer.id)));
+                    }
+                }
+            }
+
+            // 4. Re-stamp the last entry, then get the log onto a majority.
+            let last = self
+                .on_disk(|disk, state| {
+                    if disk.promised != epoch || state.role != Role::Candidate(epoch) {
+                        return Err(Reply::unavailable(format!("epoch {epoch} was superseded during the election")));
+                    }
+                    if let Some(mut entry) = disk.log.get(disk.log.last().max(0) as u64).cloned() {
+                        if entry.epoch != epoch {
+                            entry.epoch = epoch;
+                            disk.log.truncate_from(entry.number).map_err(internal)?;
+                            disk.log.append(&[entry]).map_err(internal)?;
+                        }
+                    }
+                    state.role = Role::Leader { epoch, ready: false };
+                    state.peer_last = fenced.iter().map(|(p, st)| (p.id, st.last)).collect();
+                    state.suspect_until.clear();
+                    Ok(disk.log.last())
+                })
+                .await??;
+            if last >= 0 {
+                let out = self.replicate(epoch, last as u64).await;
+                if let Some(e) = out.stale {
+                    self.state.borrow_mut().observe_promise(e);
+                }
+                if !out.committed() {
+                    return Err(Reply::unavailable(format!("could not replicate the log to a majority in epoch {epoch}")));
+                }
+            }
+            let mut s = self.state.borrow_mut();
+            if s.role != (Role::Leader { epoch, ready: false }) {
+                return Err(Reply::unavailable(format!("epoch {epoch} was superseded during the election")));
+            }
+            s.role = Role::Leader { epoch, ready: true };
+            s.commit = last;
+            s.leader = Some(self.cfg.id);
+            s.leader_epoch = epoch;
+            s.synced = true;
+            return Ok(epoch);
+        }
+        Err(Reply::unavailable("no majority: newer epochs kept appearing"))
+    }
+
+    /// Fence one peer: Ok(its status), Err(Some(newer epoch it promised)), Err(None) no answer.
+    async fn fence_peer(&self, peer: &Peer, epoch: u64) -> Result<Status, Option<u64>> {
+        let body = serde_json::to_value(Claim { leader: self.cfg.id, epoch }).unwrap_or_default();
+        let url = format!("{}/fence", peer.url);
+        match self.net.call(Method::POST, &url, Some(body), self.cfg.timeout).await {
+            Ok(r) if r.is_success() => r.data::<Status>().map_err(|_| None),
+            Ok(r) => match refusal(&r) {
+                Some((Refusal::Stale, st)) => Err(Some(st.epoch)),
+                _ => Err(None),
+            },
+            Err(_) => Err(None),
+        }
+    }
+
+    /// The leader has this epoch ready, renewing it (new epoch, same procedure) if a failed
+    /// replication left it not ready. Caller holds the order lock.
+    pub(crate) async fn ready_or_renew(&self) -> Result<u64, Reply> {
+        let role = self.state.borrow().role;
+        match role {
+            Role::Leader { epoch, ready: true } => Ok(epoch),
+            Role::Leader { ready: false, .. } => self.become_leader().await,
+            _ => Err(self.not_leader()),
+        }
+    }
+
+    pub(crate) fn not_leader(&self) -> Reply {
+        let s = self.state.borrow();
+        crate::protocol::not_leader(s.leader.filter(|&l| l != self.cfg.id), s.leader_epoch)
+    }
+}

@@ -1,0 +1,146 @@
+//! The routes peers call: promises (`/fence`), applying the leader's entries
+//! (`/replicate_order`), and reading the local log (`/get_last_order_number`,
+//! `/get_missed_orders`). All of them are served from the local files even before this
+//! replica's own start-up resync is done — otherwise replicas starting together would each wait
+//! for the others forever.
+
+use serde_json::json;
+use toystore_guest::{Net, Reply, Request};
+
+use crate::log::Merge;
+use crate::protocol::{refused, Claim, Page, Refusal, Replicate, PAGE};
+use crate::service::{internal, Role, Service};
+
+impl<N: Net> Service<N> {
+    /// `POST /fence {leader, epoch}`: promise to ignore every epoch below `epoch`, durably,
+    /// and report where this log stands. Refused (409) unless `epoch` is newer than any
+    /// promise already made — so two candidates can never both fence a majority for one epoch.
+    pub(crate) async fn fence(&self, req: &Request) -> Reply {
+        let claim: Claim = match req.json() {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        let me = self.cfg.id;
+        let done = self
+            .on_disk(|disk, state| {
+                if claim.epoch <= disk.promised {
+                    let msg = format!("replica {me} already promised epoch {}", disk.promised);
+                    return refused(Refusal::Stale, &msg, disk.status());
+                }
+                if let Err(e) = disk.promise(claim.epoch) {
+                    return internal(e);
+                }
+                state.observe_promise(claim.epoch);
+                // Whoever led before is fenced off; the candidate is not leader yet.
+                state.leader = None;
+                Reply::ok(disk.status())
+            })
+            .await;
+        done.unwrap_or_else(|r| r)
+    }
+
+    /// `POST /replicate_order {leader, epoch, prev, orders}`: a follower applies the leader's
+    /// entries in number order.
+    ///
+    /// - epoch older than the promise → 409 `stale` (the sender is no longer leader);
+    /// - our entry at `prev` missing → 409 `gap` with our `last` (resend from `last + 1`);
+    /// - our entry at `prev` has another epoch → our tail from there was never committed (the
+    ///   leader's log holds every committed entry): cut it, 409 `mismatch` with the new `last`;
+    /// - otherwise entries we already hold are skipped, a differing one and everything after it
+    ///   is replaced, the rest appended — one write, one fsync — and we answer our `last`.
+    pub(crate) async fn replicate_order(&self, req: &Request) -> Reply {
+        let msg: Replicate = match req.json() {
+            Ok(m) => m,
+            Err(r) => return r,
+        };
+        let start = msg.prev.map(|p| p.number + 1).unwrap_or(0);
+        if msg.orders.iter().enumerate().any(|(i, e)| e.number != start + i as u64 || !e.is_valid()) {
+            return Reply::bad_request("orders must be valid and numbered contiguously after prev");
+        }
+        let me = self.cfg.id;
+        let done = self
+            .on_disk(|disk, state| {
+                // Each epoch has one leader: the same epoch from someone else cannot be ours to take.
+                let collision = msg.epoch == disk.promised && state.own_epoch() == Some(msg.epoch) && msg.leader != me;
+                if msg.epoch < disk.promised || collision {
+                    let text = format!("epoch {} is stale; replica {me} promised {}", msg.epoch, disk.promised);
+                    return refused(Refusal::Stale, &text, disk.status());
+                }
+                if msg.epoch > disk.promised {
+                    if let Err(e) = disk.promise(msg.epoch) {
+                        return internal(e);
+                    }
+                    state.observe_promise(msg.epoch);
+                }
+                if msg.leader != me {
+                    state.leader = Some(msg.leader);
+                    state.leader_epoch = msg.epoch;
+                }
+                if let Some(prev) = msg.prev {
+                    match disk.log.anchor_at(prev.number as i64) {
+                        None => return refused(Refusal::Gap, "missing entries before this batch", disk.status()),
+                        Some(own) if own != prev => {
+                            if let Err(e) = disk.log.truncate_from(prev.number) {
+                                return internal(e);
+                            }
+                            return refused(Refusal::Mismatch, "divergent tail cut", disk.status());
+                        }
+                        Some(_) => {}
+                    }
+                }
+                match disk.log.merge(&msg.orders) {
+                    Ok(Merge::Applied) => Reply::ok(disk.status()),
+                    Ok(Merge::Gap) => refused(Refusal::Gap, "missing entries before this batch", disk.status()),
+                    Err(e) => internal(e),
+                }
+            })
+            .await;
+        done.unwrap_or_else(|r| r)
+    }
+
+    /// `POST /inform_replica {leader, epoch}`: who leads now (memory only). A replica that
+    /// thought it led an older epoch steps down.
+    pub(crate) fn inform_replica(&self, req: &Request) -> Reply {
+        let claim: Claim = match req.json() {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        let mut s = self.state.borrow_mut();
+        s.seen_epoch = s.seen_epoch.max(claim.epoch);
+        if claim.epoch >= s.leader_epoch {
+            s.leader = Some(claim.leader);
+            s.leader_epoch = claim.epoch;
+        }
+        if claim.leader != self.cfg.id && s.own_epoch().is_some_and(|own| own < claim.epoch) {
+            s.step_down();
+        }
+        if let Role::Leader { epoch, .. } = s.role {
+            if claim.leader == self.cfg.id && claim.epoch == epoch {
+                s.leader = Some(self.cfg.id);
+            }
+        }
+        Reply::ok(json!({ "leader": s.leader, "epoch": s.leader_epoch }))
+    }
+
+    /// `GET /get_last_order_number` → `{last, last_epoch, epoch}`.
+    pub(crate) async fn last_order_number(&self) -> Reply {
+        self.on_disk(|disk, _| Reply::ok(disk.status())).await.unwrap_or_else(|r| r)
+    }
+
+    /// `GET /get_missed_orders/<n>`: entries after `n` (a page of at most [`PAGE`]), the anchor
+    /// of our entry `n` so the reader can check it agrees with us up to there, and our status.
+    pub(crate) async fn missed_orders(&self, n: &str) -> Reply {
+        let Ok(after) = n.parse::<i64>() else { return Reply::bad_request(format!("not an order number: {n:?}")) };
+        if after < -1 {
+            return Reply::bad_request("order number must be -1 or more");
+        }
+        self.on_disk(|disk, _| {
+            let orders = disk.log.after(after, PAGE).to_vec();
+            let more = orders.last().is_some_and(|e| (e.number as i64) < disk.log.last());
+            let st = disk.status();
+            Reply::ok(Page { orders, more, prev: disk.log.anchor_at(after), last: st.last, last_epoch: st.last_epoch, epoch: st.epoch })
+        })
+        .await
+        .unwrap_or_else(|r| r)
+    }
+}

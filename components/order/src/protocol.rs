@@ -1,0 +1,182 @@
+//! The messages replicas exchange (JSON bodies of the peer routes), in one place so both ends
+//! of every exchange read the same definition.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use toystore_guest::{NetResponse, Reply};
+
+use crate::log::{Anchor, Entry, Position};
+
+/// Largest page `GET /get_missed_orders/<n>` returns.
+pub const PAGE: usize = 10_000;
+/// Largest batch a leader sends in one `/replicate_order` (the follower's request body limit
+/// is 1 MiB; entries are under ~450 bytes with names and keys of at most 200).
+pub const BATCH: usize = 2_000;
+
+/// `POST /fence` and `POST /inform_replica`: `{leader, epoch}`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Claim {
+    pub leader: u32,
+    pub epoch: u64,
+}
+
+/// Where a replica's log stands and what it has promised: the data of `/get_last_order_number`,
+/// `/fence` and `/replicate_order` (also inside their 409s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub last: i64,
+    pub last_epoch: u64,
+    /// The promised epoch.
+    pub epoch: u64,
+}
+
+impl Status {
+    pub fn position(&self) -> Position {
+        Position { last_epoch: self.last_epoch, last: self.last }
+    }
+}
+
+/// `POST /replicate_order`: entries `orders` (contiguous) that follow the entry `prev`
+/// (None when they start at 0). The follower appends only if its own entry at `prev.number`
+/// has the same epoch — Raft's log-matching check, which is what lets a follower trust that
+/// everything before the batch already agrees with the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Replicate {
+    pub leader: u32,
+    pub epoch: u64,
+    #[serde(default)]
+    pub prev: Option<Anchor>,
+    pub orders: Vec<Entry>,
+}
+
+/// `GET /get_missed_orders/<n>`: entries after `n`, the anchor of the sender's entry `n` (so
+/// the reader can check that its own log agrees up to there), and the sender's status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page {
+    pub orders: Vec<Entry>,
+    pub more: bool,
+    pub prev: Option<Anchor>,
+    pub last: i64,
+    pub last_epoch: u64,
+    pub epoch: u64,
+}
+
+/// Why a peer answered 409.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// The message's epoch is older than the promise: its sender is no longer leader.
+    Stale,
+    /// The batch starts after the follower's last entry; resend from `last + 1`.
+    Gap,
+    /// The follower's entry at `prev` differs; it cut its tail to `last`; resend from there.
+    Mismatch,
+}
+
+/// A 409 carrying the reason and the refusing replica's status in the error object.
+pub fn refused(reason: Refusal, message: &str, status: Status) -> Reply {
+    Reply {
+        status: 409,
+        body: json!({ "error": {
+            "code": 409, "message": message, "reason": reason,
+            "last": status.last, "last_epoch": status.last_epoch, "epoch": status.epoch,
+        }}),
+    }
+}
+
+/// Read a peer's 409 back (None if the reply is not one of ours).
+pub fn refusal(resp: &NetResponse) -> Option<(Refusal, Status)> {
+    if resp.status != 409 {
+        return None;
+    }
+    let v = resp.json();
+    let e = v.get("error")?;
+    let reason: Refusal = serde_json::from_value(e.get("reason")?.clone()).ok()?;
+    let status = Status {
+        last: e.get("last")?.as_i64()?,
+        last_epoch: e.get("last_epoch")?.as_u64()?,
+        epoch: e.get("epoch")?.as_u64()?,
+    };
+    Some((reason, status))
+}
+
+/// 409 for `POST /orders` on a replica that is not the leader, naming the leader it knows.
+pub fn not_leader(leader: Option<u32>, epoch: u64) -> Reply {
+    let message = match leader {
+        Some(l) => format!("not the leader; the leader is replica {l}"),
+        None => "not the leader; no leader known".to_string(),
+    };
+    Reply {
+        status: 409,
+        body: json!({ "error": { "code": 409, "message": message, "leader": leader, "epoch": epoch } }),
+    }
+}
+
+/// A validated `POST /orders` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOrder {
+    pub name: String,
+    pub quantity: i64,
+    pub key: String,
+}
+
+impl NewOrder {
+    /// Validate `{name, quantity, key}`: name a non-empty string, quantity an integer > 0, key
+    /// a string (generated when absent, which gives up idempotency for that call).
+    pub fn parse(body: &[u8]) -> Result<NewOrder, Reply> {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| Reply::bad_request(format!("request body must be a JSON object: {e}")))?;
+        let Some(obj) = v.as_object() else { return Err(Reply::bad_request("request body must be a JSON object")) };
+        let name = match obj.get("name").and_then(Value::as_str) {
+            Some(n) if crate::log::valid_text(n) => n.to_string(),
+            Some(_) => return Err(Reply::bad_request("name must be 1-200 printable characters")),
+            None => return Err(Reply::bad_request("missing string field: name")),
+        };
+        let quantity = match obj.get("quantity") {
+            None | Some(Value::Null) => return Err(Reply::bad_request("missing field: quantity")),
+            Some(q) => match q.as_i64() {
+                Some(q) if q > 0 => q,
+                _ => return Err(Reply::bad_request("quantity must be a positive integer")),
+            },
+        };
+        let key = match obj.get("key") {
+            None | Some(Value::Null) => toystore_guest::time::random_key(),
+            Some(Value::String(k)) if crate::log::valid_text(k) => k.clone(),
+            Some(_) => return Err(Reply::bad_request("key must be 1-200 printable characters")),
+        };
+        Ok(NewOrder { name, quantity, key })
+    }
+
+    pub fn catalog_body(&self) -> Value {
+        json!({ "name": self.name, "quantity": self.quantity, "key": self.key })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_validation() {
+        let ok = NewOrder::parse(br#"{"name":"Tux","quantity":2,"key":"k1"}"#).unwrap();
+        assert_eq!(ok, NewOrder { name: "Tux".into(), quantity: 2, key: "k1".into() });
+        assert!(!NewOrder::parse(br#"{"name":"Tux","quantity":1}"#).unwrap().key.is_empty());
+        for bad in [
+            "", "nope", "[]", r#"{"quantity":1}"#, r#"{"name":"Tux"}"#, r#"{"name":"","quantity":1}"#,
+            r#"{"name":"Tux","quantity":0}"#, r#"{"name":"Tux","quantity":-3}"#, r#"{"name":"Tux","quantity":1.5}"#,
+            r#"{"name":"Tux","quantity":"2"}"#, r#"{"name":5,"quantity":1}"#, r#"{"name":"a\nb","quantity":1}"#,
+            r#"{"name":"Tux","quantity":1,"key":7}"#,
+        ] {
+            assert_eq!(NewOrder::parse(bad.as_bytes()).unwrap_err().status, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn refusals_round_trip() {
+        let s = Status { last: 4, last_epoch: 2, epoch: 3 };
+        let r = refused(Refusal::Gap, "gap", s);
+        let resp = NetResponse { status: r.status, body: r.to_bytes() };
+        assert_eq!(refusal(&resp), Some((Refusal::Gap, s)));
+        assert_eq!(refusal(&NetResponse { status: 409, body: b"{}".to_vec() }), None);
+    }
+}

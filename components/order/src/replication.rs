@@ -1,0 +1,171 @@
+//! The leader's side of replication: bring followers up to entry `upto`, in parallel, and count
+//! who has it on disk.
+//!
+//! For each follower the leader sends the entries after the last one it believes the follower
+//! has, with the anchor of the entry before them. A follower that is behind answers `gap`, one
+//! whose tail diverges cuts it and answers `mismatch`; either way it reports its `last` and the
+//! leader resends from there (batches of at most [`BATCH`] entries), so a follower that was
+//! down catches up as a side effect of the next order.
+//!
+//! Each follower's final answer is one of: has `upto` (ack), certainly does not have it
+//! (our own 409, or the connection was refused — the request never arrived), or *might* have
+//! it (timeout, connection lost mid-request, any other error). The leader acknowledges an order
+//! when it plus the acks make a majority. Otherwise the order fails; the entry may only be taken
+//! back (and its stock released) when no follower might have it — see `order.rs`.
+
+use futures::future::join_all;
+use http::Method;
+use toystore_guest::time::now_millis;
+use toystore_guest::{CallError, Net};
+
+use crate::protocol::{refusal, Refusal, Replicate, Status, BATCH};
+use crate::service::{Peer, Service};
+
+/// How long a follower that timed out is skipped (while a majority is reachable without it).
+pub const SUSPECT_MS: u64 = 1_000;
+/// Round trips spent on one follower for one call (gap and mismatch resends).
+const MAX_ROUNDS: usize = 64;
+/// Rough upper bound of a batch's JSON size (the follower accepts bodies up to 1 MiB).
+const BATCH_BYTES: usize = 600_000;
+
+/// A follower's final answer for one replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerResult {
+    /// It has every entry up to `upto` on disk.
+    Acked,
+    /// It certainly does not have `upto`.
+    Without,
+    /// It may or may not have `upto` (no definite answer came back).
+    Unknown,
+    /// It has promised a newer epoch: we are no longer leader.
+    Stale(u64),
+}
+
+/// The tally over all followers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outcome {
+    pub acks: usize,
+    pub needed: usize,
+    pub stale: Option<u64>,
+    /// Some follower might hold `upto` although it did not acknowledge it.
+    pub unknown: bool,
+}
+
+impl Outcome {
+    /// On a majority's disks (the leader's own copy is counted in `needed`).
+    pub fn committed(&self) -> bool {
+        self.acks >= self.needed
+    }
+
+    fn add(&mut self, r: PeerResult) {
+        match r {
+            PeerResult::Acked => self.acks += 1,
+            PeerResult::Without => {}
+            PeerResult::Unknown => self.unknown = true,
+            PeerResult::Stale(e) => self.stale = Some(self.stale.unwrap_or(0).max(e)),
+        }
+    }
+}
+
+/// Did this error certainly happen before the request reached the peer?
+pub fn never_delivered(err: &CallError) -> bool {
+    matches!(err, CallError::Unreachable { reason, .. } if reason.to_ascii_lowercase().contains("refused"))
+}
+
+impl<N: Net> Service<N> {
+    /// Replicate the log up to `upto` (as leader of `epoch`) to the followers.
+    ///
+    /// Followers marked suspect are contacted only if the others cannot make a majority, so a
+    /// hung follower costs one timeout per [`SUSPECT_MS`], not one per order; a skipped
+    /// follower certainly lacks `upto` and catches up later through gap resends or its own tick.
+    pub(crate) async fn replicate(&self, epoch: u64, upto: u64) -> Outcome {
+        let mut out = Outcome { needed: self.cfg.majority() - 1, ..Outcome::default() };
+        let now = now_millis();
+        let (fresh, suspect): (Vec<Peer>, Vec<Peer>) = {
+            let s = self.state.borrow();
+            self.cfg.peers().into_iter().partition(|p| s.suspect_until.get(&p.id).is_none_or(|&t| t <= now))
+        };
+        for r in join_all(fresh.iter().map(|p| self.push(p, epoch, upto))).await {
+            out.add(r);
+        }
+        if !out.committed() && out.stale.is_none() && !suspect.is_empty() {
+            for r in join_all(suspect.iter().map(|p| self.push(p, epoch, upto))).await {
+                out.add(r);
+            }
+        }
+        out
+    }
+
+    /// Bring one follower up to `upto`.
+    async fn push(&self, peer: &Peer, epoch: u64, upto: u64) -> PeerResult {
+        let url = format!("{}/replicate_order", peer.url);
+        let known = self.state.borrow().peer_last.get(&peer.id).copied();
+        let mut next = known.map(|l| l + 1).unwrap_or(upto as i64).clamp(0, upto as i64) as u64;
+        for _ in 0..MAX_ROUNDS {
+            let Some(msg) = self.batch(epoch, next, upto) else { return PeerResult::Without };
+            let carries_upto = msg.orders.last().is_some_and(|e| e.number == upto);
+            let unsure = if carries_upto { PeerResult::Unknown } else { PeerResult::Without };
+            let body = serde_json::to_value(&msg).unwrap_or_default();
+            let reply = self.net.call(Method::POST, &url, Some(body), self.cfg.timeout).await;
+            let status: Status = match reply {
+                Ok(resp) if resp.is_success() => match resp.data::<Status>() {
+                    Ok(st) => {
+                        self.note_peer(peer.id, st.last, false);
+                        if st.last >= upto as i64 {
+                            return PeerResult::Acked;
+                        }
+                        st
+                    }
+                    Err(_) => return unsure,
+                },
+                Ok(resp) => match refusal(&resp) {
+                    Some((Refusal::Stale, st)) => return PeerResult::Stale(st.epoch),
+                    Some((_, st)) => st,
+                    None if (400..500).contains(&resp.status) => return PeerResult::Without,
+                    None => return unsure,
+                },
+                Err(e) => {
+                    if matches!(e, CallError::Timeout(_)) {
+                        self.note_peer(peer.id, -1, true);
+                    }
+                    return if never_delivered(&e) { PeerResult::Without } else { unsure };
+                }
+            };
+            self.note_peer(peer.id, status.last, false);
+            next = (status.last + 1).clamp(0, upto as i64) as u64;
+        }
+        PeerResult::Without
+    }
+
+    /// Entries `next..=upto` (capped) with the anchor of entry `next - 1`.
+    fn batch(&self, epoch: u64, next: u64, upto: u64) -> Option<Replicate> {
+        self.read_log(|log| {
+            if log.last() < upto as i64 {
+                return None; // our own log changed under us (a newer leader cut it)
+            }
+            let prev = if next == 0 { None } else { Some(log.get(next - 1)?.anchor()) };
+            let mut orders = Vec::new();
+            let mut bytes = 0;
+            for e in log.after(next as i64 - 1, (upto - next + 1) as usize) {
+                bytes += 2 * (e.name.len() + e.key.len()) + 80;
+                if !orders.is_empty() && (orders.len() >= BATCH || bytes > BATCH_BYTES) {
+                    break;
+                }
+                orders.push(e.clone());
+            }
+            Some(Replicate { leader: self.cfg.id, epoch, prev, orders })
+        })
+        .flatten()
+    }
+
+    fn note_peer(&self, id: u32, last: i64, timed_out: bool) {
+        let mut s = self.state.borrow_mut();
+        if timed_out {
+            s.suspect_until.insert(id, now_millis() + SUSPECT_MS);
+            s.peer_last.remove(&id);
+        } else {
+            s.suspect_until.remove(&id);
+            s.peer_last.insert(id, last);
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Catching up from a peer: at start-up (before `/ping` turns healthy), on `/tick` when a
+//! follower finds a peer ahead of it, and when a new leader adopts the most up-to-date log
+//! among the peers it fenced.
+//!
+//! "Ahead" is Raft's order on logs ([`Position`]): the higher epoch of the last entry wins,
+//! then the longer log. A log ahead of ours holds every committed entry that ours holds, so
+//! where the two differ ours is an uncommitted tail and may be replaced. Taking a peer's log:
+//! find the last entry on which both agree (ask for the entries after our last and compare the
+//! anchor the peer sends back; on disagreement back off exponentially), then merge page by page
+//! (each page one write and one fsync, so 10 000 missed orders cost one fsync).
+
+use futures::future::join_all;
+use http::Method;
+use toystore_guest::Net;
+
+use crate::log::{Merge, Position};
+use crate::protocol::{Page, Status};
+use crate::service::{Peer, Role, Service};
+
+const MAX_STEPS: usize = 10_000;
+
+/// How one page application went.
+enum Step {
+    Continue,
+    Done,
+    Retry,
+}
+
+impl<N: Net> Service<N> {
+    /// Every peer's status (None for those that did not answer), asked in parallel.
+    pub(crate) async fn peer_statuses(&self) -> Vec<(Peer, Option<Status>)> {
+        let peers = self.cfg.peers();
+        let calls = peers.iter().map(|p| {
+            let url = format!("{}/get_last_order_number", p.url);
+            async move {
+                let r = self.net.call(Method::GET, &url, None, self.cfg.timeout).await;
+                r.ok().filter(|r| r.is_success()).and_then(|r| r.data::<Status>().ok())
+            }
+        });
+        let answers = join_all(calls).await;
+        let mut s = self.state.borrow_mut();
+        for st in answers.iter().flatten() {
+            s.seen_epoch = s.seen_epoch.max(st.epoch);
+        }
+        peers.into_iter().zip(answers).collect()
+    }
+
+    /// Start-up resync: load (already done), ask the peers where they stand, take the missing
+    /// entries from the most advanced one, then report healthy. With no peer reachable, what is
+    /// on disk is all there is. On failure midway the next `/tick` or `/ping` tries again.
+    pub(crate) async fn resync(&self) {
+        {
+            let mut s = self.state.borrow_mut();
+            if s.synced || s.syncing {
+                return;
+            }
+            s.syncing = true;
+        }
+        let _reset = Reset(self);
+        if self.catch_up().await {
+            self.state.borrow_mut().synced = true;
+        }
+    }
+
+    /// If a reachable peer is ahead of us, take its log. True when we are as far as any
+    /// reachable peer (or none answered).
+    pub(crate) async fn catch_up(&self) -> bool {
+        let statuses = self.peer_statuses().await;
+        let best = statuses
+            .iter()
+            .filter_map(|(p, st)| st.map(|st| (p, st)))
+            .max_by_key(|(p, st)| (st.position(), p.id));
+        match best {
+            Some((peer, st)) if st.position() > self.position() => self.sync_from(peer, false).await.is_ok(),
+            _ => true,
+        }
+    }
+
+    /// Make our log equal to `peer`'s (which is ahead of ours). `as_candidate` lets a
+    /// candidate do this; otherwise only a follower may have its log replaced.
+    pub(crate) async fn sync_from(&self, peer: &Peer, as_candidate: bool) -> Result<(), String> {
+        let mut from = self.position().last;
+        let mut back = 1i64;
+        for _ in 0..MAX_STEPS {
+            let url = format!("{}/get_missed_orders/{from}", peer.url);
+            let resp = self.net.call(Method::GET, &url, None, self.cfg.timeout).await.map_err(|e| e.to_string())?;
+            if !resp.is_success() {
+                return Err(format!("replica {} answered {}: {}", peer.id, resp.status, resp.error_message()));
+            }
+            let page: Page = resp.data().map_err(|e| e.to_string())?;
+            let ours = self.read_log(|log| log.anchor_at(from)).flatten();
+            if from >= 0 && page.prev != ours {
+                // We disagree at `from` (or the peer's log is shorter): step back.
+                from = if page.prev.is_none() { from.min(page.last) } else { (from - back).max(-1) };
+                back = back.saturating_mul(2);
+                continue;
+            }
+            let peer_pos = Position { last_epoch: page.last_epoch, last: page.last };
+            let step = self
+                .on_disk(|disk, state| {
+                    let allowed = match state.role {
+                        Role::Follower => !as_candidate,
+                        Role::Candidate(_) => as_candidate,
+                        Role::Leader { .. } => false,
+                    };
+                    if !allowed || peer_pos <= disk.log.position() {
+                        return Ok(Step::Done);
+                    }
+                    if from >= 0 && disk.log.anchor_at(from) != page.prev {
+                        return Ok(Step::Retry); // our log changed meanwhile
+                    }
+                    match disk.log.merge(&page.orders) {
+                        Ok(Merge::Applied) => Ok(Step::Continue),
+                        Ok(Merge::Gap) => Ok(Step::Retry),
+                        Err(e) => Err(e.to_string()),
+                    }
+                })
+                .await
+                .map_err(|r| r.error_message().unwrap_or("log unavailable").to_string())??;
+            match step {
+                Step::Done => return Ok(()),
+                Step::Retry => from = self.position().last,
+                Step::Continue => match page.orders.last() {
+                    Some(last) if page.more => from = last.number as i64,
+                    _ => return Ok(()),
+                },
+            }
+        }
+        Err(format!("gave up syncing from replica {}", peer.id))
+    }
+}
+
+/// Clears the `syncing` flag however the resync ends (also if its future is dropped).
+struct Reset<'a, N: Net>(&'a Service<N>);
+
+impl<N: Net> Drop for Reset<'_, N> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.state.try_borrow_mut() {
+            s.syncing = false;
+        }
+    }
+}
