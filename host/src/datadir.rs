@@ -12,8 +12,8 @@ pub enum DataDirError {
     Create(PathBuf, io::Error),
     #[error("seed file {0} has no file name")]
     SeedName(PathBuf),
-    #[error("cannot copy seed file {from} to {to}: {source}")]
-    Copy { from: PathBuf, to: PathBuf, source: io::Error },
+    #[error("cannot copy seed file {from} to {to}: {error}")]
+    Copy { from: PathBuf, to: PathBuf, error: io::Error },
 }
 
 /// Make sure `dir` exists and holds every seed file; returns the files copied now.
@@ -27,7 +27,7 @@ pub fn prepare(dir: &Path, seeds: &[PathBuf]) -> Result<Vec<PathBuf>, DataDirErr
             continue;
         }
         copy_new(seed, &target)
-            .map_err(|source| DataDirError::Copy { from: seed.clone(), to: target.clone(), source })?;
+            .map_err(|error| DataDirError::Copy { from: seed.clone(), to: target.clone(), error })?;
         copied.push(target);
     }
     Ok(copied)

@@ -23,8 +23,8 @@ pub const DEFAULT_TICK_INTERVAL_MS: u64 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read the manifest {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the manifest {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("the manifest {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("the manifest {path} is not valid: {problems}", problems = .problems.join("; "))]
@@ -105,7 +105,7 @@ impl Manifest {
     /// Read, parse and validate the manifest at `path`.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+            .map_err(|error| ManifestError::Read { path: path.to_path_buf(), error })?;
         Self::parse(&text, path)
     }
 
@@ -270,7 +270,7 @@ impl Manifest {
 /// they must work without the components being built, so nothing else is checked.
 pub fn admin_address(path: &Path) -> Result<SocketAddr, ManifestError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+        .map_err(|error| ManifestError::Read { path: path.to_path_buf(), error })?;
     let invalid = |message: String| ManifestError::Parse { path: path.to_path_buf(), message };
     let table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
     let admin = table.get("admin").and_then(toml::Value::as_str).ok_or_else(|| invalid("no `admin` address".into()))?;

@@ -34,8 +34,8 @@ const QUEUE_SLACK: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error("cannot listen on {addr} for {service}: {source}")]
-    Bind { service: String, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr} for {service}: {error}")]
+    Bind { service: String, addr: SocketAddr, error: std::io::Error },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +109,7 @@ impl Service {
         }
         let addr = self.spec.listen;
         let listener = server::bind(addr)
-            .map_err(|source| ServiceError::Bind { service: self.spec.name.clone(), addr, source })?;
+            .map_err(|error| ServiceError::Bind { service: self.spec.name.clone(), addr, error })?;
         let name: Arc<str> = Arc::from(self.spec.name.as_str());
         let (jobs, queue) = mpsc::channel(MAX_IN_FLIGHT + QUEUE_SLACK);
         let gate = Arc::new(Gate {
