@@ -68,8 +68,8 @@ impl<N: Net> Service<N> {
                 .on_disk(|disk, state| {
                     let e = disk.promised.max(state.seen_epoch).max(floor) + 1;
                     disk.promise(e).map_err(internal)?;
-                    state.observe_promise(e);
                     state.role = Role::Candidate(e);
+                    state.observe_promise(e);
                     state.leader = None;
                     Ok::<u64, Reply>(e)
                 })

@@ -1,0 +1,484 @@
+//! The replication protocol, end to end, on a simulated three-replica cluster (see `sim`).
+//! Each scenario checks the three promises: every acknowledged order survives with its number,
+//! no number is ever given to two orders, and the replicas' `orders.csv` end byte-identical.
+
+mod sim;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use futures::executor::block_on;
+use futures::future::join_all;
+use http::Method;
+use serde_json::json;
+use sim::{Fault, Sim, TOYS};
+
+/// Acknowledged orders: number → (key, toy, quantity).
+type Acked = BTreeMap<u64, (String, String, i64)>;
+
+fn place(sim: &Sim, acked: &mut Acked, key: &str, toy: &str, qty: i64) -> u64 {
+    let n = sim.place(key, toy, qty).unwrap_or_else(|e| panic!("order {key} failed: {e}"));
+    if let Some((k, _, _)) = acked.get(&n) {
+        assert_eq!(k, key, "order number {n} given to {k} and to {key}");
+    }
+    acked.insert(n, (key.to_string(), toy.to_string(), qty));
+    n
+}
+
+fn round(sim: &Sim, acked: &mut Acked, tag: &str, count: usize) {
+    for k in 0..count {
+        place(sim, acked, &format!("{tag}-{k}"), TOYS[k % TOYS.len()], 1 + (k % 2) as i64);
+    }
+}
+
+/// Every acknowledged order reads back from every live replica (after catching up).
+fn assert_all_present(sim: &Sim, acked: &Acked) {
+    sim.tick_all();
+    for id in 1..=3 {
+        if !sim.is_up(id) {
+            continue;
+        }
+        for (n, (key, toy, qty)) in acked {
+            let got = sim.read(id, *n);
+            assert_eq!(got, Some((toy.clone(), *qty)), "replica {id} lost order {n} ({key})");
+        }
+    }
+}
+
+/// Let everyone catch up, then the files must be byte-identical and hold each key once.
+fn assert_identical(sim: &Sim) {
+    for _ in 0..3 {
+        sim.tick_all();
+    }
+    let files: Vec<Vec<u8>> = (1..=3).map(|id| sim.orders_file(id)).collect();
+    let text = String::from_utf8(files[0].clone()).unwrap();
+    assert_eq!(files[0], files[1], "orders.csv of replicas 1 and 2 differ:\n{text}\n---\n{}", String::from_utf8_lossy(&files[1]));
+    assert_eq!(files[1], files[2], "orders.csv of replicas 2 and 3 differ:\n{text}\n---\n{}", String::from_utf8_lossy(&files[2]));
+    let mut keys = std::collections::HashSet::new();
+    for (i, line) in text.lines().skip(1).enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields[0], i.to_string(), "numbers are contiguous");
+        assert!(keys.insert(fields[3].to_string()), "key {} recorded twice", fields[3]);
+    }
+}
+
+fn start() -> Rc<Sim> {
+    let sim = Sim::new();
+    sim.tick_all();
+    assert_eq!(sim.elect(), Some(3), "the highest id leads when all are up");
+    sim
+}
+
+#[test]
+fn three_replicas_starting_together_all_become_healthy() {
+    let sim = Sim::new();
+    // Each ping runs that replica's start-up resync, which asks the others (served from their
+    // local logs even though they are not synced yet): no one waits for anyone.
+    for id in 1..=3 {
+        assert_eq!(sim.get(id, "/ping").unwrap().status, 200, "replica {id}");
+    }
+    let ping = sim.get(2, "/ping").unwrap();
+    assert_eq!(ping.body["data"]["last"], -1);
+    assert_eq!(ping.body["data"]["synced"], true);
+}
+
+#[test]
+fn orders_are_numbered_replicated_and_read_back() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 10);
+    assert_eq!(acked.keys().copied().collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+    assert_eq!(sim.taken(), acked.values().map(|(_, _, q)| q).sum::<i64>());
+    // Lookups: unknown 404, non-integer 400; followers answer from their own log.
+    assert_eq!(sim.get(1, "/orders/99").unwrap().status, 404);
+    assert_eq!(sim.get(1, "/orders/x").unwrap().status, 400);
+    assert_eq!(sim.get(1, "/orders/-1").unwrap().status, 404);
+    // A follower refuses orders and names the leader.
+    let r = sim.post(1, "/orders", json!({"name": "Tux", "quantity": 1, "key": "f"})).unwrap();
+    assert_eq!(r.status, 409);
+    assert_eq!(r.body["error"]["leader"], 3);
+    let file = String::from_utf8(sim.orders_file(1)).unwrap();
+    assert!(file.starts_with("number,name,quantity,key,epoch\n0,Tux,1,a-0,1\n"), "{file}");
+}
+
+#[test]
+fn invalid_orders_and_catalog_refusals_change_nothing() {
+    let sim = start();
+    for bad in [
+        json!({"quantity": 1}),
+        json!({"name": "Tux"}),
+        json!({"name": "Tux", "quantity": 0}),
+        json!({"name": "Tux", "quantity": -1}),
+        json!({"name": "Tux", "quantity": 1.5}),
+        json!({"name": "Tux", "quantity": "1"}),
+        json!("Tux"),
+    ] {
+        assert_eq!(sim.post(3, "/orders", bad.clone()).unwrap().status, 400, "{bad}");
+    }
+    let raw = block_on(sim.request(3, Method::POST, "/orders", None)).unwrap();
+    assert_eq!(raw.status, 400);
+    // The catalog's verdicts pass through unchanged.
+    let unknown = sim.post(3, "/orders", json!({"name": "Unicorn", "quantity": 1, "key": "u"})).unwrap();
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.body, json!({"error": {"code": 404, "message": "product not found"}}));
+    let too_many = sim.post(3, "/orders", json!({"name": "Tux", "quantity": sim::INITIAL_STOCK + 1, "key": "t"})).unwrap();
+    assert_eq!(too_many.status, 400);
+    assert_eq!(too_many.body["error"]["message"], "not enough stock");
+    assert_eq!(sim.last(3), Some(-1));
+    assert_eq!(sim.orders_file(3), b"");
+    assert_eq!(sim.taken(), 0);
+    assert_eq!(sim.get(3, "/nope").unwrap().status, 404);
+    assert_eq!(sim.get(3, "/orders").unwrap().status, 405);
+    assert_eq!(sim.post(3, "/debug/trap", json!({})).unwrap().status, 404, "debug routes are off");
+}
+
+#[test]
+fn the_same_key_gets_the_same_number_and_takes_stock_once() {
+    let sim = start();
+    let body = json!({"name": "Lego", "quantity": 2, "key": "same"});
+    let first = sim.post(3, "/orders", body.clone()).unwrap();
+    let again = sim.post(3, "/orders", body.clone()).unwrap();
+    assert_eq!(first.body["data"]["order_number"], 0);
+    assert_eq!(again.body["data"]["order_number"], 0);
+    assert_eq!(sim.catalog.borrow().buys, 1, "the retry was answered without buying");
+    // Two concurrent requests with one key: one number; the loser gives its stock back.
+    let body = json!({"name": "Fox", "quantity": 1, "key": "race"});
+    let replies = block_on(join_all((0..2).map(|_| sim.request(3, Method::POST, "/orders", Some(body.clone())))));
+    let numbers: Vec<_> = replies.iter().map(|r| r.as_ref().unwrap().body["data"]["order_number"].clone()).collect();
+    assert_eq!(numbers, vec![json!(1), json!(1)]);
+    assert_eq!(sim.taken(), 3, "2 Lego + 1 Fox, whatever the interleaving");
+    assert_eq!(sim.last(3), Some(1));
+}
+
+#[test]
+fn concurrent_orders_get_contiguous_distinct_numbers() {
+    let sim = start();
+    let replies = block_on(join_all((0..25).map(|i| {
+        let body = json!({"name": TOYS[i % 4], "quantity": 1, "key": format!("c{i}")});
+        let sim = &sim;
+        async move { sim.request(3, Method::POST, "/orders", Some(body)).await }
+    })));
+    let mut numbers: Vec<u64> = replies.iter().map(|r| r.as_ref().unwrap().body["data"]["order_number"].as_u64().unwrap()).collect();
+    numbers.sort();
+    assert_eq!(numbers, (0..25).collect::<Vec<_>>());
+    assert_identical(&sim);
+}
+
+#[test]
+fn leader_killed_mid_stream_new_leader_has_every_acked_order_and_reuses_no_number() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "before", 10);
+
+    // The leader appends order 10, replica 2 applies it, and the leader dies before answering.
+    sim.set_fault(|c| if c.from == 3 && c.to == 2 && c.path == "/replicate_order" { Fault::KillCallerAfter } else { Fault::None });
+    let r = sim.post(3, "/orders", json!({"name": "Tux", "quantity": 1, "key": "mid"}));
+    assert!(r.is_err(), "the client saw the leader die: {r:?}");
+    sim.clear_fault();
+
+    // The client retries with the same key: the new leader found it on replica 2 and answers
+    // its number; nothing is numbered twice.
+    let n = place(&sim, &mut acked, "mid", "Tux", 1);
+    assert_eq!(n, 10, "the order replica 2 held kept its number");
+    assert_eq!(sim.leader(), Some(2));
+    round(&sim, &mut acked, "after", 10);
+
+    // Now the new leader dies after appending locally, before anyone got the entry.
+    sim.set_fault(|c| if c.from == 2 && c.path == "/replicate_order" { Fault::KillCallerBefore } else { Fault::None });
+    assert!(sim.post(2, "/orders", json!({"name": "Fox", "quantity": 1, "key": "lost"})).is_err());
+    sim.clear_fault();
+    sim.restart(3);
+    sim.tick_all();
+    place(&sim, &mut acked, "lost", "Fox", 1);
+    round(&sim, &mut acked, "later", 5);
+    sim.restart(2);
+    sim.tick_all();
+    round(&sim, &mut acked, "end", 3);
+    assert_eq!(acked.len(), 30);
+    assert_eq!(acked.keys().copied().collect::<Vec<_>>(), (0..30).collect::<Vec<_>>());
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+}
+
+#[test]
+fn two_failovers_in_a_row_lose_nothing_and_reuse_no_number() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "r1", 5);
+    sim.kill(3);
+    round(&sim, &mut acked, "r2", 5);
+    sim.restart(3);
+    sim.tick_all();
+    round(&sim, &mut acked, "r3", 5);
+    sim.kill(2);
+    round(&sim, &mut acked, "r4", 5);
+    sim.restart(2);
+    sim.tick_all();
+    round(&sim, &mut acked, "r5", 5);
+    assert_eq!(acked.keys().copied().collect::<Vec<_>>(), (0..25).collect::<Vec<_>>());
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+
+    // And again with whoever leads now gone, then back.
+    let leader = sim.leader().unwrap();
+    sim.kill(leader);
+    round(&sim, &mut acked, "r6", 5);
+    sim.restart(leader);
+    sim.tick_all();
+    assert_eq!(acked.len(), 30);
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+}
+
+#[test]
+fn an_old_uncommitted_tail_never_overwrites_an_acknowledged_order() {
+    // Raft's figure 8 in three replicas: old leaders leave different uncommitted entries at one
+    // number; whatever happens next, the order acknowledged at that number must survive.
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "base", 3); // 0..2 everywhere, epoch 1
+
+    // Leader 3 (epoch 1) appends "x3" at 3 and dies before sending it.
+    sim.set_fault(|c| if c.from == 3 && c.path == "/replicate_order" { Fault::KillCallerBefore } else { Fault::None });
+    assert!(sim.post(3, "/orders", json!({"name": "Tux", "quantity": 1, "key": "x3"})).is_err());
+    // Replica 2 leads epoch 2, appends "x2" at 3 and dies before sending it.
+    sim.set_fault(|c| if c.from == 2 && c.path == "/replicate_order" && c.body["orders"].as_array().is_some_and(|o| o.iter().any(|e| e["key"] == "x2")) { Fault::KillCallerBefore } else { Fault::None });
+    assert_eq!(sim.elect(), Some(2));
+    assert!(sim.post(2, "/orders", json!({"name": "Tux", "quantity": 1, "key": "x2"})).is_err());
+    sim.clear_fault();
+
+    // Replica 3 comes back and leads epoch 3 with replica 1; an order is acknowledged at 3.
+    sim.restart(3);
+    sim.tick_all();
+    assert_eq!(sim.elect(), Some(3));
+    let n = place(&sim, &mut acked, "y", "Lego", 1);
+    assert_eq!(n, 3);
+    // Replica 3 dies; replica 2 (holding "x2" at 3 from epoch 2) returns and leads with 1.
+    sim.kill(3);
+    sim.restart(2);
+    sim.tick_all();
+    assert_eq!(sim.elect(), Some(2));
+    place(&sim, &mut acked, "z", "Fox", 1);
+    sim.restart(3);
+    sim.tick_all();
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+    let file = String::from_utf8(sim.orders_file(1)).unwrap();
+    assert!(!file.contains(",x2,") && !file.contains(",x3,"), "unacknowledged entries were cut:\n{file}");
+}
+
+#[test]
+fn a_follower_that_applied_but_whose_reply_was_lost_keeps_the_order_and_the_retry_gets_its_number() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 2);
+    sim.kill(1);
+    // Replica 2 applies order 2 but the leader never hears back: in doubt, so the leader keeps
+    // the entry and the stock, answers 503, and renews before numbering anything else.
+    sim.set_fault(|c| if c.to == 2 && c.path == "/replicate_order" { Fault::LoseReply } else { Fault::None });
+    let r = sim.post(3, "/orders", json!({"name": "Barbie", "quantity": 4, "key": "doubt"})).unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(sim.catalog.borrow().releases, 0, "stock of an order that may survive is not given back");
+    sim.clear_fault();
+    let n = place(&sim, &mut acked, "doubt", "Barbie", 4);
+    assert_eq!(n, 2, "same key, same number");
+    assert_eq!(sim.catalog.borrow().buys, 3, "bought once per order");
+    sim.restart(1);
+    sim.tick_all();
+    round(&sim, &mut acked, "b", 2);
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+    assert_eq!(sim.taken(), acked.values().map(|(_, _, q)| q).sum::<i64>());
+}
+
+#[test]
+fn with_two_replicas_down_orders_fail_cleanly_and_reads_still_work() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 3);
+    sim.kill(1);
+    sim.kill(2);
+    let r = sim.post(3, "/orders", json!({"name": "Tux", "quantity": 1, "key": "alone"})).unwrap();
+    assert_eq!(r.status, 503);
+    // Nobody could have the entry (connections refused): cut, stock given back.
+    assert_eq!(sim.last(3), Some(2));
+    assert_eq!(sim.catalog.borrow().releases, 1);
+    assert_eq!(sim.taken(), acked.values().map(|(_, _, q)| q).sum::<i64>());
+    // Still refused while alone (the renewal cannot fence a majority), without buying.
+    let buys = sim.catalog.borrow().buys;
+    assert_eq!(sim.post(3, "/orders", json!({"name": "Tux", "quantity": 1, "key": "alone"})).unwrap().status, 503);
+    assert_eq!(sim.catalog.borrow().buys, buys);
+    assert_eq!(sim.read(3, 1).map(|(t, _)| t), Some("Lego".to_string()));
+    sim.restart(2);
+    sim.tick_all();
+    let n = place(&sim, &mut acked, "alone", "Tux", 1);
+    assert_eq!(n, 3);
+    sim.restart(1);
+    sim.tick_all();
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+}
+
+#[test]
+fn a_fenced_leader_is_refused_steps_down_and_gives_the_stock_back() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 2);
+    // Replica 2 becomes leader of epoch 2 while replica 3 does not hear of it.
+    sim.set_fault(|c| if c.to == 3 && (c.from == 2 || c.path == "/inform_replica") { Fault::DropRequest } else { Fault::None });
+    let r = sim.post(2, "/leaderselection", json!({})).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["data"]["epoch"], 2);
+    sim.clear_fault();
+    // The old leader still tries: both followers refuse its epoch.
+    let r = sim.post(3, "/orders", json!({"name": "Tux", "quantity": 1, "key": "old"})).unwrap();
+    assert!(r.status == 503 || r.status == 409, "{}", r.body);
+    assert_eq!(sim.catalog.borrow().releases, 1);
+    assert_eq!(sim.get(3, "/health").unwrap().body["data"]["role"], "follower");
+    // A stale replicate is refused with 409 `stale` and the follower's status.
+    let stale = sim.post(1, "/replicate_order", json!({"leader": 3, "epoch": 1, "prev": null, "orders": []})).unwrap();
+    assert_eq!(stale.status, 409);
+    assert_eq!(stale.body["error"]["reason"], "stale");
+    assert_eq!(stale.body["error"]["epoch"], 2);
+    // So is a fence for an epoch already promised.
+    assert_eq!(sim.post(1, "/fence", json!({"leader": 3, "epoch": 2})).unwrap().status, 409);
+    place(&sim, &mut acked, "new", "Fox", 1);
+    assert_eq!(sim.leader(), Some(2));
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+}
+
+#[test]
+fn a_follower_that_was_down_is_caught_up_by_gap_fill_in_batches() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 3);
+    sim.kill(1);
+    // 4 500 more orders that replica 1 missed (written straight into 2's and 3's logs).
+    let mut more = String::new();
+    for n in 3..4_503 {
+        more.push_str(&format!("{n},Tux,1,bulk{n},1\n"));
+    }
+    for id in [2, 3] {
+        let mut f = std::fs::OpenOptions::new().append(true).open(sim.dir(id).join("orders.csv")).unwrap();
+        std::io::Write::write_all(&mut f, more.as_bytes()).unwrap();
+    }
+    // Back without its start-up resync: the next order's gap handling fills 4 500 entries.
+    sim.restart(1);
+    let before = sim.count(1, "replicate_order");
+    let r = sim.post(3, "/orders", json!({"name": "Tux", "quantity": 1, "key": "next"})).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(sim.last(1), Some(4_503));
+    let rounds = sim.count(1, "replicate_order") - before;
+    assert!((3..=5).contains(&rounds), "gap, then batches of at most 2 000: {rounds} calls");
+    assert_identical(&sim);
+}
+
+#[test]
+fn a_follower_with_a_stale_tail_is_corrected_by_the_leader() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 3);
+    // Leader 3 appends "x" at 3; replica 1 applies it, replica 2 never hears of it, and 3 dies.
+    sim.set_fault(|c| match (c.from, c.to, c.path.as_str()) {
+        (3, 2, "/replicate_order") => Fault::DropRequest,
+        (3, 1, "/replicate_order") => Fault::KillCallerAfter,
+        _ => Fault::None,
+    });
+    assert!(sim.post(3, "/orders", json!({"name": "Fox", "quantity": 1, "key": "x"})).is_err());
+    sim.clear_fault();
+    sim.kill(1);
+    // 3 returns and leads epoch 2 with replica 2: its log (with "x") is the most up to date, so
+    // "x" survives, re-stamped with epoch 2 — replica 1's copy (epoch 1) now differs.
+    sim.restart(3);
+    sim.tick_all();
+    assert_eq!(sim.elect(), Some(3));
+    // Replica 1 returns without its start-up resync: the next order's replication finds the
+    // mismatch at 3, replica 1 cuts its tail and takes the leader's entries.
+    sim.restart(1);
+    let n = place(&sim, &mut acked, "y", "Tux", 1);
+    assert_eq!(n, 4);
+    assert_eq!(sim.last(1), Some(4));
+    assert_eq!(place(&sim, &mut acked, "x", "Fox", 1), 3, "the retry of x finds its number");
+    let file = String::from_utf8(sim.orders_file(1)).unwrap();
+    assert!(file.contains("3,Fox,1,x,2\n"), "{file}");
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+}
+
+#[test]
+fn a_hung_follower_is_suspected_instead_of_costing_a_timeout_per_order() {
+    let sim = start();
+    let mut acked = Acked::new();
+    sim.set_fault(|c| if c.to == 1 && c.path == "/replicate_order" { Fault::DropRequest } else { Fault::None });
+    round(&sim, &mut acked, "a", 10);
+    assert_eq!(sim.count(1, "replicate_order"), 1, "one timeout, then skipped while replica 2 acks");
+    sim.clear_fault();
+    // Replica 1 is behind; its tick notices and catches up from the leader.
+    assert_eq!(sim.last(1), Some(-1));
+    sim.tick_all();
+    assert_eq!(sim.last(1), Some(9));
+    assert_identical(&sim);
+}
+
+#[test]
+fn a_restart_with_ten_thousand_missed_orders_is_one_batch() {
+    let sim = start();
+    sim.kill(1);
+    // Fill replicas 2 and 3 directly: 10 000 orders of epoch 1.
+    let mut file = String::from("number,name,quantity,key,epoch\n");
+    for n in 0..10_000 {
+        file.push_str(&format!("{n},Tux,1,k{n},1\n"));
+    }
+    for id in [2, 3] {
+        std::fs::write(sim.dir(id).join("orders.csv"), &file).unwrap();
+        sim.restart(id);
+    }
+    sim.tick_all();
+    sim.restart(1);
+    let t = std::time::Instant::now();
+    let ping = sim.get(1, "/ping").unwrap();
+    let took = t.elapsed();
+    assert_eq!(ping.status, 200);
+    assert_eq!(ping.body["data"]["last"], 9_999);
+    assert_eq!(sim.count(3, "get_missed_orders") + sim.count(2, "get_missed_orders"), 1, "one page");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    assert_eq!(sim.orders_file(1), file.as_bytes());
+}
+
+#[test]
+fn a_torn_last_line_is_cut_on_restart_and_refilled_from_peers() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 4);
+    sim.kill(1);
+    let path = sim.dir(1).join("orders.csv");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() - 3); // the crash tore the last line
+    std::fs::write(&path, &bytes).unwrap();
+    sim.restart(1);
+    assert_eq!(sim.last(1), Some(2), "the torn line does not count");
+    assert_eq!(sim.get(1, "/ping").unwrap().status, 200);
+    assert_eq!(sim.last(1), Some(3), "refilled from a peer");
+    assert_identical(&sim);
+}
+
+#[test]
+fn the_state_survives_a_restart_of_every_replica() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 5);
+    for id in 1..=3 {
+        sim.restart(id);
+    }
+    sim.tick_all();
+    assert_eq!(sim.elect(), Some(3));
+    let n = place(&sim, &mut acked, "b", "Tux", 1);
+    assert_eq!(n, 5, "numbering continues after the files");
+    let epoch = std::fs::read_to_string(sim.dir(1).join("epoch")).unwrap();
+    assert_eq!(epoch.trim(), "2", "a new epoch after the restart");
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+}
