@@ -43,6 +43,8 @@ impl<N: Net> Service<N> {
     /// Become (or, after a failed replication, renew as) leader. Caller holds the order lock.
     pub(crate) async fn become_leader(&self) -> Result<u64, Reply> {
         let was_leader = matches!(self.state.borrow().role, Role::Leader { .. });
+        // If this future is dropped midway (the caller went away), do not stay a candidate.
+        let _abandoned = NotCandidate(self);
         let result = self.try_become_leader().await;
         let mut s = self.state.borrow_mut();
         match &result {
@@ -59,7 +61,6 @@ impl<N: Net> Service<N> {
     }
 
     async fn try_become_leader(&self) -> Result<u64, Reply> {
-        self.peer_statuses().await; // learn the newest epoch anyone has promised
         let majority = self.cfg.majority();
         let mut floor = 0;
         for _ in 0..3 {
@@ -87,11 +88,13 @@ impl<N: Net> Service<N> {
                     Err(None) => {}
                 }
             }
+            if let Some(e) = newer {
+                // Someone promised a newer epoch: it would refuse us later. Start again above it
+                // (the peers we did fence simply promise once more).
+                floor = e;
+                continue;
+            }
             if fenced.len() + 1 < majority {
-                if let Some(e) = newer {
-                    floor = e; // someone promised a newer epoch: try again above it
-                    continue;
-                }
                 return Err(Reply::unavailable(format!(
                     "no majority: {} of {} replicas accepted epoch {epoch}",
                     fenced.len() + 1,
@@ -181,5 +184,18 @@ impl<N: Net> Service<N> {
     pub(crate) fn not_leader(&self) -> Reply {
         let s = self.state.borrow();
         crate::protocol::not_leader(s.leader.filter(|&l| l != self.cfg.id), s.leader_epoch)
+    }
+}
+
+/// Turns a candidate that was abandoned mid-election back into a follower.
+struct NotCandidate<'a, N: Net>(&'a Service<N>);
+
+impl<N: Net> Drop for NotCandidate<'_, N> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.state.try_borrow_mut() {
+            if matches!(s.role, Role::Candidate(_)) {
+                s.role = Role::Follower;
+            }
+        }
     }
 }

@@ -289,8 +289,10 @@ impl<N: Net> Service<N> {
         if !s.synced {
             return Reply::unavailable(format!("replica {} is still catching up with its peers", self.cfg.id));
         }
+        // Never name ourselves unless we lead (a stepped-down leader must look like one).
+        let leader = s.leader.filter(|&l| l != self.cfg.id || matches!(s.role, Role::Leader { .. }));
         Reply::ok(json!({
-            "id": self.cfg.id, "leader": s.leader, "epoch": s.promised, "last": self.position().last,
+            "id": self.cfg.id, "leader": leader, "epoch": s.promised, "last": self.position().last,
             "synced": true, "role": role_name(s.role),
         }))
     }
