@@ -15,13 +15,15 @@ use futures::future::join_all;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ServiceKind};
 use crate::outgoing::Outgoing;
 use crate::runtime::{InstanceSpec, Runtime};
 use crate::server::{self, Handler};
 use crate::service::Service;
 use crate::ticker;
 
+/// How long the frontend's start waits for the backends' first tick.
+const BACKEND_START_WAIT: Duration = Duration::from_secs(10);
 /// How long requests in flight may take to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -50,7 +52,19 @@ pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
     // Bind the admin port first: if another host is running, this fails before anything starts.
     let admin_listener = server::bind(manifest.admin)
         .with_context(|| format!("cannot listen on the admin address {} (is another toystore running?)", manifest.admin))?;
-    for service in &services {
+    // Backends first: the frontend chooses the order leader on its first tick, so it starts
+    // once the replicas have loaded and resynced (or after a while, if one cannot).
+    let (frontends, backends): (Vec<_>, Vec<_>) =
+        services.iter().partition(|s| s.spec.kind == ServiceKind::Frontend);
+    for service in &backends {
+        service.start().await?;
+    }
+    for service in &backends {
+        if !service.wait_started(BACKEND_START_WAIT).await {
+            tracing::warn!(service = %service.name(), "not ready after {BACKEND_START_WAIT:?}; starting the frontend anyway");
+        }
+    }
+    for service in &frontends {
         service.start().await?;
     }
     let (stop_admin, admin_stopped) = watch::channel(false);

@@ -97,6 +97,11 @@ impl Service {
         self.status.state()
     }
 
+    /// Wait (at most `limit`) until an instance has answered its start-up tick.
+    pub async fn wait_started(&self, limit: Duration) -> bool {
+        self.status.wait_started(limit).await
+    }
+
     pub fn report(&self) -> ServiceReport {
         ServiceReport { name: self.spec.name.clone(), address: self.spec.url(), status: self.status.snapshot() }
     }

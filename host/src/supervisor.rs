@@ -81,6 +81,9 @@ impl std::fmt::Display for State {
 #[derive(Debug)]
 pub struct Status {
     inner: Mutex<StatusInner>,
+    /// How many instances have answered their start-up tick (they have loaded their files and,
+    /// for a replica, resynced). Lets the host start the frontend after its backends.
+    ticked: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +107,21 @@ pub struct StatusSnapshot {
 
 impl Status {
     pub fn new() -> Self {
-        Self { inner: Mutex::new(StatusInner { state: State::Starting, crashes: 0, last_crash: None, running_since: None }) }
+        Self {
+            inner: Mutex::new(StatusInner { state: State::Starting, crashes: 0, last_crash: None, running_since: None }),
+            ticked: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    fn start_tick_answered(&self) {
+        self.ticked.send_modify(|n| *n += 1);
+    }
+
+    /// Wait (at most `limit`) until some instance of this service has answered its start-up
+    /// tick; `false` if it has not by then.
+    pub async fn wait_started(&self, limit: Duration) -> bool {
+        let mut ticked = self.ticked.subscribe();
+        tokio::time::timeout(limit, ticked.wait_for(|n| *n > 0)).await.is_ok_and(|r| r.is_ok())
     }
 
     pub fn set(&self, state: State) {
@@ -230,9 +247,13 @@ impl Supervisor {
         let request = instance::host_request(self.listen, Method::POST, "/tick", Bytes::new());
         let (job, receiver) = Job::new(request);
         let name = self.name.clone();
+        let service_status = self.status.clone();
         tokio::spawn(async move {
             match instance::read_reply(receiver, START_TICK_TIMEOUT).await {
-                Ok((status, _)) => tracing::debug!(service = %name, %status, "start-up tick answered"),
+                Ok((status, _)) => {
+                    tracing::debug!(service = %name, %status, "start-up tick answered");
+                    service_status.start_tick_answered();
+                }
                 Err(e) => tracing::debug!(service = %name, error = %e, "start-up tick failed"),
             }
         });
