@@ -94,7 +94,6 @@ pub struct State {
     pub seen_epoch: u64,
     /// Start-up resync done: `/ping` answers 200.
     pub synced: bool,
-    pub syncing: bool,
     /// Leader only: every entry up to here is on a majority.
     pub commit: i64,
     /// Leader only: each follower's last entry as it last reported it.
@@ -113,7 +112,6 @@ impl State {
             promised: 0,
             seen_epoch: 0,
             synced: false,
-            syncing: false,
             commit: -1,
             peer_last: HashMap::new(),
             suspect_until: HashMap::new(),
@@ -193,13 +191,15 @@ pub struct Service<N: Net> {
     /// `None` until the first request loads it.
     log: RefCell<Option<Log>>,
     pub(crate) order_lock: Mutex<()>,
+    /// One start-up resync / catch-up at a time.
+    pub(crate) sync_lock: Mutex<()>,
     dir: DirLock,
 }
 
 impl<N: Net> Service<N> {
     pub fn new(cfg: Config, net: N) -> Self {
         let dir = DirLock::new(&cfg.data_dir);
-        Service { cfg, net, state: RefCell::new(State::new()), log: RefCell::new(None), order_lock: Mutex::new(()), dir }
+        Service { cfg, net, state: RefCell::new(State::new()), log: RefCell::new(None), order_lock: Mutex::new(()), sync_lock: Mutex::new(()), dir }
     }
 
     pub fn config(&self) -> &Config {
@@ -317,7 +317,7 @@ impl<N: Net> Service<N> {
         if !synced {
             self.resync().await;
         } else if role == Role::Follower {
-            self.catch_up().await;
+            self.follower_tick().await;
         }
         let s = self.state.borrow();
         Reply::ok(json!({ "synced": s.synced, "role": role_name(s.role), "last": self.position().last }))

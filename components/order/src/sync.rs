@@ -48,17 +48,25 @@ impl<N: Net> Service<N> {
     /// Start-up resync: load (already done), ask the peers where they stand, take the missing
     /// entries from the most advanced one, then report healthy. With no peer reachable, what is
     /// on disk is all there is. On failure midway the next `/tick` or `/ping` tries again.
+    ///
+    /// Concurrent callers (the host's first `/tick` and the frontend's first `/ping` arrive
+    /// together) queue on one async lock, so a ping waits for the resync already under way
+    /// instead of answering 503 while it runs.
     pub(crate) async fn resync(&self) {
-        {
-            let mut s = self.state.borrow_mut();
-            if s.synced || s.syncing {
-                return;
-            }
-            s.syncing = true;
+        let _one_at_a_time = self.sync_lock.lock().await;
+        if self.state.borrow().synced {
+            return;
         }
-        let _reset = Reset(self);
         if self.catch_up().await {
             self.state.borrow_mut().synced = true;
+        }
+    }
+
+    /// `/tick` on a synced follower: catch up if a peer is ahead (skipped if a catch-up is
+    /// already running).
+    pub(crate) async fn follower_tick(&self) {
+        if let Some(_one_at_a_time) = self.sync_lock.try_lock() {
+            self.catch_up().await;
         }
     }
 
@@ -127,16 +135,5 @@ impl<N: Net> Service<N> {
             }
         }
         Err(format!("gave up syncing from replica {}", peer.id))
-    }
-}
-
-/// Clears the `syncing` flag however the resync ends (also if its future is dropped).
-struct Reset<'a, N: Net>(&'a Service<N>);
-
-impl<N: Net> Drop for Reset<'_, N> {
-    fn drop(&mut self) {
-        if let Ok(mut s) = self.0.state.try_borrow_mut() {
-            s.syncing = false;
-        }
     }
 }
