@@ -307,19 +307,17 @@ impl Log {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut next = self.entries.len() as u64;
         let mut buf = String::new();
         if self.len == 0 {
             buf.push_str(HEADER);
         }
         let mut offsets = Vec::with_capacity(entries.len());
-        for e in entries {
+        for (next, e) in (self.entries.len() as u64..).zip(entries) {
             if e.number != next || !e.is_valid() {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("entry {} does not continue the log", e.number)));
             }
             offsets.push(self.len + buf.len() as u64);
             buf.push_str(&e.to_line());
-            next += 1;
         }
         if let Err(e) = durable::append(&self.path, buf.as_bytes()) {
             // Part of the write may have landed: put the file back to what we know, or failing

@@ -60,7 +60,8 @@ impl Config {
 
     /// How many replicas (this one included) make a majority.
     pub fn majority(&self) -> usize {
-        (self.peers().len() + 1) / 2 + 1
+        let total = self.peers().len() + 1;
+        total / 2 + 1
     }
 }
 

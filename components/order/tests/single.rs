@@ -1,0 +1,93 @@
+//! A replica on its own: several instances sharing one data directory (as under the stock
+//! `wasmtime serve`), and the debug trap route.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::executor::block_on;
+use http::Method;
+use serde_json::{json, Value};
+use toystore_guest::{CallError, Net, NetResponse, Reply, Request};
+use toystore_order::{Config, Service};
+
+/// The catalog always sells; there are no peers.
+struct CatalogOnly;
+
+impl Net for CatalogOnly {
+    async fn call(&self, _: Method, url: &str, _: Option<Value>, _: Duration) -> Result<NetResponse, CallError> {
+        if url.starts_with("http://catalog/") {
+            Ok(NetResponse { status: 200, body: br#"{"data":{}}"#.to_vec() })
+        } else {
+            Err(CallError::Unreachable { url: url.into(), reason: "connection refused".into() })
+        }
+    }
+}
+
+fn service(dir: &Path, debug_routes: bool) -> Service<CatalogOnly> {
+    let cfg = Config {
+        id: 1,
+        replicas: vec![(1, "http://order-1".into())],
+        catalog_url: "http://catalog".into(),
+        data_dir: dir.to_path_buf(),
+        timeout: Duration::from_millis(50),
+        debug_routes,
+    };
+    Service::new(cfg, CatalogOnly)
+}
+
+fn call(s: &Service<CatalogOnly>, method: Method, path: &str, body: Value) -> Reply {
+    block_on(s.handle(&Request::new(method, path, body.to_string())))
+}
+
+fn order(s: &Service<CatalogOnly>, key: &str) -> Reply {
+    call(s, Method::POST, "/orders", json!({"name": "Tux", "quantity": 1, "key": key}))
+}
+
+#[test]
+fn instances_sharing_a_directory_never_reuse_a_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (service(dir.path(), false), service(dir.path(), false));
+    assert_eq!(call(&a, Method::POST, "/leaderselection", json!({})).body["data"]["epoch"], 1);
+    assert_eq!(order(&a, "k0").body["data"]["order_number"], 0);
+    // b's memory knows nothing; the file length tells it to re-read before it answers.
+    assert_eq!(call(&b, Method::GET, "/orders/0", Value::Null).status, 200);
+    assert_eq!(call(&b, Method::POST, "/leaderselection", json!({})).body["data"]["epoch"], 2);
+    assert_eq!(order(&b, "k1").body["data"]["order_number"], 1);
+    assert_eq!(order(&b, "k0").body["data"]["order_number"], 0, "a's key is known to b");
+    // a still believes it leads epoch 1, but the epoch file holds b's promise: a refuses.
+    let stale = order(&a, "k2");
+    assert!(stale.status == 409 || stale.status == 503, "{stale:?}");
+    assert_eq!(call(&a, Method::GET, "/orders/1", Value::Null).status, 200);
+    let file = std::fs::read_to_string(dir.path().join("orders.csv")).unwrap();
+    assert_eq!(file, "number,name,quantity,key,epoch\n0,Tux,1,k0,2\n1,Tux,1,k1,2\n", "0 re-stamped by epoch 2");
+}
+
+#[test]
+fn the_trap_route_panics_only_when_debug_routes_are_on() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(call(&service(dir.path(), false), Method::POST, "/debug/trap", json!({})).status, 404);
+    let on = service(dir.path(), true);
+    let trapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&on, Method::POST, "/debug/trap", json!({}))));
+    assert!(trapped.is_err());
+}
+
+#[test]
+fn health_ping_and_peer_routes_answer_from_the_local_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path(), false);
+    assert_eq!(call(&s, Method::GET, "/health", Value::Null).status, 200);
+    assert_eq!(call(&s, Method::GET, "/get_last_order_number", Value::Null).body, json!({"data": {"last": -1, "last_epoch": 0, "epoch": 0}}));
+    assert_eq!(call(&s, Method::GET, "/ping", Value::Null).status, 200, "no peers to wait for");
+    call(&s, Method::POST, "/leaderselection", json!({}));
+    for k in 0..3 {
+        order(&s, &format!("k{k}"));
+    }
+    let page = call(&s, Method::GET, "/get_missed_orders/0", Value::Null);
+    assert_eq!(page.body["data"]["orders"].as_array().unwrap().len(), 2);
+    assert_eq!(page.body["data"]["prev"], json!({"number": 0, "epoch": 1}));
+    assert_eq!(page.body["data"]["more"], false);
+    assert_eq!(call(&s, Method::GET, "/get_missed_orders/x", Value::Null).status, 400);
+    assert_eq!(call(&s, Method::POST, "/fence", json!({"leader": 2})).status, 400);
+    assert_eq!(call(&s, Method::POST, "/replicate_order", json!({"leader": 2, "epoch": 9, "prev": null,
+        "orders": [{"number": 5, "name": "Tux", "quantity": 1, "key": "x", "epoch": 9}]})).status, 400, "not contiguous after prev");
+}
