@@ -76,7 +76,7 @@ mod tests {
     #[test]
     fn parses_serve_and_replica_commands() {
         let cli = Cli::try_parse_from(["toystore", "serve", "--manifest", "/tmp/m.toml"]).unwrap();
-        assert!(matches!(cli.command, Command::Serve(ServeArgs { manifest }) if manifest == PathBuf::from("/tmp/m.toml")));
+        assert!(matches!(cli.command, Command::Serve(ServeArgs { manifest }) if manifest == std::path::Path::new("/tmp/m.toml")));
 
         let cli = Cli::try_parse_from(["toystore", "replica", "kill", "2", "--admin", "127.0.0.1:9000"]).unwrap();
         let Command::Replica(args) = cli.command else { panic!("replica") };

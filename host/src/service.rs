@@ -221,3 +221,90 @@ impl Service {
         self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+/// These run the real host path (listener → job queue → one instance under `run_concurrent`)
+/// against the `hello` component; they are skipped when it has not been built
+/// (`cargo build --release --target wasm32-wasip2 -p toystore-hello`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{OutgoingHttp, ServiceKind};
+    use crate::outgoing::Outgoing;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    use hyper_util::rt::TokioExecutor;
+    use std::path::{Path, PathBuf};
+
+    fn hello_wasm() -> Option<PathBuf> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/toystore_hello.wasm");
+        if path.is_file() {
+            Some(path)
+        } else {
+            eprintln!("skipped: {} is not built", path.display());
+            None
+        }
+    }
+
+    fn free_addr() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> Result<(StatusCode, String), String> {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let uri = format!("http://{addr}{path}");
+        let response = client.get(uri.parse().unwrap()).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_kills_and_restarts_one_instance() {
+        let Some(wasm) = hello_wasm() else { return };
+        let data = tempfile::tempdir().unwrap();
+        let seed = data.path().join("seed.csv");
+        std::fs::write(&seed, "x\n").unwrap();
+        let mut runtime = Runtime::new(Outgoing::new(OutgoingHttp::Pooled)).unwrap();
+        let pre = runtime.load(&wasm).unwrap();
+        let listen = free_addr();
+        let spec = ServiceSpec {
+            kind: ServiceKind::Order { replica: 1 },
+            name: "order-1".into(),
+            component: wasm,
+            listen,
+            data_dir: data.path().join("order-1"),
+            seed: vec![seed],
+        };
+        let instance = InstanceSpec { pre, env: vec![("SERVICE_NAME".into(), "order-1".into())], data_dir: spec.data_dir.clone() };
+        let service = Service::new(spec, Arc::new(runtime), instance);
+
+        service.start().await.unwrap();
+        assert!(service.wait_started(Duration::from_secs(10)).await, "start-up tick answered");
+        assert_eq!(service.state(), State::Running);
+        assert!(data.path().join("order-1/seed.csv").is_file(), "seeded");
+        assert_eq!(get(listen, "/products/Tux").await.unwrap(), (StatusCode::OK, r#"{"data":"hello"}"#.into()));
+
+        // Many concurrent requests on the one instance.
+        let answers = futures::future::join_all((0..50).map(|_| get(listen, "/x"))).await;
+        assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|(s, _)| *s == StatusCode::OK)));
+
+        // The host's own requests go through the same queue.
+        let (status, body) = service.call(Method::POST, "/tick", Duration::from_secs(5)).await.unwrap();
+        assert_eq!((status, &body[..]), (StatusCode::OK, &br#"{"data":"hello"}"#[..]));
+
+        service.kill().await;
+        assert_eq!(service.state(), State::Killed);
+        assert!(get(listen, "/x").await.is_err(), "connections are refused once killed");
+        assert!(matches!(service.call(Method::GET, "/ping", Duration::from_secs(1)).await, Err(CallError::NotRunning)));
+
+        // Restart rebinds the same port at once.
+        service.restart().await.unwrap();
+        assert_eq!(get(listen, "/x").await.unwrap().0, StatusCode::OK);
+        assert_eq!(service.report().status.crashes, 0);
+
+        service.stop(Duration::from_secs(1)).await;
+        assert_eq!(service.state(), State::Stopped);
+        assert!(get(listen, "/x").await.is_err());
+    }
+}
