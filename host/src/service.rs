@@ -302,6 +302,9 @@ mod tests {
         service.restart().await.unwrap();
         assert_eq!(get(listen, "/x").await.unwrap().0, StatusCode::OK);
         assert_eq!(service.report().status.crashes, 0);
+        // Restarting a running service replaces its instance.
+        service.restart().await.unwrap();
+        assert_eq!(get(listen, "/x").await.unwrap().0, StatusCode::OK);
 
         service.stop(Duration::from_secs(1)).await;
         assert_eq!(service.state(), State::Stopped);
