@@ -37,10 +37,13 @@ pub async fn read_request(request: types::Request) -> Result<Request, Reply> {
 
 /// Turn a [`Reply`] into a WASI response with a JSON body.
 pub fn into_response(reply: Reply) -> Result<types::Response, ErrorCode> {
+    let body = String::from_utf8(reply.to_bytes()).unwrap_or_default();
+    // An explicit length lets the receiving side tell a complete body from one cut short.
     let response = http::Response::builder()
         .status(reply.status)
         .header("content-type", "application/json")
-        .body(String::from_utf8(reply.to_bytes()).unwrap_or_default())
+        .header("content-length", body.len())
+        .body(body)
         .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?;
     http_into_wasi_response(response)
 }
@@ -76,6 +79,12 @@ impl Net for WasiNet {
                 .map_err(|e| unreachable(format!("reading the reply body: {e}")))?
                 .to_bytes()
                 .to_vec();
+            // Every toystore reply is a JSON envelope. A body that does not parse was cut short
+            // (e.g. the peer was killed mid-reply and the stream still ended cleanly): report
+            // it as a failed call, so callers retry instead of passing on a torn answer.
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+                return Err(CallError::BadReply(format!("{status} with a body that is not complete JSON ({} bytes)", body.len())));
+            }
             Ok(NetResponse { status, body })
         };
         match select(Box::pin(exchange), Box::pin(crate::time::sleep(timeout))).await {
