@@ -19,18 +19,13 @@ pub enum Command {
     /// List, kill or restart the order replicas of a running `toystore serve`.
     Replica(ReplicaArgs),
 
-    // ---------------------------------------------------------------------------------------
-    // `client`, `eval` and `bench` belong to the `toystore-client` crate (client/). Until it is
-    // wired in, these placeholders keep the command names and say so. To wire it in: add the
-    // dependency in host/Cargo.toml, replace each `Placeholder` with the crate's argument
-    // struct, and dispatch to it in main.rs (see `run`).
-    // ---------------------------------------------------------------------------------------
-    /// Talk to the store as a client (provided by toystore-client).
-    Client(Placeholder),
-    /// Run the evaluation (provided by toystore-client).
-    Eval(Placeholder),
-    /// Run the benchmark (provided by toystore-client).
-    Bench(Placeholder),
+    /// The load client: look up random toys, order with probability `--prob`, verify every
+    /// order at the end (exit status 1 on any mismatch).
+    Client(toystore_client::ClientArgs),
+    /// The seed's evaluation (5 clients, p = 0..0.8, cache on/off, a failure run) -> eval/.
+    Eval(toystore_client::EvalArgs),
+    /// Throughput, latency and memory, with ratios against a baseline measured in the same run.
+    Bench(toystore_client::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -62,12 +57,6 @@ pub enum ReplicaAction {
     Restart { id: u32 },
 }
 
-/// Arguments of a command that is not built into this binary yet.
-#[derive(Debug, Args)]
-pub struct Placeholder {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
-}
 
 #[cfg(test)]
 mod tests {

@@ -59,11 +59,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve::serve(&args.manifest).await?,
         Command::Replica(args) => replica_cli::run(args).await?,
-        // Placeholders until the toystore-client crate is wired in (see cli.rs).
-        Command::Client(_) | Command::Eval(_) | Command::Bench(_) => {
-            eprintln!("error: this command is provided by the toystore-client crate, which is not built into this binary yet");
-            return Ok(ExitCode::from(2));
-        }
+        Command::Client(args) => return toystore_client::run_client(args).await,
+        Command::Eval(args) => return toystore_client::run_eval(args).await,
+        Command::Bench(args) => return toystore_client::run_bench(args).await,
     }
     Ok(ExitCode::SUCCESS)
 }
