@@ -1,8 +1,7 @@
 //! toystore catalog: the toys, their prices and their stock.
 //!
 //! The logic is plain Rust, tested natively: [`inventory`] (the CSV file and stock
-//! arithmetic), [`stock_change`] (validating buy/release bodies), [`restock`] (when to
-//! restock), [`invalidation`] (telling the frontend), [`service`] (the routes). Only the
+//! arithmetic), [`restock`] (when to restock), [`invalidation`] (telling the frontend), [`service`] (the routes). Only the
 //! `wasm` module below touches WASI: one long-lived [`Catalog`] per instance serves every
 //! request.
 
@@ -10,7 +9,6 @@ pub mod inventory;
 pub mod invalidation;
 pub mod restock;
 pub mod service;
-pub mod stock_change;
 
 pub use service::{Catalog, Config};
 

@@ -14,6 +14,12 @@
 //! `catalog.csv` is the truth and is read on every request (ten rows), so several instances
 //! sharing the data directory never disagree. Every change happens under the data-directory
 //! lock, re-reading the file inside it, and is on disk (atomic replace) before the reply.
+//!
+//! Buy and release bodies are validated by [`ItemRequest`] (the same rules at every hop).
+//! `key` is the order's idempotency key; the catalog does not deduplicate on it: the order
+//! leader already answers a repeated key with the order it numbered, and a catalog that
+//! remembered keys would need a second durable file updated atomically with `catalog.csv`.
+//! ARCHITECTURE.md ("Guarantees") names the one window where stock can stay taken.
 
 use std::cell::Cell;
 use std::io;
@@ -23,12 +29,11 @@ use std::time::Duration;
 use http::Method;
 use serde_json::json;
 use toystore_guest::lock::DirLock;
-use toystore_guest::{durable, settings, time, Net, Reply, Request};
+use toystore_guest::{durable, settings, time, ItemRequest, Net, Reply, Request};
 
 use crate::inventory::{Inventory, StockError};
 use crate::invalidation::Invalidator;
 use crate::restock::{self, RestockPolicy};
-use crate::stock_change::StockChange;
 
 /// The catalog file's name inside the data directory.
 pub const CATALOG_FILE: &str = "catalog.csv";
@@ -143,11 +148,11 @@ impl<N: Net> Catalog<N> {
                 },
                 Err(reply) => reply,
             },
-            ["buy"] => match StockChange::parse(&req.body) {
+            ["buy"] => match ItemRequest::parse(&req.body) {
                 Ok(c) => self.change(|inv| inv.take(&c.name, c.quantity)).await,
                 Err(reply) => reply,
             },
-            ["release"] => match StockChange::parse(&req.body) {
+            ["release"] => match ItemRequest::parse(&req.body) {
                 Ok(c) => self.change(|inv| inv.give_back(&c.name, c.quantity)).await,
                 Err(reply) => reply,
             },

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use http::Method;
 use serde_json::{json, Value};
-use toystore_guest::{settings, time, Net, Reply, Request};
+use toystore_guest::request::encode_segment;
+use toystore_guest::{settings, time, ItemRequest, Net, Reply, Request};
 
 use crate::cache::{Lookup, ProductCache};
 use crate::leader::{pass_through, replicas_from, Leader, RetryPolicy};
@@ -189,7 +190,7 @@ impl<N: Net> Frontend<N> {
 
     /// `POST /orders`: validate, attach an idempotency key, forward to the leader.
     async fn place_order(&self, req: &Request) -> Reply {
-        let (name, quantity) = match parse_order(&req.body) {
+        let (name, quantity) = match ItemRequest::parse(&req.body).map(|i| (i.name, i.quantity)) {
             Ok(o) => o,
             Err(reply) => return reply,
         };
@@ -235,42 +236,6 @@ impl<N: Net> Frontend<N> {
         data["health_checked"] = json!(checked);
         Reply::ok(data)
     }
-}
-
-/// Validate a `POST /orders` body: `{"name": non-empty string, "quantity": integer >= 1}`.
-pub fn parse_order(body: &[u8]) -> Result<(String, u64), Reply> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Reply::bad_request("request body must be a JSON object"));
-    }
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| Reply::bad_request(format!("invalid JSON body: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| Reply::bad_request("request body must be a JSON object"))?;
-    let name = match obj.get("name") {
-        None | Some(Value::Null) => return Err(Reply::bad_request("missing field `name`")),
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(_) => return Err(Reply::bad_request("`name` must be a non-empty string")),
-    };
-    let quantity = match obj.get("quantity") {
-        None | Some(Value::Null) => return Err(Reply::bad_request("missing field `quantity`")),
-        Some(Value::Number(n)) => n.as_u64().filter(|&q| q > 0),
-        Some(_) => None,
-    }
-    .ok_or_else(|| Reply::bad_request("`quantity` must be a positive integer"))?;
-    Ok((name, quantity))
-}
-
-/// Percent-encode one URL path segment (all but RFC 3986 unreserved characters): the inverse
-/// of the decoding `Request::segments` does on the other side.
-pub fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

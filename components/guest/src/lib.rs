@@ -11,6 +11,7 @@
 //! serialised through a lock file in that directory.
 
 pub mod durable;
+pub mod item;
 pub mod lock;
 pub mod net;
 pub mod reply;
@@ -21,6 +22,7 @@ pub mod time;
 #[cfg(target_arch = "wasm32")]
 pub mod wasi;
 
+pub use item::ItemRequest;
 pub use net::{CallError, Net, NetResponse};
 pub use reply::Reply;
 pub use request::Request;

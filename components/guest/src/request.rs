@@ -54,6 +54,20 @@ impl Request {
     }
 }
 
+/// Percent-encode one URL path segment (all but RFC 3986 unreserved characters): the inverse
+/// of the decoding [`Request::segments`] does on the receiving side.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Decode `%XX` escapes (invalid escapes are kept as they are).
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -86,6 +100,14 @@ mod tests {
         assert_eq!(r.segments(), vec!["products", "Tux Jr"]);
         assert_eq!(Request::new(Method::GET, "/a/%zz", "").segments(), vec!["a", "%zz"]);
         assert_eq!(Request::new(Method::GET, "/a/%4", "").segments(), vec!["a", "%4"]);
+    }
+
+    #[test]
+    fn encode_is_the_inverse_of_segments() {
+        assert_eq!(encode_segment("Tux"), "Tux");
+        assert_eq!(encode_segment("a b/c%é"), "a%20b%2Fc%25%C3%A9");
+        let r = Request::new(Method::GET, &format!("/products/{}", encode_segment("a b/c%é")), "");
+        assert_eq!(r.segments(), vec!["products", "a b/c%é"]);
     }
 
     #[test]

@@ -86,11 +86,7 @@ pub struct Anchor {
     pub epoch: u64,
 }
 
-/// Names and keys: non-empty, bounded, no control characters (so a line never contains a raw
-/// newline and splitting the file on `\n` is exact).
-pub fn valid_text(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_FIELD && !s.chars().any(char::is_control)
-}
+pub use toystore_guest::item::valid_text;
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"']) || s.starts_with(' ') || s.ends_with(' ') {

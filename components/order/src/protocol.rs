@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use toystore_guest::{NetResponse, Reply};
+use toystore_guest::{ItemRequest, NetResponse, Reply};
 
 use crate::log::{Anchor, Entry, Position};
 
@@ -121,30 +121,16 @@ pub struct NewOrder {
 }
 
 impl NewOrder {
-    /// Validate `{name, quantity, key}`: name a non-empty string, quantity an integer > 0, key
-    /// a string (generated when absent, which gives up idempotency for that call).
+    /// Validate `{name, quantity, key}` with the rules every hop shares ([`ItemRequest`]); a
+    /// missing key is generated, which gives up idempotency for that call.
     pub fn parse(body: &[u8]) -> Result<NewOrder, Reply> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| Reply::bad_request(format!("request body must be a JSON object: {e}")))?;
-        let Some(obj) = v.as_object() else { return Err(Reply::bad_request("request body must be a JSON object")) };
-        let name = match obj.get("name").and_then(Value::as_str) {
-            Some(n) if crate::log::valid_text(n) => n.to_string(),
-            Some(_) => return Err(Reply::bad_request("name must be 1-200 printable characters")),
-            None => return Err(Reply::bad_request("missing string field: name")),
-        };
-        let quantity = match obj.get("quantity") {
-            None | Some(Value::Null) => return Err(Reply::bad_request("missing field: quantity")),
-            Some(q) => match q.as_i64() {
-                Some(q) if q > 0 => q,
-                _ => return Err(Reply::bad_request("quantity must be a positive integer")),
-            },
-        };
-        let key = match obj.get("key") {
-            None | Some(Value::Null) => toystore_guest::time::random_key(),
-            Some(Value::String(k)) if crate::log::valid_text(k) => k.clone(),
-            Some(_) => return Err(Reply::bad_request("key must be 1-200 printable characters")),
-        };
-        Ok(NewOrder { name, quantity, key })
+        let item = ItemRequest::parse(body)?;
+        Ok(NewOrder {
+            name: item.name,
+            // ItemRequest bounds quantities to i64.
+            quantity: item.quantity as i64,
+            key: item.key.unwrap_or_else(toystore_guest::time::random_key),
+        })
     }
 
     pub fn catalog_body(&self) -> Value {
