@@ -161,7 +161,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 5)]
     pub clients: usize,
     /// Iterations per client per point.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 500)]
     pub requests: usize,
     /// The order probabilities to sweep.
     #[arg(long, value_delimiter = ',', default_values_t = vec![0.0, 0.2, 0.4, 0.6, 0.8], value_parser = probability)]
@@ -183,7 +183,7 @@ impl Default for EvalArgs {
             host: HostArgs::default(),
             out: PathBuf::from("eval"),
             clients: 5,
-            requests: 300,
+            requests: 500,
             probs: vec![0.0, 0.2, 0.4, 0.6, 0.8],
             failure_prob: 0.8,
             no_failure_run: false,

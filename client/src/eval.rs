@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use plotters::style::RGBColor;
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +29,12 @@ use crate::stats::{Kind, Summary};
 
 /// How long a host may take to compile its components and elect a leader.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
-/// How long the failure run's leader stays down.
+/// Stock of each toy at the start of every point: enough that no point runs out (p = 0.8 orders
+/// about 2 300 units), so every point measures real orders rather than "out of stock" answers.
+pub const EVAL_STOCK: u64 = 10_000;
+/// How long the failure run's leader stays down at most, and at least.
 const DOWNTIME: Duration = Duration::from_secs(3);
+const MIN_DOWNTIME: Duration = Duration::from_millis(500);
 
 /// One point of the sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,27 +114,33 @@ pub async fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut points = Vec::new();
     let mut host_start_secs = Vec::new();
     for cache in [true, false] {
-        let label = if cache { "eval-cache-on" } else { "eval-cache-off" };
-        let mut config = HostConfig::new(label, Components::real(&dir));
-        config.settings.cache_enabled = cache;
-        let mut host = Host::create(&exe, config, args.host.keep)?;
-        eprintln!("eval: starting a fresh host, cache {} ({})", on_off(cache), host.root().display());
-        let took = host.start(START_TIMEOUT).await?;
-        host_start_secs.push((label.to_string(), took.as_secs_f64()));
         for &prob in &args.probs {
+            // A fresh host per point: every point starts from the same catalog and empty logs.
+            let label = format!("eval-cache-{}-p{:.0}", on_off(cache), prob * 100.0);
+            let mut config = HostConfig::new(&label, Components::real(&dir));
+            config.settings.cache_enabled = cache;
+            config.initial_stock = EVAL_STOCK;
+            let mut host = Host::create(&exe, config, args.host.keep)?;
+            let took = host.start(START_TIMEOUT).await?;
+            host_start_secs.push((label, took.as_secs_f64()));
             let report = run(&client_args(&args, host.frontend_url(), prob), true)
                 .await
                 .with_context(|| format!("client run, cache {}, p = {prob}", on_off(cache)))?;
             eprintln!("  {}", point_line(&format!("cache {:<3} p={prob:.1}", on_off(cache)), &report));
+            if report.exit_status() == 2 {
+                bail!("no request of this point got an answer; host log:\n{}", host.log_tail(30));
+            }
+            host.stop();
             points.push(EvalPoint { cache, prob, report });
         }
-        host.stop();
     }
 
     let failure = if args.no_failure_run {
         None
     } else {
-        let mut host = Host::create(&exe, HostConfig::new("eval-failure", Components::real(&dir)), args.host.keep)?;
+        let mut config = HostConfig::new("eval-failure", Components::real(&dir));
+        config.initial_stock = EVAL_STOCK;
+        let mut host = Host::create(&exe, config, args.host.keep)?;
         eprintln!("eval: failure run on a fresh host ({})", host.root().display());
         let took = host.start(START_TIMEOUT).await?;
         host_start_secs.push(("eval-failure".into(), took.as_secs_f64()));
@@ -156,7 +166,7 @@ pub async fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     Ok(if results.all_verified() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// The clients run while the leader is killed a third of the way through and restarted
+/// The clients run while the leader is killed a quarter of the way through and restarted up to
 /// [`DOWNTIME`] later; then every acknowledged order is read back.
 async fn failure_run(args: &EvalArgs, host: &Host) -> anyhow::Result<FailureRun> {
     let ca = client_args(args, host.frontend_url(), args.failure_prob);
@@ -170,7 +180,7 @@ async fn failure_run(args: &EvalArgs, host: &Host) -> anyhow::Result<FailureRun>
     let mut notes = Vec::new();
     let (mut killed, mut killed_at, mut restarted_at, mut restart_ms) = (None, None, None, None);
 
-    while done.load(Ordering::Relaxed) < total / 3 && !load.is_finished() {
+    while done.load(Ordering::Relaxed) < total / 4 && !load.is_finished() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     match host.leader().await {
@@ -185,9 +195,14 @@ async fn failure_run(args: &EvalArgs, host: &Host) -> anyhow::Result<FailureRun>
         Err(e) => notes.push(format!("GET /leader failed: {e:#}")),
     }
     if let Some(id) = killed {
-        let until = Instant::now() + DOWNTIME;
-        while Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // Down for DOWNTIME, or less if the load is already 5/8 done (at least MIN_DOWNTIME), so
+        // that the restart and the catch-up happen while orders are still coming in.
+        let down = Instant::now();
+        while down.elapsed() < DOWNTIME
+            && !load.is_finished()
+            && !(down.elapsed() >= MIN_DOWNTIME && done.load(Ordering::Relaxed) >= total * 5 / 8)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let t = Instant::now();
         match host.admin(id, "restart").await {
@@ -303,7 +318,9 @@ fn errors_cell(r: &Report) -> String {
 
 fn verified_cell(r: &Report) -> String {
     let v = &r.verification;
-    if v.ok() {
+    if v.ok() && v.checked == 0 {
+        "yes (no orders)".into()
+    } else if v.ok() {
         format!("yes ({}/{})", v.verified, v.checked)
     } else {
         format!("**NO: {} problem(s)** ({}/{})", v.problems.len(), v.verified, v.checked)
@@ -330,7 +347,11 @@ pub fn results_markdown(r: &EvalResults, plots: &[(Kind, String)], plot_note: Op
         r.clients, r.requests_per_client, r.seed
     );
     let _ = writeln!(s, "## Latency per request type against p, cache on and off\n");
-    let _ = writeln!(s, "Each cache setting runs on its own freshly started host (the points run one after another on it).\n");
+    let _ = writeln!(
+        s,
+        "Every point runs against its own freshly started host whose catalog holds {EVAL_STOCK} of each toy \
+         (so that no point runs out of stock; restock settings as in `toystore.toml`).\n"
+    );
     let _ = writeln!(
         s,
         "| cache | p | lookups | lookup mean | lookup p50 | lookup p99 | orders | order mean | order p50 | order p99 | queries | query mean | query p99 | errors | verified |"
@@ -363,9 +384,10 @@ pub fn results_markdown(r: &EvalResults, plots: &[(Kind, String)], plot_note: Op
         let _ = writeln!(s, "## Failure run: the order leader killed and restarted during the load\n");
         let _ = writeln!(
             s,
-            "A fresh host (cache on), the same {} clients at p = {:.1}. A third of the way through the load the \
-             frontend's current leader is killed (`POST /replicas/<id>/kill` on the admin endpoint) and {} s \
-             later restarted; *restart → serving* is the time from the restart until its `/ping` answers 200 \
+            "A fresh host (cache on), the same {} clients at p = {:.1}. A quarter of the way through the load the \
+             frontend's current leader is killed (`POST /replicas/<id>/kill` on the admin endpoint) and \
+             restarted (`POST /replicas/<id>/restart`) once 5/8 of the load is done or {} s later, whichever \
+             comes first; *restart → serving* is the time from the restart until its `/ping` answers 200 \
              (its log caught up).\n",
             r.clients,
             f.prob,
@@ -435,8 +457,15 @@ pub fn results_markdown(r: &EvalResults, plots: &[(Kind, String)], plot_note: Op
         let _ = writeln!(s, "Plots not drawn: {n}\n");
     }
     let _ = writeln!(s, "## Hosts\n");
-    for (label, secs) in &r.host_start_secs {
-        let _ = writeln!(s, "- `{label}`: spawn to serving (components compiled, leader chosen) {secs:.1} s");
+    let secs: Vec<f64> = r.host_start_secs.iter().map(|(_, t)| *t).collect();
+    if !secs.is_empty() {
+        let (lo, hi) = secs.iter().fold((f64::INFINITY, 0.0f64), |(a, b), &t| (a.min(t), b.max(t)));
+        let _ = writeln!(
+            s,
+            "{} freshly started hosts (one per point, one for the failure run); spawn to serving (components \
+             compiled, leader chosen): {lo:.1}–{hi:.1} s.",
+            secs.len()
+        );
     }
     s
 }

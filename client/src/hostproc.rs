@@ -244,7 +244,9 @@ impl Host {
         for s in ["frontend", "catalog", "order-1", "order-2", "order-3"] {
             fs::create_dir_all(data.join(s)).with_context(|| format!("create {}", data.join(s).display()))?;
         }
-        let seed = root.join("catalog-seed.csv");
+        // The host copies a seed file under its own name: it must be called catalog.csv.
+        let seed = root.join("seed").join("catalog.csv");
+        fs::create_dir_all(root.join("seed")).context("create the seed directory")?;
         fs::write(&seed, catalog_csv(config.initial_stock)).context("write the seed catalog")?;
         fs::write(root.join("toystore.toml"), manifest_text(&config, &ports, &data, &seed)).context("write the manifest")?;
         Ok(Host { config, ports, root, _dir: dir, exe: exe.to_path_buf(), child: None, last_peak_kib: None })
