@@ -9,7 +9,6 @@
 //! and every load is bounded in time.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -168,6 +167,8 @@ pub struct RestartPoint {
     pub missed: u64,
     pub replica: u32,
     pub restart_to_serving_ms: f64,
+    /// Its `/ping` `last` equals the leader's once it serves: the missed orders were caught up.
+    pub caught_up: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -314,7 +315,12 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         log_latency.push(LogPoint { log_orders: n, host_start_secs: took.as_secs_f64(), point: p });
         if n == args.large_log {
             match restart_runs(&h, args.missed).await {
-                Ok(r) => restart.extend(r),
+                Ok(r) => {
+                    if r.iter().any(|x| !x.caught_up) {
+                        notes.push("a restarted replica served before it had caught up with the leader".into());
+                    }
+                    restart.extend(r)
+                }
                 Err(e) => notes.push(format!("restart measurement failed: {e:#}")),
             }
             h.stop();
@@ -324,6 +330,9 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    let rank = |r: &Row| ["lookup_hit", "lookup_miss", "order", "order_query"].iter().position(|n| *n == r.name).unwrap_or(9);
+    pooled.sort_by_key(rank);
+    fresh.sort_by_key(rank);
     let results = BenchResults {
         generated_utc: utc_now(),
         machine: machine(),
@@ -379,10 +388,18 @@ async fn restart_runs(h: &Host, missed: u64) -> anyhow::Result<Vec<RestartPoint>
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let ms = t.elapsed().as_secs_f64() * 1000.0;
-        eprintln!("  restart of order-{id} with {m} missed orders: serving after {ms:.0} ms");
-        out.push(RestartPoint { missed: m, replica: id, restart_to_serving_ms: ms });
+        let (mine, theirs) = (last_order(h, id).await, last_order(h, leader).await);
+        let caught_up = mine.is_some() && mine == theirs;
+        eprintln!("  restart of order-{id} with {m} missed orders: serving after {ms:.0} ms (last {mine:?}, leader's {theirs:?})");
+        out.push(RestartPoint { missed: m, replica: id, restart_to_serving_ms: ms, caught_up });
     }
     Ok(out)
+}
+
+/// The `last` order number replica `id` reports on `/ping`.
+async fn last_order(h: &Host, id: u32) -> Option<i64> {
+    let r = crate::conn::once(&h.replica_url(id), Method::GET, "/ping", None, Duration::from_secs(5)).await.ok()?;
+    r.json()["data"]["last"].as_i64()
 }
 
 /// `x / base` as `×1.23`, or `–` without a base.
@@ -512,11 +529,19 @@ pub fn bench_markdown(r: &BenchResults) -> String {
              until its `/ping` answers 200, i.e. its log is loaded and caught up from its peers. With missed \
              orders, the last ones were cut from its log while it was down.\n"
         );
-        let _ = writeln!(s, "| missed orders | replica | restart → serving | × nothing missed |");
-        let _ = writeln!(s, "|---:|---|---:|---:|");
+        let _ = writeln!(s, "| missed orders | replica | restart → serving | × nothing missed | caught up |");
+        let _ = writeln!(s, "|---:|---|---:|---:|---|");
         let zero = r.restart.iter().find(|x| x.missed == 0).map(|x| x.restart_to_serving_ms).unwrap_or(0.0);
         for x in &r.restart {
-            let _ = writeln!(s, "| {} | order-{} | {:.0} ms | {} |", x.missed, x.replica, x.restart_to_serving_ms, ratio(x.restart_to_serving_ms, zero));
+            let _ = writeln!(
+                s,
+                "| {} | order-{} | {:.0} ms | {} | {} |",
+                x.missed,
+                x.replica,
+                x.restart_to_serving_ms,
+                ratio(x.restart_to_serving_ms, zero),
+                if x.caught_up { "yes" } else { "**no**" }
+            );
         }
     }
     if !r.memory.is_empty() {
@@ -539,11 +564,6 @@ pub fn bench_markdown(r: &BenchResults) -> String {
         let _ = writeln!(s, "\nNote: {n}");
     }
     s
-}
-
-/// Write a markdown report next to the eval results (used by `--out`).
-pub fn write_markdown(path: &Path, r: &BenchResults) -> anyhow::Result<()> {
-    std::fs::write(path, bench_markdown(r)).with_context(|| format!("write {}", path.display()))
 }
 
 #[cfg(test)]
@@ -571,7 +591,7 @@ mod tests {
                 LogPoint { log_orders: 1000, host_start_secs: 2.0, point: point(1, 400.0, 2.5) },
                 LogPoint { log_orders: 100_000, host_start_secs: 3.0, point: point(1, 380.0, 2.6) },
             ],
-            restart: vec![RestartPoint { missed: 0, replica: 1, restart_to_serving_ms: 100.0 }, RestartPoint { missed: 10_000, replica: 1, restart_to_serving_ms: 250.0 }],
+            restart: vec![RestartPoint { missed: 0, replica: 1, restart_to_serving_ms: 100.0, caught_up: true }, RestartPoint { missed: 10_000, replica: 1, restart_to_serving_ms: 250.0, caught_up: true }],
             memory: vec![Memory { host: "baseline".into(), peak_rss_kib: Some(51_200) }, Memory { host: "store".into(), peak_rss_kib: Some(102_400) }],
             notes: vec![],
             total_secs: 1.0,
@@ -581,7 +601,7 @@ mod tests {
         assert!(md.contains("| order (durable, replicated) | 1 | 400 | ×0.05 |"), "{md}");
         assert!(md.contains("| order (durable, replicated) | 1 | 400 | 200 | ×0.50 | 2.500 | 5.000 | ×40.00 |"), "{md}");
         assert!(md.contains("| 100000 | 3.0 s | 100 | 2.600 | 2.600 | 5.200 | 7.800 | ×1.04 | ×20.80 |"), "{md}");
-        assert!(md.contains("| 10000 | order-1 | 250 ms | ×2.50 |"), "{md}");
+        assert!(md.contains("| 10000 | order-1 | 250 ms | ×2.50 | yes |"), "{md}");
         assert!(md.contains("| store | 100.0 MiB | ×2.00 |"), "{md}");
         assert_eq!(ratio(1.0, 0.0), "–");
     }
