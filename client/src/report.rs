@@ -70,11 +70,19 @@ impl Report {
     /// The human-readable report.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "toystore client: {} session(s) x {} iteration(s), p = {}, {} ({:.1} s load, {:.1} s read-back)",
-            self.clients, self.requests_per_client, self.prob, self.url, self.load_secs, self.verify_secs
-        );
+        if self.requests_per_client == 0 {
+            let _ = writeln!(
+                s,
+                "toystore client: read-back only of {} order(s) over {} connection(s), {} ({:.1} s)",
+                self.orders_placed, self.clients, self.url, self.verify_secs
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "toystore client: {} session(s) x {} iteration(s), p = {}, {} ({:.1} s load, {:.1} s read-back)",
+                self.clients, self.requests_per_client, self.prob, self.url, self.load_secs, self.verify_secs
+            );
+        }
         s.push('\n');
         s.push_str(&stats_table(&self.summaries));
         s.push('\n');
