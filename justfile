@@ -6,8 +6,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # The wasmtime CLI the stock-runtime test runs against (the newest that builds here).
 wasmtime_version := "48.0.8"
 components := "-p toystore-frontend -p toystore-catalog -p toystore-order -p toystore-hello"
-# Native crates with unit tests, plus the end-to-end suite. Built as one set so cargo resolves
-# features once and the release host is not compiled twice.
+# Native crates with unit tests, plus the end-to-end suite. `build` compiles them as one set with
+# --all-targets, which resolves features exactly as `cargo test` does (dev-dependencies included),
+# so the release host (wasmtime, 5-9 min) is compiled once for `serve` and `test` alike.
 native := "-p toystore -p toystore-client -p toystore-guest -p toystore-catalog -p toystore-frontend -p toystore-order -p toystore-e2e"
 
 # Show the recipes.
@@ -30,7 +31,7 @@ setup-wasmtime:
 # Build the components (wasm32-wasip2) and the host (release).
 build: setup
     cargo build --release --target wasm32-wasip2 {{components}}
-    cargo build --release -p toystore
+    cargo build --release --all-targets {{native}}
 
 # Run the whole store with the manifest (default: toystore.toml); Ctrl-C stops it.
 serve manifest="toystore.toml": build

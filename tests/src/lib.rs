@@ -5,11 +5,13 @@
 //! (default `target/release/toystore`), the components are in `TOYSTORE_WASM_DIR` (default
 //! `target/wasm32-wasip2/release`); `just test` builds both first.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -31,10 +33,28 @@ pub fn wasm_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip2/release"))
 }
 
-/// A port that was free a moment ago (the OS hands out ephemeral ports in sequence, so a port
-/// just released is not handed out again soon).
+/// `n` distinct ports that were free a moment ago. All are bound at once (so the OS cannot hand
+/// out one twice) and none is ever handed out twice within this test process, even to clusters
+/// started in parallel.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local addr").port();
+        if handed_out.insert(port) {
+            ports.push(port);
+        }
+        held.push(listener);
+    }
+    ports
+}
+
+/// One free port (see [`free_ports`]).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+    free_ports(1)[0]
 }
 
 /// What a test may change in the manifest.
@@ -112,12 +132,8 @@ impl Cluster {
 
     pub fn start_with(options: Options) -> Self {
         let dir = tempfile::Builder::new().prefix("toystore-e2e-").tempdir().expect("temp dir");
-        let ports = Ports {
-            frontend: free_port(),
-            catalog: free_port(),
-            replicas: [free_port(), free_port(), free_port()],
-            admin: free_port(),
-        };
+        let p = free_ports(6);
+        let ports = Ports { frontend: p[0], catalog: p[1], replicas: [p[2], p[3], p[4]], admin: p[5] };
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
         let mut cluster = Self { dir, ports, options, child: None, agent };
         fs::write(cluster.manifest_path(), cluster.manifest()).expect("write manifest");
