@@ -33,6 +33,24 @@ pub fn prepare(dir: &Path, seeds: &[PathBuf]) -> Result<Vec<PathBuf>, DataDirErr
     Ok(copied)
 }
 
+/// The lock file the components create (O_EXCL) in their data directory while they write; see
+/// `components/guest/src/lock.rs`.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Remove a lock file left behind by an instance that trapped or was killed mid-write.
+///
+/// Called just before a new instance of the service is built: this host runs one instance per
+/// data directory and has already dropped the previous one, so any lock file now is abandoned.
+/// Without this the new instance would wait out the guest's stale-lock lease (seconds) before
+/// its first write. Returns whether there was one.
+pub fn clear_abandoned_lock(dir: &Path) -> io::Result<bool> {
+    match fs::remove_file(dir.join(LOCK_FILE)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Copy `from` to a new file `to` (never replacing one), durably: a crash mid-copy leaves no
 /// half-written seed behind under the real name.
 fn copy_new(from: &Path, to: &Path) -> io::Result<()> {
@@ -67,6 +85,15 @@ mod tests {
         fs::write(dir.join("catalog.csv"), "changed by the service\n").unwrap();
         assert!(prepare(&dir, &[seed]).unwrap().is_empty());
         assert_eq!(fs::read_to_string(dir.join("catalog.csv")).unwrap(), "changed by the service\n");
+    }
+
+    #[test]
+    fn an_abandoned_lock_is_cleared() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(!clear_abandoned_lock(tmp.path()).unwrap());
+        fs::write(tmp.path().join(LOCK_FILE), "").unwrap();
+        assert!(clear_abandoned_lock(tmp.path()).unwrap());
+        assert!(!tmp.path().join(LOCK_FILE).exists());
     }
 
     #[test]

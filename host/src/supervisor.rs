@@ -229,6 +229,11 @@ impl Supervisor {
         for file in datadir::prepare(&self.instance.data_dir, &self.seed)? {
             tracing::info!(service = %self.name, file = %file.display(), "seeded");
         }
+        match datadir::clear_abandoned_lock(&self.instance.data_dir) {
+            Ok(true) => tracing::info!(service = %self.name, "removed the lock file its previous instance left"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(service = %self.name, "cannot remove an abandoned lock file: {e}"),
+        }
         let mut store = self.runtime.new_store(&self.instance)?;
         let proxy = self
             .instance

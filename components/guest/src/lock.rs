@@ -8,7 +8,8 @@
 //!
 //! An instance that traps while holding the lock file leaves it behind; a lock file older than
 //! [`STALE_AFTER`] is treated as abandoned and removed. Writers hold the lock for milliseconds,
-//! so the lease is generous.
+//! so the lease is generous. (The toystore host, which knows when it dropped an instance,
+//! removes such a file before it starts the next one, so its instances never wait the lease.)
 
 use std::fs::{self, OpenOptions};
 use std::io;
