@@ -47,4 +47,4 @@ eval: build
 
 # Throughput/latency/memory benchmark with ratios against a baseline measured in the same run.
 bench: build
-    ./target/release/toystore bench
+    ./target/release/toystore bench --out eval/bench.md
