@@ -27,7 +27,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use futures::future::join_all;
-use futures::lock::Mutex;
+use toystore_guest::sync::Mutex;
 use http::Method;
 use serde_json::{json, Value};
 use toystore_guest::{time, Net, NetResponse, Reply};

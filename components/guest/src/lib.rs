@@ -17,6 +17,7 @@ pub mod net;
 pub mod reply;
 pub mod request;
 pub mod settings;
+pub mod sync;
 pub mod time;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,6 +1,6 @@
 //! Serialising writers to a data directory, within one instance and across instances.
 //!
-//! Inside one instance, tasks queue on an async mutex (fair, no spinning). Across instances —
+//! Inside one instance, tasks queue on a fair (FIFO) async mutex, no spinning. Across instances —
 //! the stock `wasmtime serve` may run several instances of one component at once, all sharing
 //! the same preopened directory — the holder also owns a lock *file* created with
 //! `create_new` (O_EXCL), which only one instance can create. A waiter polls for it with an
@@ -16,7 +16,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use futures::lock::{Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard};
 
 use crate::time::sleep;
 

@@ -15,7 +15,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use futures::lock::Mutex;
+use toystore_guest::sync::Mutex;
 use serde_json::json;
 use toystore_guest::lock::DirLock;
 use toystore_guest::{settings, Net, Reply, Request};

@@ -65,7 +65,7 @@ impl<N: Net> Service<N> {
     /// `/tick` on a synced follower: catch up if a peer is ahead (skipped if a catch-up is
     /// already running).
     pub(crate) async fn follower_tick(&self) {
-        if let Some(_one_at_a_time) = self.sync_lock.try_lock() {
+        if let Ok(_one_at_a_time) = self.sync_lock.try_lock() {
             self.catch_up().await;
         }
     }
