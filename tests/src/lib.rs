@@ -5,16 +5,15 @@
 //! (default `target/release/toystore`), the components are in `TOYSTORE_WASM_DIR` (default
 //! `target/wasm32-wasip2/release`); `just test` builds both first.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+pub use toystore_client::hostproc::{free_ports, Ports, Settings};
+use toystore_client::hostproc::{manifest_text, Components, HostConfig};
 
 /// The workspace root (this crate lives in `<root>/tests`).
 pub fn workspace_root() -> PathBuf {
@@ -33,59 +32,21 @@ pub fn wasm_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip2/release"))
 }
 
-/// `n` distinct ports that were free a moment ago. All are bound at once (so the OS cannot hand
-/// out one twice) and none is ever handed out twice within this test process, even to clusters
-/// started in parallel.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < n {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
-        if handed_out.insert(port) {
-            ports.push(port);
-        }
-        held.push(listener);
-    }
-    ports
-}
-
-/// One free port (see [`free_ports`]).
+/// One free loopback port (never one handed out before in this process).
 pub fn free_port() -> u16 {
-    free_ports(1)[0]
+    free_ports(1).expect("a free port")[0]
 }
 
-/// What a test may change in the manifest.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub cache_enabled: bool,
-    pub cache_capacity: usize,
-    pub restock_interval_secs: u64,
-    pub restock_threshold: u64,
-    pub restock_amount: u64,
-    pub tick_interval_ms: u64,
-    pub call_timeout_ms: u64,
-    pub health_check_interval_ms: u64,
-    /// Enables `POST /debug/trap` on every component.
-    pub debug_routes: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            cache_enabled: true,
-            cache_capacity: 5,
-            // Long by default, so that only the restock test sees a restock.
-            restock_interval_secs: 3600,
-            restock_threshold: 10,
-            restock_amount: 100,
-            tick_interval_ms: 500,
-            call_timeout_ms: 2000,
-            health_check_interval_ms: 500,
-            debug_routes: true,
-        }
+/// The settings the tests start from: the manifest's defaults, except that restock is hourly
+/// (only the restock test wants one), ticks and health checks are faster, and
+/// `POST /debug/trap` is on.
+pub fn test_settings() -> Settings {
+    Settings {
+        restock_interval_secs: 3600,
+        tick_interval_ms: 500,
+        health_check_interval_ms: 500,
+        debug_routes: true,
+        ..Settings::default()
     }
 }
 
@@ -107,35 +68,25 @@ impl Reply {
     }
 }
 
-/// Ports of one cluster.
-#[derive(Debug, Clone, Copy)]
-pub struct Ports {
-    pub frontend: u16,
-    pub catalog: u16,
-    pub replicas: [u16; 3],
-    pub admin: u16,
-}
-
 /// One running `toystore serve`, killed on drop.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub ports: Ports,
-    pub options: Options,
+    pub settings: Settings,
     child: Option<Child>,
     agent: ureq::Agent,
 }
 
 impl Cluster {
     pub fn start() -> Self {
-        Self::start_with(Options::default())
+        Self::start_with(test_settings())
     }
 
-    pub fn start_with(options: Options) -> Self {
+    pub fn start_with(settings: Settings) -> Self {
         let dir = tempfile::Builder::new().prefix("toystore-e2e-").tempdir().expect("temp dir");
-        let p = free_ports(6);
-        let ports = Ports { frontend: p[0], catalog: p[1], replicas: [p[2], p[3], p[4]], admin: p[5] };
+        let ports = Ports::pick().expect("free ports");
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-        let mut cluster = Self { dir, ports, options, child: None, agent };
+        let mut cluster = Self { dir, ports, settings, child: None, agent };
         fs::write(cluster.manifest_path(), cluster.manifest()).expect("write manifest");
         cluster.spawn();
         cluster
@@ -150,64 +101,14 @@ impl Cluster {
         self.dir.path().join("data").join(service)
     }
 
+    /// The manifest, in the same format `toystore eval|bench` generate (one definition).
     fn manifest(&self) -> String {
-        let o = &self.options;
-        let p = &self.ports;
-        let wasm = wasm_dir();
+        let config = HostConfig {
+            settings: self.settings.clone(),
+            ..HostConfig::new("e2e", Components::real(&wasm_dir()))
+        };
         let seed = workspace_root().join("data/catalog.csv");
-        let data = self.dir.path().join("data");
-        let mut m = format!(
-            r#"admin = "127.0.0.1:{admin}"
-
-[settings]
-cache_enabled = {cache_enabled}
-cache_capacity = {cache_capacity}
-restock_interval_secs = {restock_interval_secs}
-restock_threshold = {restock_threshold}
-restock_amount = {restock_amount}
-tick_interval_ms = {tick}
-call_timeout_ms = {timeout}
-health_check_interval_ms = {health}
-debug_routes = {debug}
-
-[frontend]
-component = "{wasm}/toystore_frontend.wasm"
-listen = "127.0.0.1:{frontend}"
-data_dir = "{data}/frontend"
-
-[catalog]
-component = "{wasm}/toystore_catalog.wasm"
-listen = "127.0.0.1:{catalog}"
-data_dir = "{data}/catalog"
-seed = ["{seed}"]
-
-[order]
-component = "{wasm}/toystore_order.wasm"
-"#,
-            admin = p.admin,
-            cache_enabled = o.cache_enabled,
-            cache_capacity = o.cache_capacity,
-            restock_interval_secs = o.restock_interval_secs,
-            restock_threshold = o.restock_threshold,
-            restock_amount = o.restock_amount,
-            tick = o.tick_interval_ms,
-            timeout = o.call_timeout_ms,
-            health = o.health_check_interval_ms,
-            debug = o.debug_routes,
-            wasm = wasm.display(),
-            frontend = p.frontend,
-            catalog = p.catalog,
-            data = data.display(),
-            seed = seed.display(),
-        );
-        for (i, port) in p.replicas.iter().enumerate() {
-            let id = i + 1;
-            m.push_str(&format!(
-                "\n[[order.replica]]\nid = {id}\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}/order-{id}\"\n",
-                data.display()
-            ));
-        }
-        m
+        manifest_text(&config, &self.ports, &self.dir.path().join("data"), &seed)
     }
 
     fn log_path(&self) -> PathBuf {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use toystore_e2e::{Cluster, Options, TOYS};
+use toystore_e2e::{test_settings, Cluster, Settings, TOYS};
 
 fn stats(c: &Cluster) -> serde_json::Value {
     let r = c.get("/cache/stats");
@@ -93,7 +93,7 @@ fn capacity_five_evicts_when_ten_toys_are_looked_up() {
 
 #[test]
 fn with_caching_off_every_lookup_reaches_the_catalog() {
-    let c = Cluster::start_with(Options { cache_enabled: false, ..Options::default() });
+    let c = Cluster::start_with(Settings { cache_enabled: false, ..test_settings() });
     assert_eq!(stats(&c)["enabled"], false);
     for round in 0..3u32 {
         edit_stock_on_disk(&c, "Whale", 50 + round);
@@ -106,7 +106,7 @@ fn with_caching_off_every_lookup_reaches_the_catalog() {
 #[test]
 fn low_stock_is_restocked_within_one_period() {
     let period = 2;
-    let c = Cluster::start_with(Options { restock_interval_secs: period, tick_interval_ms: 200, ..Options::default() });
+    let c = Cluster::start_with(Settings { restock_interval_secs: period, tick_interval_ms: 200, ..test_settings() });
     // Cache Python, then drive its stock to 10 (the threshold).
     c.get("/products/Python");
     let r = c.order("Python", 90);

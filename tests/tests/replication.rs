@@ -170,9 +170,18 @@ fn a_trapping_component_is_restarted_and_serves_again() {
     let acked = acked.into_inner().unwrap();
     assert_all_readable(&c, &acked);
     assert_replicas_identical(&c);
-    // The host saw and counted the crash.
-    let replicas = c.admin("GET", "/replicas");
-    assert!(replicas.body.to_string().contains("crash"), "crashes reported: {}", replicas.body);
+    // The host saw and counted both crashes, and both services are running again.
+    let services = c.admin("GET", "/services");
+    let service = |name: &str| {
+        services.data().as_array().and_then(|all| all.iter().find(|s| s["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("{name} in {}", services.body))
+    };
+    for name in ["catalog".to_string(), format!("order-{leader}")] {
+        let s = service(&name);
+        assert_eq!(s["crashes"], 1, "{name}: {s}");
+        assert_eq!(s["state"], "running", "{name}: {s}");
+    }
+    assert_eq!(service("frontend")["crashes"], 0);
 }
 
 #[test]
