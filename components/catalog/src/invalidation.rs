@@ -111,7 +111,7 @@ mod tests {
                 return Err(CallError::Timeout(t));
             }
             self.seen.borrow_mut().push(url.to_string());
-            Ok(NetResponse { status: 200, body: b"{\"data\":{}}".to_vec() })
+            Ok(NetResponse { status: 200, body: serde_json::json!({"data": {}}) })
         }
     }
 

@@ -45,7 +45,7 @@ struct State {
 pub struct World(Rc<RefCell<State>>);
 
 fn reply(status: u16, body: Value) -> Result<NetResponse, CallError> {
-    Ok(NetResponse { status, body: body.to_string().into_bytes() })
+    Ok(NetResponse { status, body })
 }
 
 fn error(status: u16, message: &str) -> Result<NetResponse, CallError> {

@@ -215,7 +215,7 @@ impl Leader {
             let left_ms = budget_ms.saturating_sub(time::now_millis().saturating_sub(started));
             let attempt_timeout = timeout.min(Duration::from_millis(left_ms).max(MIN_ATTEMPT_TIMEOUT));
             match net.call(method.clone(), &format!("{url}{path}"), body.clone(), attempt_timeout).await {
-                Ok(r) if r.status < 500 && r.status != 409 => return pass_through(&r),
+                Ok(r) if r.status < 500 && r.status != 409 => return pass_through(r),
                 Ok(r) => {
                     last_error = format!("order leader {id} answered {}: {}", r.status, r.error_message());
                     self.forget(id);
@@ -245,16 +245,11 @@ fn still_leading(r: &NetResponse, id: u32) -> bool {
     }
 }
 
-/// A downstream reply as ours: same status, same body (wrapped if it was not JSON).
-pub fn pass_through(r: &NetResponse) -> Reply {
-    match r.json() {
-        Value::Null => {
-            if (200..300).contains(&r.status) {
-                Reply::with_status(r.status, Value::Null)
-            } else {
-                Reply::error(r.status, r.error_message())
-            }
-        }
+/// A downstream reply as ours: same status, same JSON body (a bare `null` gets our envelope).
+pub fn pass_through(r: NetResponse) -> Reply {
+    match r.body {
+        Value::Null if r.is_success() => Reply::with_status(r.status, Value::Null),
+        Value::Null => Reply::error(r.status, format!("downstream answered {} with no body", r.status)),
         body => Reply { status: r.status, body },
     }
 }

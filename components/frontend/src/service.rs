@@ -175,14 +175,14 @@ impl<N: Net> Frontend<N> {
             },
             404 => Reply::not_found("product not found"),
             s if s >= 500 => Reply::unavailable(format!("catalog unavailable: {}", r.error_message())),
-            _ => pass_through(&r),
+            _ => pass_through(r),
         }
     }
 
     async fn catalog_list(&self) -> Reply {
         let url = format!("{}/products", self.cfg.catalog_url);
         match self.net.call(Method::GET, &url, None, self.cfg.call_timeout).await {
-            Ok(r) if r.status < 500 => pass_through(&r),
+            Ok(r) if r.status < 500 => pass_through(r),
             Ok(r) => Reply::unavailable(format!("catalog unavailable: {}", r.error_message())),
             Err(e) => Reply::unavailable(format!("catalog unavailable: {e}")),
         }

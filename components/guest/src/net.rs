@@ -11,11 +11,15 @@ use http::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// What came back from another component.
+/// What came back from another component: the status and the body, parsed once.
+///
+/// Every toystore reply is a JSON envelope, so the transport parses the body as it arrives (a
+/// body that does not parse was cut short and is a failed call, see [`CallError::BadReply`]) and
+/// callers read the parsed value without parsing it again.
 #[derive(Debug, Clone)]
 pub struct NetResponse {
     pub status: u16,
-    pub body: Vec<u8>,
+    pub body: Value,
 }
 
 impl NetResponse {
@@ -23,26 +27,25 @@ impl NetResponse {
         (200..300).contains(&self.status)
     }
 
-    /// The body as JSON (`Value::Null` if it is not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    /// The whole JSON body.
+    pub fn json(&self) -> &Value {
+        &self.body
     }
 
     /// The `data` member of a success envelope, decoded as `T`.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, CallError> {
-        let v = self.json();
-        let data = v.get("data").cloned().unwrap_or(Value::Null);
-        serde_json::from_value(data).map_err(|e| CallError::BadReply(e.to_string()))
+        let data = self.body.get("data").unwrap_or(&Value::Null);
+        T::deserialize(data).map_err(|e| CallError::BadReply(e.to_string()))
     }
 
-    /// The `error.message` of an error envelope, or the raw body.
+    /// The `error.message` of an error envelope, or the whole body as text.
     pub fn error_message(&self) -> String {
-        let v = self.json();
-        v.get("error")
+        self.body
+            .get("error")
             .and_then(|e| e.get("message"))
             .and_then(Value::as_str)
             .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).into_owned())
+            .unwrap_or_else(|| self.body.to_string())
     }
 }
 

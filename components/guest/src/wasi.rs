@@ -82,9 +82,9 @@ impl Net for WasiNet {
             // Every toystore reply is a JSON envelope. A body that does not parse was cut short
             // (e.g. the peer was killed mid-reply and the stream still ended cleanly): report
             // it as a failed call, so callers retry instead of passing on a torn answer.
-            if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-                return Err(CallError::BadReply(format!("{status} with a body that is not complete JSON ({} bytes)", body.len())));
-            }
+            let body = serde_json::from_slice(&body).map_err(|_| {
+                CallError::BadReply(format!("{status} with a body that is not complete JSON ({} bytes)", body.len()))
+            })?;
             Ok(NetResponse { status, body })
         };
         match select(Box::pin(exchange), Box::pin(crate::time::sleep(timeout))).await {

@@ -148,7 +148,7 @@ impl<N: Net> Service<N> {
             Ok(r) if r.is_success() => Ok(()),
             Ok(r) if r.status == 400 || r.status == 404 => {
                 let body = match r.json() {
-                    v if v.get("error").is_some() => v,
+                    v if v.get("error").is_some() => v.clone(),
                     _ => json!({ "error": { "code": r.status, "message": r.error_message() } }),
                 };
                 Err(Reply { status: r.status, body })

@@ -161,8 +161,8 @@ mod tests {
     fn refusals_round_trip() {
         let s = Status { last: 4, last_epoch: 2, epoch: 3 };
         let r = refused(Refusal::Gap, "gap", s);
-        let resp = NetResponse { status: r.status, body: r.to_bytes() };
+        let resp = NetResponse { status: r.status, body: r.body.clone() };
         assert_eq!(refusal(&resp), Some((Refusal::Gap, s)));
-        assert_eq!(refusal(&NetResponse { status: 409, body: b"{}".to_vec() }), None);
+        assert_eq!(refusal(&NetResponse { status: 409, body: json!({}) }), None);
     }
 }

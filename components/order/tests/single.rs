@@ -16,7 +16,7 @@ struct CatalogOnly;
 impl Net for CatalogOnly {
     async fn call(&self, _: Method, url: &str, _: Option<Value>, _: Duration) -> Result<NetResponse, CallError> {
         if url.starts_with("http://catalog/") {
-            Ok(NetResponse { status: 200, body: br#"{"data":{}}"#.to_vec() })
+            Ok(NetResponse { status: 200, body: serde_json::json!({"data": {}}) })
         } else {
             Err(CallError::Unreachable { url: url.into(), reason: "connection refused".into() })
         }

@@ -37,7 +37,7 @@ impl Net for FakeFrontend {
         let _ = t;
         let name = url.strip_prefix("http://fe/invalidate/").expect("only invalidations are sent");
         self.seen.borrow_mut().push(name.to_string());
-        Ok(NetResponse { status: 200, body: br#"{"data":{}}"#.to_vec() })
+        Ok(NetResponse { status: 200, body: json!({"data": {}}) })
     }
 }
 

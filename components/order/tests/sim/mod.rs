@@ -172,7 +172,7 @@ impl Sim {
     /// A request from the test driver to replica `id`: Err if it is down or dies meanwhile.
     pub async fn request(&self, id: u32, method: Method, path: &str, body: Option<Value>) -> Result<Reply, String> {
         let r = self.deliver(0, id, method, path, body).await.map_err(|e| e.to_string())?;
-        Ok(Reply { status: r.status, body: serde_json::from_slice(&r.body).unwrap_or(Value::Null) })
+        Ok(Reply { status: r.status, body: r.body })
     }
 
     pub fn call(&self, id: u32, method: Method, path: &str, body: Option<Value>) -> Result<Reply, String> {
@@ -238,7 +238,7 @@ impl Sim {
         let handling = Box::pin(async { service.handle(&req).await });
         let death = Death { sim: self, id, generation };
         let outcome = match select(handling, death).await {
-            Either::Left((reply, _)) => Ok(NetResponse { status: reply.status, body: reply.to_bytes() }),
+            Either::Left((reply, _)) => Ok(NetResponse { status: reply.status, body: reply.body }),
             Either::Right(((), handling)) => {
                 drop(handling); // the crash: whatever it was doing stops here
                 Err(CallError::Unreachable { url: url(id), reason: "connection reset".into() })
@@ -249,7 +249,7 @@ impl Sim {
 
     fn catalog_handle(&self, path: &str, body: Value) -> NetResponse {
         let mut c = self.catalog.borrow_mut();
-        let reply = |status: u16, v: Value| NetResponse { status, body: v.to_string().into_bytes() };
+        let reply = |status: u16, v: Value| NetResponse { status, body: v };
         if c.down {
             return reply(503, json!({"error": {"code": 503, "message": "catalog down"}}));
         }
