@@ -20,7 +20,8 @@ use serde_json::json;
 use toystore_guest::{Net, Reply};
 
 use crate::protocol::{refusal, Claim, Refusal, Status};
-use crate::service::{internal, Peer, Role, Service};
+use crate::replica::{most_up_to_date, tally_fence, FenceTally};
+use crate::service::{internal, Peer, Service};
 
 impl<N: Net> Service<N> {
     /// `POST /leaderselection`.
@@ -42,20 +43,13 @@ impl<N: Net> Service<N> {
 
     /// Become (or, after a failed replication, renew as) leader. Caller holds the order lock.
     pub(crate) async fn become_leader(&self) -> Result<u64, Reply> {
-        let was_leader = matches!(self.state.borrow().role, Role::Leader { .. });
+        let was_leader = self.state.borrow().is_leader();
         // If this future is dropped midway (the caller went away), do not stay a candidate.
         let _abandoned = NotCandidate(self);
         let result = self.try_become_leader().await;
-        let mut s = self.state.borrow_mut();
         match &result {
             Ok(e) => eprintln!("order: replica {} leads epoch {e}", self.cfg.id),
-            Err(_) => {
-                // A renewing leader that merely lacks a majority stays (not ready) leader and
-                // renews again on the next order; anyone else goes back to following.
-                let e = s.promised;
-                let still_ours = s.own_epoch() == Some(e);
-                s.role = if was_leader && still_ours { Role::Leader { epoch: e, ready: false } } else { Role::Follower };
-            }
+            Err(_) => self.state.borrow_mut().lose_election(was_leader),
         }
         result
     }
@@ -67,11 +61,9 @@ impl<N: Net> Service<N> {
             // 1. A fresh epoch, promised to ourselves first.
             let epoch = self
                 .on_disk(|disk, state| {
-                    let e = disk.promised.max(state.seen_epoch).max(floor) + 1;
+                    let e = disk.promised.max(state.seen_epoch()).max(floor) + 1;
                     disk.promise(e).map_err(internal)?;
-                    state.role = Role::Candidate(e);
-                    state.observe_promise(e);
-                    state.leader = None;
+                    state.start_candidacy(e);
                     Ok::<u64, Reply>(e)
                 })
                 .await??;
@@ -79,36 +71,33 @@ impl<N: Net> Service<N> {
             // 2. Fence the peers.
             let peers = self.cfg.peers();
             let answers = join_all(peers.iter().map(|p| self.fence_peer(p, epoch))).await;
-            let mut fenced: Vec<(Peer, Status)> = Vec::new();
-            let mut newer = None;
-            for (p, a) in peers.into_iter().zip(answers) {
-                match a {
-                    Ok(st) => fenced.push((p, st)),
-                    Err(Some(e)) => newer = newer.max(Some(e)),
-                    Err(None) => {}
+            match tally_fence(&answers, majority) {
+                FenceTally::Fenced => {}
+                FenceTally::Newer(e) => {
+                    // Someone promised a newer epoch: it would refuse us later. Start again
+                    // above it (the peers we did fence simply promise once more).
+                    floor = e;
+                    continue;
+                }
+                FenceTally::NoMajority { promised } => {
+                    return Err(Reply::unavailable(format!(
+                        "no majority: {promised} of {} replicas accepted epoch {epoch}",
+                        peers.len() + 1
+                    )));
                 }
             }
-            if let Some(e) = newer {
-                // Someone promised a newer epoch: it would refuse us later. Start again above it
-                // (the peers we did fence simply promise once more).
-                floor = e;
-                continue;
-            }
-            if fenced.len() + 1 < majority {
-                return Err(Reply::unavailable(format!(
-                    "no majority: {} of {} replicas accepted epoch {epoch}",
-                    fenced.len() + 1,
-                    self.cfg.peers().len() + 1
-                )));
-            }
+            let fenced: Vec<(Peer, Status)> =
+                peers.into_iter().zip(answers).filter_map(|(p, a)| a.ok().map(|st| (p, st))).collect();
 
             // 3. Adopt the most up-to-date log among the fenced.
-            if let Some((peer, st)) = fenced.iter().max_by_key(|(p, st)| (st.position(), p.id)) {
-                if st.position() > self.position() {
-                    self.sync_from(peer, true)
+            let best = most_up_to_date(self.position(), fenced.iter().map(|(p, st)| (p.id, st.position())));
+            if let Some((id, pos)) = best {
+                let peer = fenced.iter().map(|(p, _)| p).find(|p| p.id == id).cloned();
+                if let Some(peer) = peer {
+                    self.sync_from(&peer, true)
                         .await
                         .map_err(|e| Reply::unavailable(format!("catching up from replica {}: {e}", peer.id)))?;
-                    if self.position() < st.position() {
+                    if self.position() < pos {
                         return Err(Reply::unavailable(format!("could not catch up from replica {}", peer.id)));
                     }
                 }
@@ -117,7 +106,8 @@ impl<N: Net> Service<N> {
             // 4. Re-stamp the last entry, then get the log onto a majority.
             let last = self
                 .on_disk(|disk, state| {
-                    if disk.promised != epoch || state.role != Role::Candidate(epoch) {
+                    let peer_last = fenced.iter().map(|(p, st)| (p.id, st.last)).collect();
+                    if disk.promised != epoch || !state.become_leader(epoch, peer_last) {
                         return Err(Reply::unavailable(format!("epoch {epoch} was superseded during the election")));
                     }
                     if let Some(mut entry) = disk.log.get(disk.log.last().max(0) as u64).cloned() {
@@ -127,9 +117,6 @@ impl<N: Net> Service<N> {
                             disk.log.append(&[entry]).map_err(internal)?;
                         }
                     }
-                    state.role = Role::Leader { epoch, ready: false };
-                    state.peer_last = fenced.iter().map(|(p, st)| (p.id, st.last)).collect();
-                    state.suspect_until.clear();
                     Ok(disk.log.last())
                 })
                 .await??;
@@ -142,15 +129,9 @@ impl<N: Net> Service<N> {
                     return Err(Reply::unavailable(format!("could not replicate the log to a majority in epoch {epoch}")));
                 }
             }
-            let mut s = self.state.borrow_mut();
-            if s.role != (Role::Leader { epoch, ready: false }) {
+            if !self.state.borrow_mut().become_ready(epoch, last) {
                 return Err(Reply::unavailable(format!("epoch {epoch} was superseded during the election")));
             }
-            s.role = Role::Leader { epoch, ready: true };
-            s.commit = last;
-            s.leader = Some(self.cfg.id);
-            s.leader_epoch = epoch;
-            s.synced = true;
             return Ok(epoch);
         }
         Err(Reply::unavailable("no majority: newer epochs kept appearing"))
@@ -173,17 +154,20 @@ impl<N: Net> Service<N> {
     /// The leader has this epoch ready, renewing it (new epoch, same procedure) if a failed
     /// replication left it not ready. Caller holds the order lock.
     pub(crate) async fn ready_or_renew(&self) -> Result<u64, Reply> {
-        let role = self.state.borrow().role;
-        match role {
-            Role::Leader { epoch, ready: true } => Ok(epoch),
-            Role::Leader { ready: false, .. } => self.become_leader().await,
-            _ => Err(self.not_leader()),
+        let (ready, leader) = {
+            let s = self.state.borrow();
+            (s.ready_epoch(), s.is_leader())
+        };
+        match ready {
+            Some(epoch) => Ok(epoch),
+            None if leader => self.become_leader().await,
+            None => Err(self.not_leader()),
         }
     }
 
     pub(crate) fn not_leader(&self) -> Reply {
         let s = self.state.borrow();
-        crate::protocol::not_leader(s.leader.filter(|&l| l != self.cfg.id), s.leader_epoch)
+        crate::protocol::not_leader(s.other_leader(), s.leader().1)
     }
 }
 
@@ -193,9 +177,7 @@ struct NotCandidate<'a, N: Net>(&'a Service<N>);
 impl<N: Net> Drop for NotCandidate<'_, N> {
     fn drop(&mut self) {
         if let Ok(mut s) = self.0.state.try_borrow_mut() {
-            if matches!(s.role, Role::Candidate(_)) {
-                s.role = Role::Follower;
-            }
+            s.abandon_candidacy();
         }
     }
 }

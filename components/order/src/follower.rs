@@ -9,7 +9,8 @@ use toystore_guest::{Net, Reply, Request};
 
 use crate::log::Merge;
 use crate::protocol::{refused, Claim, Page, Refusal, Replicate, PAGE};
-use crate::service::{internal, Role, Service};
+use crate::replica::{decide_fence, decide_replicate, FenceDecision, LogStep, ReplicateCheck, ReplicateDecision};
+use crate::service::{internal, Service};
 
 impl<N: Net> Service<N> {
     /// `POST /fence {leader, epoch}`: promise to ignore every epoch below `epoch`, durably,
@@ -22,18 +23,18 @@ impl<N: Net> Service<N> {
         };
         let me = self.cfg.id;
         let done = self
-            .on_disk(|disk, state| {
-                if claim.epoch <= disk.promised {
+            .on_disk(|disk, state| match decide_fence(disk.promised, claim.epoch) {
+                FenceDecision::RefuseStale => {
                     let msg = format!("replica {me} already promised epoch {}", disk.promised);
-                    return refused(Refusal::Stale, &msg, disk.status());
+                    refused(Refusal::Stale, &msg, disk.status())
                 }
-                if let Err(e) = disk.promise(claim.epoch) {
-                    return internal(e);
+                FenceDecision::Promise => {
+                    if let Err(e) = disk.promise(claim.epoch) {
+                        return internal(e);
+                    }
+                    state.promised_to_candidate(claim.epoch);
+                    Reply::ok(disk.status())
                 }
-                state.observe_promise(claim.epoch);
-                // Whoever led before is fenced off; the candidate is not leader yet.
-                state.leader = None;
-                Reply::ok(disk.status())
             })
             .await;
         done.unwrap_or_else(|r| r)
@@ -60,38 +61,37 @@ impl<N: Net> Service<N> {
         let me = self.cfg.id;
         let done = self
             .on_disk(|disk, state| {
-                // Each epoch has one leader: the same epoch from someone else cannot be ours to take.
-                let collision = msg.epoch == disk.promised && state.own_epoch() == Some(msg.epoch) && msg.leader != me;
-                if msg.epoch < disk.promised || collision {
+                let check = ReplicateCheck {
+                    me,
+                    promised: disk.promised,
+                    own_epoch: state.own_epoch(),
+                    sender: msg.leader,
+                    epoch: msg.epoch,
+                    prev: msg.prev,
+                    ours_at_prev: msg.prev.and_then(|p| disk.log.anchor_at(p.number as i64)),
+                };
+                let ReplicateDecision::Accept { promise, step } = decide_replicate(check) else {
                     let text = format!("epoch {} is stale; replica {me} promised {}", msg.epoch, disk.promised);
                     return refused(Refusal::Stale, &text, disk.status());
-                }
-                if msg.epoch > disk.promised {
+                };
+                if promise {
                     if let Err(e) = disk.promise(msg.epoch) {
                         return internal(e);
                     }
                     state.observe_promise(msg.epoch);
                 }
-                if msg.leader != me {
-                    state.leader = Some(msg.leader);
-                    state.leader_epoch = msg.epoch;
-                }
-                if let Some(prev) = msg.prev {
-                    match disk.log.anchor_at(prev.number as i64) {
-                        None => return refused(Refusal::Gap, "missing entries before this batch", disk.status()),
-                        Some(own) if own != prev => {
-                            if let Err(e) = disk.log.truncate_from(prev.number) {
-                                return internal(e);
-                            }
-                            return refused(Refusal::Mismatch, "divergent tail cut", disk.status());
-                        }
-                        Some(_) => {}
-                    }
-                }
-                match disk.log.merge(&msg.orders) {
-                    Ok(Merge::Applied) => Reply::ok(disk.status()),
-                    Ok(Merge::Gap) => refused(Refusal::Gap, "missing entries before this batch", disk.status()),
-                    Err(e) => internal(e),
+                state.follow(msg.leader, msg.epoch);
+                match step {
+                    LogStep::Gap => refused(Refusal::Gap, "missing entries before this batch", disk.status()),
+                    LogStep::CutFrom(n) => match disk.log.truncate_from(n) {
+                        Ok(()) => refused(Refusal::Mismatch, "divergent tail cut", disk.status()),
+                        Err(e) => internal(e),
+                    },
+                    LogStep::Merge => match disk.log.merge(&msg.orders) {
+                        Ok(Merge::Applied) => Reply::ok(disk.status()),
+                        Ok(Merge::Gap) => refused(Refusal::Gap, "missing entries before this batch", disk.status()),
+                        Err(e) => internal(e),
+                    },
                 }
             })
             .await;
@@ -106,20 +106,9 @@ impl<N: Net> Service<N> {
             Err(r) => return r,
         };
         let mut s = self.state.borrow_mut();
-        s.seen_epoch = s.seen_epoch.max(claim.epoch);
-        if claim.epoch >= s.leader_epoch {
-            s.leader = Some(claim.leader);
-            s.leader_epoch = claim.epoch;
-        }
-        if claim.leader != self.cfg.id && s.own_epoch().is_some_and(|own| own < claim.epoch) {
-            s.step_down();
-        }
-        if let Role::Leader { epoch, .. } = s.role {
-            if claim.leader == self.cfg.id && claim.epoch == epoch {
-                s.leader = Some(self.cfg.id);
-            }
-        }
-        Reply::ok(json!({ "leader": s.leader, "epoch": s.leader_epoch }))
+        s.inform(claim.leader, claim.epoch);
+        let (leader, epoch) = s.leader();
+        Reply::ok(json!({ "leader": leader, "epoch": epoch }))
     }
 
     /// `GET /get_last_order_number` → `{last, last_epoch, epoch}`.

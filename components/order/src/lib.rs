@@ -4,15 +4,19 @@
 //! with an in-process three-replica cluster; [`wasm`] only adapts it to WASI HTTP.
 //!
 //! - [`log`]: `orders.csv` — parse, serialise, append, cut, the in-memory index.
+//! - [`replica`]: the protocol state (the role and what only a leader has) and every
+//!   decision, as pure functions with table tests — start reading here.
 //! - [`epoch`]: the durable promise.
 //! - [`protocol`]: the JSON messages between replicas.
-//! - [`service`]: state, file access discipline, the route table.
-//! - `order`: the leader's order path; `replication`: the leader pushing entries;
-//!   `follower`: the peer routes; `election`: becoming leader; `sync`: catching up.
+//! - [`service`]: configuration, file access discipline, the route table.
+//! - Drivers that do the I/O a decision names and apply it: `order`: the leader's order path;
+//!   `replication`: the leader pushing entries; `follower`: the peer routes; `election`:
+//!   becoming leader; `sync`: catching up.
 
 pub mod epoch;
 pub mod log;
 pub mod protocol;
+pub mod replica;
 pub mod service;
 
 mod election;
@@ -22,7 +26,8 @@ mod replication;
 mod sync;
 
 pub use replication::never_delivered;
-pub use service::{Config, Role, Service};
+pub use replica::Role;
+pub use service::{Config, Service};
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

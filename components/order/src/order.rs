@@ -21,6 +21,7 @@ use toystore_guest::{Net, Reply, Request};
 
 use crate::log::Entry;
 use crate::protocol::NewOrder;
+use crate::replica::{order_fate, OrderFate};
 use crate::service::{internal, Service};
 
 /// What happened when the leader tried to append under the lock.
@@ -88,24 +89,15 @@ impl<N: Net> Service<N> {
         };
 
         let out = self.replicate(epoch, n).await;
-        {
-            let mut s = self.state.borrow_mut();
-            if let Some(e) = out.stale {
-                s.observe_promise(e);
+        self.state.borrow_mut().replicated(epoch, n, &out);
+        match order_fate(&out) {
+            OrderFate::Acknowledge => return accepted(n),
+            OrderFate::KeepAndRetry => {
+                return Reply::unavailable(format!(
+                    "order {n} could not be confirmed on a majority of replicas; retry with the same key"
+                ))
             }
-            if out.committed() {
-                s.commit = s.commit.max(n as i64);
-            } else if s.ready_epoch() == Some(epoch) {
-                s.role = crate::service::Role::Leader { epoch, ready: false };
-            }
-        }
-        if out.committed() {
-            return accepted(n);
-        }
-        if out.unknown {
-            return Reply::unavailable(format!(
-                "order {n} could not be confirmed on a majority of replicas; retry with the same key"
-            ));
+            OrderFate::TakeBack => {}
         }
         // Nobody else has it: take it back.
         let cut = self

@@ -11,7 +11,8 @@
 //! (our own 409, or the connection was refused — the request never arrived), or *might* have
 //! it (timeout, connection lost mid-request, any other error). The leader acknowledges an order
 //! when it plus the acks make a majority. Otherwise the order fails; the entry may only be taken
-//! back (and its stock released) when no follower might have it — see `order.rs`.
+//! back (and its stock released) when no follower might have it — see `order.rs`. The tally
+//! itself ([`Outcome`]) and the leader's per-follower progress are in `replica.rs`.
 
 use futures::future::join_all;
 use http::Method;
@@ -19,53 +20,13 @@ use toystore_guest::time::now_millis;
 use toystore_guest::{CallError, Net};
 
 use crate::protocol::{refusal, Refusal, Replicate, Status, BATCH};
+use crate::replica::{Outcome, PeerResult};
 use crate::service::{Peer, Service};
 
-/// How long a follower that timed out is skipped (while a majority is reachable without it).
-pub const SUSPECT_MS: u64 = 1_000;
 /// Round trips spent on one follower for one call (gap and mismatch resends).
 const MAX_ROUNDS: usize = 64;
 /// Rough upper bound of a batch's JSON size (the follower accepts bodies up to 1 MiB).
 const BATCH_BYTES: usize = 600_000;
-
-/// A follower's final answer for one replication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerResult {
-    /// It has every entry up to `upto` on disk.
-    Acked,
-    /// It certainly does not have `upto`.
-    Without,
-    /// It may or may not have `upto` (no definite answer came back).
-    Unknown,
-    /// It has promised a newer epoch: we are no longer leader.
-    Stale(u64),
-}
-
-/// The tally over all followers.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Outcome {
-    pub acks: usize,
-    pub needed: usize,
-    pub stale: Option<u64>,
-    /// Some follower might hold `upto` although it did not acknowledge it.
-    pub unknown: bool,
-}
-
-impl Outcome {
-    /// On a majority's disks (the leader's own copy is counted in `needed`).
-    pub fn committed(&self) -> bool {
-        self.acks >= self.needed
-    }
-
-    fn add(&mut self, r: PeerResult) {
-        match r {
-            PeerResult::Acked => self.acks += 1,
-            PeerResult::Without => {}
-            PeerResult::Unknown => self.unknown = true,
-            PeerResult::Stale(e) => self.stale = Some(self.stale.unwrap_or(0).max(e)),
-        }
-    }
-}
 
 /// Did this error certainly happen before the request reached the peer?
 pub fn never_delivered(err: &CallError) -> bool {
@@ -76,19 +37,19 @@ impl<N: Net> Service<N> {
     /// Replicate the log up to `upto` (as leader of `epoch`) to the followers.
     ///
     /// Followers marked suspect are contacted only if the others cannot make a majority, so a
-    /// hung follower costs one timeout per [`SUSPECT_MS`], not one per order; a skipped
+    /// hung follower costs one timeout per [`crate::replica::SUSPECT_MS`], not one per order; a skipped
     /// follower certainly lacks `upto` and catches up later through gap resends or its own tick.
     pub(crate) async fn replicate(&self, epoch: u64, upto: u64) -> Outcome {
-        let mut out = Outcome { needed: self.cfg.majority() - 1, ..Outcome::default() };
+        let mut out = Outcome::new(self.cfg.majority());
         let now = now_millis();
         let (fresh, suspect): (Vec<Peer>, Vec<Peer>) = {
             let s = self.state.borrow();
-            self.cfg.peers().into_iter().partition(|p| s.suspect_until.get(&p.id).is_none_or(|&t| t <= now))
+            self.cfg.peers().into_iter().partition(|p| !s.suspect(p.id, now))
         };
         for r in join_all(fresh.iter().map(|p| self.push(p, epoch, upto))).await {
             out.add(r);
         }
-        if !out.committed() && out.stale.is_none() && !suspect.is_empty() {
+        if out.needs_suspects() && !suspect.is_empty() {
             for r in join_all(suspect.iter().map(|p| self.push(p, epoch, upto))).await {
                 out.add(r);
             }
@@ -99,7 +60,7 @@ impl<N: Net> Service<N> {
     /// Bring one follower up to `upto`.
     async fn push(&self, peer: &Peer, epoch: u64, upto: u64) -> PeerResult {
         let url = format!("{}/replicate_order", peer.url);
-        let known = self.state.borrow().peer_last.get(&peer.id).copied();
+        let known = self.state.borrow().peer_last(peer.id);
         let mut next = known.map(|l| l + 1).unwrap_or(upto as i64).clamp(0, upto as i64) as u64;
         for _ in 0..MAX_ROUNDS {
             let Some(msg) = self.batch(epoch, next, upto) else { return PeerResult::Without };
@@ -161,11 +122,9 @@ impl<N: Net> Service<N> {
     fn note_peer(&self, id: u32, last: i64, timed_out: bool) {
         let mut s = self.state.borrow_mut();
         if timed_out {
-            s.suspect_until.insert(id, now_millis() + SUSPECT_MS);
-            s.peer_last.remove(&id);
+            s.note_peer_timeout(id, now_millis());
         } else {
-            s.suspect_until.remove(&id);
-            s.peer_last.insert(id, last);
+            s.note_peer_ack(id, last);
         }
     }
 }

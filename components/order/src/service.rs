@@ -1,8 +1,10 @@
-//! The order service: configuration, in-memory state, disciplined access to the files, and the
-//! route table. The protocol itself lives in the modules named for each part of it.
+//! The order service: configuration, the files under their lock, and the route table. The
+//! protocol state and its decisions live in [`crate::replica`]; the modules named for each
+//! part of the protocol drive them.
 //!
 //! Concurrency rules (one instance serves many requests at once on one thread):
-//! - `state` and `log` are `RefCell`s; a borrow is never held across an `.await`.
+//! - `state` (the [`Replica`]) and `log` are `RefCell`s; a borrow is never held across an
+//!   `.await`, and `state` changes only through the `Replica`'s named transitions.
 //! - `order_lock` (an async mutex) serialises the leader's order path and leader (re)election:
 //!   numbering, appending and replicating one order happen as one step.
 //! - `dir` (the data-directory lock) is held only around synchronous file work — never across a
@@ -10,7 +12,6 @@
 //!   so "check the promise, then append" cannot interleave with "make a new promise".
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +24,7 @@ use toystore_guest::{settings, Net, Reply, Request};
 use crate::epoch;
 use crate::log::{Log, Position};
 use crate::protocol::Status;
+use crate::replica::Replica;
 
 /// Where this replica and its peers are, and how long to wait for any of them.
 #[derive(Debug, Clone)]
@@ -71,94 +73,6 @@ pub struct Peer {
     pub url: String,
 }
 
-/// What this replica is doing in the protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Follower,
-    /// Fencing peers for this epoch; takes no orders and appends nothing yet.
-    Candidate(u64),
-    /// Leads `epoch`. Numbers orders only when `ready`: its whole log is on a majority and it
-    /// has not since failed to replicate (after a failure it must renew with a new epoch).
-    Leader { epoch: u64, ready: bool },
-}
-
-/// Memory only; rebuilt from the files and the peers after a restart.
-#[derive(Debug)]
-pub struct State {
-    pub role: Role,
-    /// The leader this replica believes in, and its epoch (for `/ping` and 409s).
-    pub leader: Option<u32>,
-    pub leader_epoch: u64,
-    /// The promised epoch as last read from the `epoch` file.
-    pub promised: u64,
-    /// Highest epoch heard of from anyone (a new candidacy goes above it).
-    pub seen_epoch: u64,
-    /// Start-up resync done: `/ping` answers 200.
-    pub synced: bool,
-    /// Leader only: every entry up to here is on a majority.
-    pub commit: i64,
-    /// Leader only: each follower's last entry as it last reported it.
-    pub peer_last: HashMap<u32, i64>,
-    /// Leader only: followers that timed out recently, skipped while a majority is reachable
-    /// without them (so a hung follower does not cost a timeout per order).
-    pub suspect_until: HashMap<u32, u64>,
-}
-
-impl State {
-    fn new() -> State {
-        State {
-            role: Role::Follower,
-            leader: None,
-            leader_epoch: 0,
-            promised: 0,
-            seen_epoch: 0,
-            synced: false,
-            commit: -1,
-            peer_last: HashMap::new(),
-            suspect_until: HashMap::new(),
-        }
-    }
-
-    /// The epoch this replica may number orders in right now.
-    pub fn ready_epoch(&self) -> Option<u64> {
-        match self.role {
-            Role::Leader { epoch, ready: true } => Some(epoch),
-            _ => None,
-        }
-    }
-
-    /// Is order `n` known to be on a majority (so it may be acknowledged)?
-    pub fn committed(&self, n: u64) -> bool {
-        self.ready_epoch().is_some() && (n as i64) <= self.commit
-    }
-
-    /// The epoch this replica itself claims (as candidate or leader), if any.
-    pub fn own_epoch(&self) -> Option<u64> {
-        match self.role {
-            Role::Candidate(e) | Role::Leader { epoch: e, .. } => Some(e),
-            Role::Follower => None,
-        }
-    }
-
-    pub fn step_down(&mut self) {
-        if self.role != Role::Follower {
-            eprintln!("order: stepping down ({:?})", self.role);
-        }
-        self.role = Role::Follower;
-        self.peer_last.clear();
-        self.suspect_until.clear();
-    }
-
-    /// A promise to `epoch` was made or seen: anything this replica led before it is over.
-    pub fn observe_promise(&mut self, epoch: u64) {
-        self.promised = self.promised.max(epoch);
-        self.seen_epoch = self.seen_epoch.max(epoch);
-        if self.own_epoch().is_some_and(|own| own < epoch) {
-            self.step_down();
-        }
-    }
-}
-
 /// The files, while the directory lock is held.
 pub struct Disk<'a> {
     pub log: &'a mut Log,
@@ -188,7 +102,7 @@ pub fn internal(e: impl std::fmt::Display) -> Reply {
 pub struct Service<N: Net> {
     pub(crate) cfg: Config,
     pub(crate) net: N,
-    pub(crate) state: RefCell<State>,
+    pub(crate) state: RefCell<Replica>,
     /// `None` until the first request loads it.
     log: RefCell<Option<Log>>,
     pub(crate) order_lock: Mutex<()>,
@@ -200,7 +114,8 @@ pub struct Service<N: Net> {
 impl<N: Net> Service<N> {
     pub fn new(cfg: Config, net: N) -> Self {
         let dir = DirLock::new(&cfg.data_dir);
-        Service { cfg, net, state: RefCell::new(State::new()), log: RefCell::new(None), order_lock: Mutex::new(()), sync_lock: Mutex::new(()), dir }
+        let state = RefCell::new(Replica::new(cfg.id));
+        Service { cfg, net, state, log: RefCell::new(None), order_lock: Mutex::new(()), sync_lock: Mutex::new(()), dir }
     }
 
     pub fn config(&self) -> &Config {
@@ -211,7 +126,7 @@ impl<N: Net> Service<N> {
     /// file and re-reading the promised epoch (the files are the truth; another instance may
     /// have written them). Loads the log on first use — with no network, so peers can always
     /// be answered from what is on disk.
-    pub(crate) async fn on_disk<R>(&self, f: impl FnOnce(&mut Disk<'_>, &mut State) -> R) -> Result<R, Reply> {
+    pub(crate) async fn on_disk<R>(&self, f: impl FnOnce(&mut Disk<'_>, &mut Replica) -> R) -> Result<R, Reply> {
         let _guard = self.dir.lock().await.map_err(|e| Reply::unavailable(e.to_string()))?;
         let mut slot = self.log.borrow_mut();
         let log = match slot.as_mut() {
@@ -275,7 +190,7 @@ impl<N: Net> Service<N> {
     fn health(&self) -> Reply {
         let s = self.state.borrow();
         Reply::ok(json!({
-            "status": "ok", "id": self.cfg.id, "role": role_name(s.role), "synced": s.synced,
+            "status": "ok", "id": self.cfg.id, "role": s.role().name(), "synced": s.synced(),
             "last": self.position().last,
         }))
     }
@@ -283,18 +198,17 @@ impl<N: Net> Service<N> {
     /// `GET /ping`: healthy only once the start-up resync is done, so the frontend never makes
     /// a replica leader while it may still be missing orders its peers have.
     async fn ping(&self) -> Reply {
-        if !self.state.borrow().synced {
+        if !self.state.borrow().synced() {
             self.resync().await;
         }
         let s = self.state.borrow();
-        if !s.synced {
+        if !s.synced() {
             return Reply::unavailable(format!("replica {} is still catching up with its peers", self.cfg.id));
         }
-        // Never name ourselves unless we lead (a stepped-down leader must look like one).
-        let leader = s.leader.filter(|&l| l != self.cfg.id || matches!(s.role, Role::Leader { .. }));
+        let leader = s.named_leader();
         Reply::ok(json!({
-            "id": self.cfg.id, "leader": leader, "epoch": s.promised, "last": self.position().last,
-            "synced": true, "role": role_name(s.role),
+            "id": self.cfg.id, "leader": leader, "epoch": s.promised(), "last": self.position().last,
+            "synced": true, "role": s.role().name(),
         }))
     }
 
@@ -311,25 +225,16 @@ impl<N: Net> Service<N> {
     /// `POST /tick`: finish the start-up resync if it is not done; a follower also checks
     /// whether a peer is ahead of it (it missed orders while slow) and catches up.
     async fn tick(&self) -> Reply {
-        let (synced, role) = {
+        let (synced, follower) = {
             let s = self.state.borrow();
-            (s.synced, s.role)
+            (s.synced(), s.is_follower())
         };
         if !synced {
             self.resync().await;
-        } else if role == Role::Follower {
+        } else if follower {
             self.follower_tick().await;
         }
         let s = self.state.borrow();
-        Reply::ok(json!({ "synced": s.synced, "role": role_name(s.role), "last": self.position().last }))
-    }
-}
-
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Follower => "follower",
-        Role::Candidate(_) => "candidate",
-        Role::Leader { ready: true, .. } => "leader",
-        Role::Leader { ready: false, .. } => "leader (renewing)",
+        Reply::ok(json!({ "synced": s.synced(), "role": s.role().name(), "last": self.position().last }))
     }
 }

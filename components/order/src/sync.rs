@@ -15,7 +15,8 @@ use toystore_guest::Net;
 
 use crate::log::{Merge, Position};
 use crate::protocol::{Page, Status};
-use crate::service::{Peer, Role, Service};
+use crate::replica::most_up_to_date;
+use crate::service::{Peer, Service};
 
 const MAX_STEPS: usize = 10_000;
 
@@ -40,7 +41,7 @@ impl<N: Net> Service<N> {
         let answers = join_all(calls).await;
         let mut s = self.state.borrow_mut();
         for st in answers.iter().flatten() {
-            s.seen_epoch = s.seen_epoch.max(st.epoch);
+            s.hear_epoch(st.epoch);
         }
         peers.into_iter().zip(answers).collect()
     }
@@ -54,11 +55,11 @@ impl<N: Net> Service<N> {
     /// instead of answering 503 while it runs.
     pub(crate) async fn resync(&self) {
         let _one_at_a_time = self.sync_lock.lock().await;
-        if self.state.borrow().synced {
+        if self.state.borrow().synced() {
             return;
         }
         if self.catch_up().await {
-            self.state.borrow_mut().synced = true;
+            self.state.borrow_mut().mark_synced();
         }
     }
 
@@ -74,13 +75,11 @@ impl<N: Net> Service<N> {
     /// reachable peer (or none answered).
     pub(crate) async fn catch_up(&self) -> bool {
         let statuses = self.peer_statuses().await;
-        let best = statuses
-            .iter()
-            .filter_map(|(p, st)| st.map(|st| (p, st)))
-            .max_by_key(|(p, st)| (st.position(), p.id));
-        match best {
-            Some((peer, st)) if st.position() > self.position() => self.sync_from(peer, false).await.is_ok(),
-            _ => true,
+        let answered = statuses.iter().filter_map(|(p, st)| st.map(|st| (p.id, st.position())));
+        let best = most_up_to_date(self.position(), answered);
+        match best.and_then(|(id, _)| statuses.iter().find(|(p, _)| p.id == id)) {
+            Some((peer, _)) => self.sync_from(peer, false).await.is_ok(),
+            None => true,
         }
     }
 
@@ -106,12 +105,7 @@ impl<N: Net> Service<N> {
             let peer_pos = Position { last_epoch: page.last_epoch, last: page.last };
             let step = self
                 .on_disk(|disk, state| {
-                    let allowed = match state.role {
-                        Role::Follower => !as_candidate,
-                        Role::Candidate(_) => as_candidate,
-                        Role::Leader { .. } => false,
-                    };
-                    if !allowed || peer_pos <= disk.log.position() {
+                    if !state.may_take_log(as_candidate) || peer_pos <= disk.log.position() {
                         return Ok(Step::Done);
                     }
                     if from >= 0 && disk.log.anchor_at(from) != page.prev {

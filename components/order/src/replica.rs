@@ -1,0 +1,699 @@
+//! The replica's protocol state and every decision the protocol takes, as plain Rust with no
+//! I/O: the place to start reading the order service.
+//!
+//! The async files (`follower`, `election`, `replication`, `order`, `sync`) are thin drivers in
+//! the shape of raft-rs's `RawNode::ready` or openraft's engine: they gather plain values (the
+//! promised epoch, the log's anchors and position, a peer's message), ask this module what to
+//! do, perform the file and network I/O it names, and report back through a named transition.
+//! Nothing else writes the state, so every change of role can be read here, top to bottom, and
+//! every decision is covered by the table tests at the bottom of this file.
+//!
+//! [`Role`] carries the leader-only data inside its `Leader` variant, so a follower or a
+//! candidate cannot have a commit index, per-follower progress or suspects.
+
+use std::collections::HashMap;
+
+use crate::log::{Anchor, Position};
+
+/// How long a follower that timed out is skipped (while a majority is reachable without it).
+pub const SUSPECT_MS: u64 = 1_000;
+
+/// What this replica is doing in the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    /// Fencing peers for this epoch; takes no orders and appends nothing yet.
+    Candidate(u64),
+    /// Leads an epoch (see [`Leadership`]).
+    Leader(Leadership),
+}
+
+/// The data only a leader has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leadership {
+    pub epoch: u64,
+    /// Numbers orders only when `ready`: its whole log is on a majority and it has not since
+    /// failed to replicate (after a failure it must renew with a new epoch).
+    pub ready: bool,
+    /// Every entry up to here is on a majority.
+    pub commit: i64,
+    /// Each follower's last entry as it last reported it.
+    peer_last: HashMap<u32, i64>,
+    /// Followers that timed out recently, skipped while a majority is reachable without them
+    /// (so a hung follower does not cost a timeout per order): id → until (ms).
+    suspect_until: HashMap<u32, u64>,
+}
+
+impl Leadership {
+    fn new(epoch: u64, peer_last: HashMap<u32, i64>) -> Leadership {
+        Leadership { epoch, ready: false, commit: -1, peer_last, suspect_until: HashMap::new() }
+    }
+}
+
+impl Role {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Follower => "follower",
+            Role::Candidate(_) => "candidate",
+            Role::Leader(l) if l.ready => "leader",
+            Role::Leader(_) => "leader (renewing)",
+        }
+    }
+}
+
+/// The replica's memory: rebuilt from the files and the peers after a restart. Read through
+/// the accessors, changed only through the named transitions.
+#[derive(Debug)]
+pub struct Replica {
+    me: u32,
+    role: Role,
+    /// The leader this replica believes in, and its epoch (for `/ping` and 409s).
+    leader: Option<u32>,
+    leader_epoch: u64,
+    /// The promised epoch as last read from the `epoch` file.
+    promised: u64,
+    /// Highest epoch heard of from anyone (a new candidacy goes above it).
+    seen_epoch: u64,
+    /// Start-up resync done: `/ping` answers 200.
+    synced: bool,
+}
+
+impl Replica {
+    pub fn new(me: u32) -> Replica {
+        Replica { me, role: Role::Follower, leader: None, leader_epoch: 0, promised: 0, seen_epoch: 0, synced: false }
+    }
+
+    // ---- reading ----
+
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    pub fn synced(&self) -> bool {
+        self.synced
+    }
+
+    pub fn promised(&self) -> u64 {
+        self.promised
+    }
+
+    pub fn seen_epoch(&self) -> u64 {
+        self.seen_epoch
+    }
+
+    pub fn leader(&self) -> (Option<u32>, u64) {
+        (self.leader, self.leader_epoch)
+    }
+
+    pub fn is_follower(&self) -> bool {
+        self.role == Role::Follower
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    /// The epoch this replica may number orders in right now.
+    pub fn ready_epoch(&self) -> Option<u64> {
+        match &self.role {
+            Role::Leader(l) if l.ready => Some(l.epoch),
+            _ => None,
+        }
+    }
+
+    /// Is order `n` known to be on a majority (so it may be acknowledged)?
+    pub fn committed(&self, n: u64) -> bool {
+        matches!(&self.role, Role::Leader(l) if l.ready && (n as i64) <= l.commit)
+    }
+
+    /// The epoch this replica itself claims (as candidate or leader), if any.
+    pub fn own_epoch(&self) -> Option<u64> {
+        match &self.role {
+            Role::Candidate(e) | Role::Leader(Leadership { epoch: e, .. }) => Some(*e),
+            Role::Follower => None,
+        }
+    }
+
+    /// `/ping`'s leader: never ourselves unless we lead (a stepped-down leader must look like one).
+    pub fn named_leader(&self) -> Option<u32> {
+        self.leader.filter(|&l| l != self.me || self.is_leader())
+    }
+
+    /// The leader a 409 "not leader" points to (never ourselves).
+    pub fn other_leader(&self) -> Option<u32> {
+        self.leader.filter(|&l| l != self.me)
+    }
+
+    /// Where the leader believes follower `id`'s log ends (None: unknown).
+    pub fn peer_last(&self, id: u32) -> Option<i64> {
+        match &self.role {
+            Role::Leader(l) => l.peer_last.get(&id).copied(),
+            _ => None,
+        }
+    }
+
+    /// Is follower `id` to be skipped at time `now` (while the others can make a majority)?
+    pub fn suspect(&self, id: u32, now: u64) -> bool {
+        match &self.role {
+            Role::Leader(l) => l.suspect_until.get(&id).is_some_and(|&t| t > now),
+            _ => false,
+        }
+    }
+
+    /// May a log catch-up replace our entries? A follower's by its own catch-up, a candidate's
+    /// by the adoption step of its election; never a leader's.
+    pub fn may_take_log(&self, as_candidate: bool) -> bool {
+        match self.role {
+            Role::Follower => !as_candidate,
+            Role::Candidate(_) => as_candidate,
+            Role::Leader(_) => false,
+        }
+    }
+
+    // ---- transitions ----
+
+    pub fn step_down(&mut self) {
+        if self.role != Role::Follower {
+            eprintln!("order: stepping down ({})", self.role.name());
+        }
+        self.role = Role::Follower;
+    }
+
+    /// A promise to `epoch` was made or seen: anything this replica led before it is over.
+    pub fn observe_promise(&mut self, epoch: u64) {
+        self.promised = self.promised.max(epoch);
+        self.hear_epoch(epoch);
+        if self.own_epoch().is_some_and(|own| own < epoch) {
+            self.step_down();
+        }
+    }
+
+    /// Some replica mentioned `epoch` (a new candidacy must go above it).
+    pub fn hear_epoch(&mut self, epoch: u64) {
+        self.seen_epoch = self.seen_epoch.max(epoch);
+    }
+
+    /// We promised `epoch` to a candidate in `/fence`: whoever led before is fenced off, and
+    /// the candidate is not leader yet.
+    pub fn promised_to_candidate(&mut self, epoch: u64) {
+        self.observe_promise(epoch);
+        self.leader = None;
+    }
+
+    /// A `/replicate_order` from `leader` of `epoch` was accepted.
+    pub fn follow(&mut self, leader: u32, epoch: u64) {
+        if leader != self.me {
+            self.leader = Some(leader);
+            self.leader_epoch = epoch;
+        }
+    }
+
+    /// `/inform_replica {leader, epoch}`: who leads now (memory only). A replica that thought
+    /// it led an older epoch steps down.
+    pub fn inform(&mut self, leader: u32, epoch: u64) {
+        self.hear_epoch(epoch);
+        if epoch >= self.leader_epoch {
+            self.leader = Some(leader);
+            self.leader_epoch = epoch;
+        }
+        if leader != self.me && self.own_epoch().is_some_and(|own| own < epoch) {
+            self.step_down();
+        }
+        if self.own_epoch() == Some(epoch) && self.is_leader() && leader == self.me {
+            self.leader = Some(self.me);
+        }
+    }
+
+    /// Election step 1: we promised ourselves `epoch` and now fence the peers with it.
+    pub fn start_candidacy(&mut self, epoch: u64) {
+        self.role = Role::Candidate(epoch);
+        self.observe_promise(epoch);
+        self.leader = None;
+    }
+
+    /// Election step 4: a majority is fenced for `epoch` and our log is the most up to date;
+    /// lead (not ready until the log is on a majority). False when `epoch` was superseded.
+    pub fn become_leader(&mut self, epoch: u64, peer_last: HashMap<u32, i64>) -> bool {
+        if self.promised != epoch || self.role != Role::Candidate(epoch) {
+            return false;
+        }
+        self.role = Role::Leader(Leadership::new(epoch, peer_last));
+        true
+    }
+
+    /// Election done: the whole log up to `last` is on a majority; take orders. False when
+    /// `epoch` was superseded meanwhile.
+    pub fn become_ready(&mut self, epoch: u64, last: i64) -> bool {
+        match &mut self.role {
+            Role::Leader(l) if l.epoch == epoch && !l.ready => {
+                l.ready = true;
+                l.commit = last;
+            }
+            _ => return false,
+        }
+        self.leader = Some(self.me);
+        self.leader_epoch = epoch;
+        self.synced = true;
+        true
+    }
+
+    /// An election failed. A renewing leader that merely lacks a majority stays (not ready)
+    /// leader and renews again on the next order; anyone else goes back to following.
+    pub fn lose_election(&mut self, was_leader: bool) {
+        let e = self.promised;
+        if was_leader && self.own_epoch() == Some(e) {
+            match &mut self.role {
+                Role::Leader(l) => l.ready = false,
+                _ => self.role = Role::Leader(Leadership::new(e, HashMap::new())),
+            }
+        } else {
+            self.role = Role::Follower;
+        }
+    }
+
+    /// The election future was dropped midway (its caller went away): do not stay a candidate.
+    pub fn abandon_candidacy(&mut self) {
+        if matches!(self.role, Role::Candidate(_)) {
+            self.role = Role::Follower;
+        }
+    }
+
+    /// Replication in `epoch` failed: number nothing more until renewed with a new epoch.
+    pub fn lose_readiness(&mut self, epoch: u64) {
+        if let Role::Leader(l) = &mut self.role {
+            if l.epoch == epoch {
+                l.ready = false;
+            }
+        }
+    }
+
+    /// Apply the tally of replicating up to entry `n` in `epoch`.
+    pub fn replicated(&mut self, epoch: u64, n: u64, out: &Outcome) {
+        if let Some(e) = out.stale {
+            self.observe_promise(e);
+        }
+        if out.committed() {
+            if let Role::Leader(l) = &mut self.role {
+                l.commit = l.commit.max(n as i64);
+            }
+        } else if self.ready_epoch() == Some(epoch) {
+            self.lose_readiness(epoch);
+        }
+    }
+
+    /// Follower `id` reported its log ends at `last`.
+    pub fn note_peer_ack(&mut self, id: u32, last: i64) {
+        if let Role::Leader(l) = &mut self.role {
+            l.suspect_until.remove(&id);
+            l.peer_last.insert(id, last);
+        }
+    }
+
+    /// Follower `id` timed out at `now`: skip it for [`SUSPECT_MS`], forget its progress.
+    pub fn note_peer_timeout(&mut self, id: u32, now: u64) {
+        if let Role::Leader(l) = &mut self.role {
+            l.suspect_until.insert(id, now + SUSPECT_MS);
+            l.peer_last.remove(&id);
+        }
+    }
+
+    /// The start-up resync is done.
+    pub fn mark_synced(&mut self) {
+        self.synced = true;
+    }
+}
+
+// ---- decisions (pure functions of plain values) ----
+
+/// What a follower does with `/fence {epoch}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FenceDecision {
+    /// The epoch is not newer than our promise: 409 `stale`.
+    RefuseStale,
+    /// Promise it durably, then report our status.
+    Promise,
+}
+
+/// `/fence`: only an epoch newer than every promise already made is promised — so two
+/// candidates can never both fence a majority for one epoch.
+pub fn decide_fence(promised: u64, epoch: u64) -> FenceDecision {
+    if epoch <= promised {
+        FenceDecision::RefuseStale
+    } else {
+        FenceDecision::Promise
+    }
+}
+
+/// The follower's view when a `/replicate_order` arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicateCheck {
+    pub me: u32,
+    pub promised: u64,
+    /// The epoch we claim ourselves (candidate or leader).
+    pub own_epoch: Option<u64>,
+    pub sender: u32,
+    pub epoch: u64,
+    /// The anchor the batch follows (None: it starts at entry 0).
+    pub prev: Option<Anchor>,
+    /// Our own anchor at `prev.number` (None: we do not have that entry).
+    pub ours_at_prev: Option<Anchor>,
+}
+
+/// What a follower does with a `/replicate_order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicateDecision {
+    /// 409 `stale`: the sender is no longer (or never was) leader of this epoch.
+    Stale,
+    /// The sender leads `epoch`: promise it first if `promise`, then do `step` on the log.
+    Accept { promise: bool, step: LogStep },
+}
+
+/// The log part of an accepted `/replicate_order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStep {
+    /// We lack the entry at `prev`: 409 `gap` with our `last`.
+    Gap,
+    /// Our entry at `prev` has another epoch, so our tail from there was never committed: cut
+    /// it from this number and answer 409 `mismatch` with the new `last`.
+    CutFrom(u64),
+    /// Merge the entries (skip what we hold, replace a differing tail, append the rest).
+    Merge,
+}
+
+pub fn decide_replicate(c: ReplicateCheck) -> ReplicateDecision {
+    // Each epoch has one leader: the same epoch from someone else cannot be ours to take.
+    let collision = c.epoch == c.promised && c.own_epoch == Some(c.epoch) && c.sender != c.me;
+    if c.epoch < c.promised || collision {
+        return ReplicateDecision::Stale;
+    }
+    let step = match c.prev {
+        None => LogStep::Merge,
+        Some(prev) => match c.ours_at_prev {
+            None => LogStep::Gap,
+            Some(own) if own != prev => LogStep::CutFrom(prev.number),
+            Some(_) => LogStep::Merge,
+        },
+    };
+    ReplicateDecision::Accept { promise: c.epoch > c.promised, step }
+}
+
+/// A follower's final answer for one replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerResult {
+    /// It has every entry up to `upto` on disk.
+    Acked,
+    /// It certainly does not have `upto`.
+    Without,
+    /// It may or may not have `upto` (no definite answer came back).
+    Unknown,
+    /// It has promised a newer epoch: we are no longer leader.
+    Stale(u64),
+}
+
+/// The leader's tally over its followers' results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub acks: usize,
+    /// Follower acks needed (the leader's own copy already counts).
+    pub needed: usize,
+    pub stale: Option<u64>,
+    /// Some follower might hold `upto` although it did not acknowledge it.
+    pub unknown: bool,
+}
+
+impl Outcome {
+    pub fn new(majority: usize) -> Outcome {
+        Outcome { needed: majority.saturating_sub(1), ..Outcome::default() }
+    }
+
+    /// On a majority's disks.
+    pub fn committed(&self) -> bool {
+        self.acks >= self.needed
+    }
+
+    pub fn add(&mut self, r: PeerResult) {
+        match r {
+            PeerResult::Acked => self.acks += 1,
+            PeerResult::Without => {}
+            PeerResult::Unknown => self.unknown = true,
+            PeerResult::Stale(e) => self.stale = Some(self.stale.unwrap_or(0).max(e)),
+        }
+    }
+
+    /// Ask the suspect followers too? Only if the others could not make a majority and no one
+    /// told us we are stale.
+    pub fn needs_suspects(&self) -> bool {
+        !self.committed() && self.stale.is_none()
+    }
+}
+
+/// What becomes of an order the leader appended, once its replication is tallied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderFate {
+    /// On a majority: acknowledge its number.
+    Acknowledge,
+    /// Some follower might hold it: keep the entry (the renewal commits it; a retry with the
+    /// same key gets its number), answer 503.
+    KeepAndRetry,
+    /// Nobody else holds it: cut it and give the stock back, answer 503.
+    TakeBack,
+}
+
+pub fn order_fate(out: &Outcome) -> OrderFate {
+    if out.committed() {
+        OrderFate::Acknowledge
+    } else if out.unknown {
+        OrderFate::KeepAndRetry
+    } else {
+        OrderFate::TakeBack
+    }
+}
+
+/// How a candidate's `/fence` round went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FenceTally {
+    /// Some peer promised a newer epoch: start again above it.
+    Newer(u64),
+    /// Too few promises (we count ourselves).
+    NoMajority { promised: usize },
+    /// A majority promised.
+    Fenced,
+}
+
+/// `answers`: per peer, Ok (it promised), Err(Some(e)) (it had promised newer `e`), Err(None)
+/// (no answer).
+pub fn tally_fence<T>(answers: &[Result<T, Option<u64>>], majority: usize) -> FenceTally {
+    if let Some(e) = answers.iter().filter_map(|a| a.as_ref().err().copied().flatten()).max() {
+        return FenceTally::Newer(e);
+    }
+    let promised = 1 + answers.iter().filter(|a| a.is_ok()).count();
+    if promised < majority {
+        FenceTally::NoMajority { promised }
+    } else {
+        FenceTally::Fenced
+    }
+}
+
+/// The most up-to-date log among `peers` (Raft's order, ties to the higher id), if it is ahead
+/// of `ours` — the one an election adopts and a catch-up takes.
+pub fn most_up_to_date(ours: Position, peers: impl IntoIterator<Item = (u32, Position)>) -> Option<(u32, Position)> {
+    peers.into_iter().max_by_key(|&(id, pos)| (pos, id)).filter(|&(_, pos)| pos > ours)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(last_epoch: u64, last: i64) -> Position {
+        Position { last_epoch, last }
+    }
+
+    fn anchor(number: u64, epoch: u64) -> Anchor {
+        Anchor { number, epoch }
+    }
+
+    #[test]
+    fn fence_promises_only_newer_epochs() {
+        use FenceDecision::*;
+        let cases = [(0, 1, Promise), (3, 4, Promise), (3, 9, Promise), (3, 3, RefuseStale), (3, 2, RefuseStale), (5, 0, RefuseStale)];
+        for (promised, epoch, want) in cases {
+            assert_eq!(decide_fence(promised, epoch), want, "promised {promised}, fence {epoch}");
+        }
+    }
+
+    #[test]
+    fn replicate_check() {
+        use LogStep::*;
+        use ReplicateDecision::*;
+        let base = ReplicateCheck { me: 1, promised: 3, own_epoch: None, sender: 2, epoch: 3, prev: None, ours_at_prev: None };
+        let acc = |promise, step| Accept { promise, step };
+        let cases: Vec<(&str, ReplicateCheck, ReplicateDecision)> = vec![
+            ("older epoch", ReplicateCheck { epoch: 2, ..base }, Stale),
+            ("older epoch, even with matching prev", ReplicateCheck { epoch: 2, prev: Some(anchor(4, 2)), ours_at_prev: Some(anchor(4, 2)), ..base }, Stale),
+            ("our own epoch from another sender", ReplicateCheck { own_epoch: Some(3), ..base }, Stale),
+            ("our own epoch from ourselves", ReplicateCheck { own_epoch: Some(3), sender: 1, ..base }, acc(false, Merge)),
+            ("older own epoch, sender has the promised one", ReplicateCheck { own_epoch: Some(2), ..base }, acc(false, Merge)),
+            ("promised epoch, from the start", base, acc(false, Merge)),
+            ("newer epoch is promised first", ReplicateCheck { epoch: 4, ..base }, acc(true, Merge)),
+            ("newer epoch beats our candidacy", ReplicateCheck { epoch: 4, own_epoch: Some(3), ..base }, acc(true, Merge)),
+            ("prev matches", ReplicateCheck { prev: Some(anchor(4, 2)), ours_at_prev: Some(anchor(4, 2)), ..base }, acc(false, Merge)),
+            ("prev missing", ReplicateCheck { prev: Some(anchor(4, 2)), ours_at_prev: None, ..base }, acc(false, Gap)),
+            ("prev missing, newer epoch", ReplicateCheck { epoch: 5, prev: Some(anchor(4, 2)), ..base }, acc(true, Gap)),
+            ("prev of another epoch", ReplicateCheck { prev: Some(anchor(4, 3)), ours_at_prev: Some(anchor(4, 2)), ..base }, acc(false, CutFrom(4))),
+            ("prev of another epoch, newer", ReplicateCheck { epoch: 6, prev: Some(anchor(0, 3)), ours_at_prev: Some(anchor(0, 1)), ..base }, acc(true, CutFrom(0))),
+        ];
+        for (name, check, want) in cases {
+            assert_eq!(decide_replicate(check), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn tally() {
+        use PeerResult::*;
+        // (majority of the cluster, follower results) → (committed, stale, unknown, fate)
+        let cases: Vec<(usize, Vec<PeerResult>, bool, Option<u64>, bool, OrderFate)> = vec![
+            (2, vec![Acked, Without], true, None, false, OrderFate::Acknowledge),
+            (2, vec![Unknown, Acked], true, None, true, OrderFate::Acknowledge),
+            (2, vec![Without, Without], false, None, false, OrderFate::TakeBack),
+            (2, vec![Without, Unknown], false, None, true, OrderFate::KeepAndRetry),
+            (2, vec![Stale(7), Stale(5)], false, Some(7), false, OrderFate::TakeBack),
+            (2, vec![Stale(4), Unknown], false, Some(4), true, OrderFate::KeepAndRetry),
+            (3, vec![Acked, Without, Acked, Without], true, None, false, OrderFate::Acknowledge),
+            (3, vec![Acked, Without, Unknown, Without], false, None, true, OrderFate::KeepAndRetry),
+            (1, vec![], true, None, false, OrderFate::Acknowledge),
+        ];
+        for (majority, results, committed, stale, unknown, fate) in cases {
+            let mut out = Outcome::new(majority);
+            for r in &results {
+                out.add(*r);
+            }
+            assert_eq!((out.committed(), out.stale, out.unknown, order_fate(&out)), (committed, stale, unknown, fate), "{results:?}");
+            assert_eq!(out.needs_suspects(), !committed && stale.is_none(), "{results:?}");
+        }
+    }
+
+    #[test]
+    fn fence_tally() {
+        let ok = |_: ()| Ok::<(), Option<u64>>(());
+        let cases: Vec<(Vec<Result<(), Option<u64>>>, usize, FenceTally)> = vec![
+            (vec![ok(()), ok(())], 2, FenceTally::Fenced),
+            (vec![ok(()), Err(None)], 2, FenceTally::Fenced),
+            (vec![Err(None), Err(None)], 2, FenceTally::NoMajority { promised: 1 }),
+            (vec![ok(()), Err(Some(9))], 2, FenceTally::Newer(9)),
+            (vec![Err(Some(4)), Err(Some(9))], 2, FenceTally::Newer(9)),
+            (vec![ok(()), Err(None), Err(None), Err(None)], 3, FenceTally::NoMajority { promised: 2 }),
+        ];
+        for (answers, majority, want) in cases {
+            assert_eq!(tally_fence(&answers, majority), want, "{answers:?}");
+        }
+    }
+
+    #[test]
+    fn most_up_to_date_log() {
+        let cases: Vec<(Position, Vec<(u32, Position)>, Option<u32>)> = vec![
+            (pos(1, 5), vec![], None),
+            (pos(1, 5), vec![(2, pos(1, 5)), (3, pos(1, 4))], None),
+            (pos(1, 5), vec![(2, pos(1, 6)), (3, pos(1, 4))], Some(2)),
+            // A later epoch of the last entry wins over length.
+            (pos(1, 5), vec![(2, pos(1, 9)), (3, pos(2, 3))], Some(3)),
+            (pos(3, 0), vec![(2, pos(2, 9))], None),
+            // Equal logs: the higher id.
+            (pos(0, -1), vec![(3, pos(1, 2)), (2, pos(1, 2))], Some(3)),
+        ];
+        for (ours, peers, want) in cases {
+            assert_eq!(most_up_to_date(ours, peers.clone()).map(|(id, _)| id), want, "{ours:?} {peers:?}");
+        }
+    }
+
+    /// A replica driven through a sequence of transitions; each row checks the role after it.
+    #[test]
+    fn transitions() {
+        type Step = fn(&mut Replica);
+        let leader = |r: &mut Replica| {
+            r.start_candidacy(4);
+            assert!(r.become_leader(4, HashMap::from([(2, 3)])));
+        };
+        let cases: Vec<(&str, Vec<Step>, &str, Option<u64>)> = vec![
+            ("new", vec![], "follower", None),
+            ("candidate", vec![|r| r.start_candidacy(4)], "candidate", Some(4)),
+            ("candidate sees newer promise", vec![|r| r.start_candidacy(4), |r| r.observe_promise(5)], "follower", None),
+            ("candidate sees its own promise", vec![|r| r.start_candidacy(4), |r| r.observe_promise(4)], "candidate", Some(4)),
+            ("leader not ready", vec![leader], "leader (renewing)", Some(4)),
+            ("leader ready", vec![leader, |r| assert!(r.become_ready(4, 7))], "leader", Some(4)),
+            ("leader loses readiness", vec![leader, |r| assert!(r.become_ready(4, 7)), |r| r.lose_readiness(4)], "leader (renewing)", Some(4)),
+            ("lose readiness of another epoch", vec![leader, |r| assert!(r.become_ready(4, 7)), |r| r.lose_readiness(3)], "leader", Some(4)),
+            ("informed of a newer leader", vec![leader, |r| r.inform(2, 5)], "follower", None),
+            ("informed of an older leader", vec![leader, |r| r.inform(2, 3)], "leader (renewing)", Some(4)),
+            ("superseded before leading", vec![|r| r.start_candidacy(4), |r| r.observe_promise(5), |r| assert!(!r.become_leader(4, HashMap::new()))], "follower", None),
+            ("superseded before ready", vec![leader, |r| r.observe_promise(6), |r| assert!(!r.become_ready(4, 0))], "follower", None),
+            ("failed renewal keeps a leader", vec![leader, |r| r.start_candidacy(5), |r| r.lose_election(true)], "leader (renewing)", Some(5)),
+            ("failed election of a follower", vec![|r| r.start_candidacy(5), |r| r.lose_election(false)], "follower", None),
+            ("failed renewal, superseded", vec![leader, |r| r.start_candidacy(5), |r| r.observe_promise(6), |r| r.lose_election(true)], "follower", None),
+            ("abandoned candidacy", vec![|r| r.start_candidacy(5), |r| r.abandon_candidacy()], "follower", None),
+            ("abandon leaves a leader", vec![leader, |r| r.abandon_candidacy()], "leader (renewing)", Some(4)),
+        ];
+        for (name, steps, role, own) in cases {
+            let mut r = Replica::new(1);
+            for step in steps {
+                step(&mut r);
+            }
+            assert_eq!((r.role().name(), r.own_epoch()), (role, own), "{name}");
+        }
+    }
+
+    #[test]
+    fn leadership_data_lives_and_dies_with_the_role() {
+        let mut r = Replica::new(1);
+        r.start_candidacy(2);
+        assert!(r.become_leader(2, HashMap::from([(2, 5), (3, 1)])));
+        assert_eq!(r.peer_last(2), Some(5));
+        r.note_peer_timeout(3, 100);
+        assert!(r.suspect(3, 100 + SUSPECT_MS - 1));
+        assert!(!r.suspect(3, 100 + SUSPECT_MS));
+        assert_eq!(r.peer_last(3), None);
+        r.note_peer_ack(3, 4);
+        assert!(!r.suspect(3, 100));
+        assert_eq!(r.peer_last(3), Some(4));
+        assert!(r.become_ready(2, 5));
+        assert!(r.committed(5) && !r.committed(6));
+        r.replicated(2, 6, &Outcome { acks: 1, needed: 1, ..Outcome::default() });
+        assert!(r.committed(6));
+        r.replicated(2, 7, &Outcome { acks: 0, needed: 1, ..Outcome::default() });
+        assert_eq!(r.ready_epoch(), None);
+        assert!(!r.committed(6), "only a ready leader acknowledges");
+        r.replicated(2, 7, &Outcome { stale: Some(3), needed: 1, ..Outcome::default() });
+        assert!(r.is_follower() && r.promised() == 3);
+        assert_eq!((r.peer_last(2), r.suspect(3, 0)), (None, false));
+        // A follower ignores progress reports that arrive after it stepped down.
+        r.note_peer_ack(2, 9);
+        assert_eq!(r.peer_last(2), None);
+    }
+
+    #[test]
+    fn leader_naming() {
+        // (role setup, believed leader) → (named by /ping, named by a 409)
+        let mut r = Replica::new(1);
+        r.inform(1, 3);
+        assert_eq!((r.named_leader(), r.other_leader()), (None, None), "a follower never names itself");
+        r.inform(2, 4);
+        assert_eq!((r.named_leader(), r.other_leader()), (Some(2), Some(2)));
+        r.start_candidacy(5);
+        assert_eq!(r.leader(), (None, 4), "a candidate forgets the old leader");
+        assert!(r.become_leader(5, HashMap::new()) && r.become_ready(5, -1));
+        assert_eq!((r.named_leader(), r.other_leader(), r.leader()), (Some(1), None, (Some(1), 5)));
+        r.promised_to_candidate(6);
+        assert_eq!((r.is_follower(), r.named_leader()), (true, None));
+        r.follow(3, 6);
+        assert_eq!(r.leader(), (Some(3), 6));
+    }
+
+    #[test]
+    fn who_may_take_a_log() {
+        let mut r = Replica::new(1);
+        assert!(r.may_take_log(false) && !r.may_take_log(true));
+        r.start_candidacy(2);
+        assert!(!r.may_take_log(false) && r.may_take_log(true));
+        assert!(r.become_leader(2, HashMap::new()));
+        assert!(!r.may_take_log(false) && !r.may_take_log(true));
+    }
+}
