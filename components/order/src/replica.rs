@@ -447,6 +447,47 @@ impl Outcome {
     }
 }
 
+/// A follower's answer to one `/replicate_order`, as the leader's push loop sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAnswer {
+    /// 200: its log ends at `last`.
+    Applied { last: i64 },
+    /// 409 `gap` or `mismatch`: its log ends at `last` (after any cut).
+    Behind { last: i64 },
+    /// 409 `stale`: it promised `epoch`, newer than ours.
+    Stale { epoch: u64 },
+    /// Any other 4xx: it refused the batch, so it does not have it.
+    Rejected,
+    /// The request certainly never arrived (connection refused).
+    NeverDelivered,
+    /// No definite answer: timeout, connection lost, 5xx, an unreadable body.
+    NoAnswer,
+}
+
+/// What the push loop does next with one follower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushStep {
+    /// Its final result for this replication.
+    Finish(PeerResult),
+    /// Send again, from entry `next`.
+    ResendFrom(u64),
+}
+
+/// The push loop's decision after a follower answered a batch that ends at `upto` (or before
+/// it, `carries_upto` false: then a lost answer still means it certainly lacks `upto`).
+pub fn push_step(answer: PeerAnswer, upto: u64, carries_upto: bool) -> PushStep {
+    let unsure = if carries_upto { PeerResult::Unknown } else { PeerResult::Without };
+    match answer {
+        PeerAnswer::Applied { last } if last >= upto as i64 => PushStep::Finish(PeerResult::Acked),
+        PeerAnswer::Applied { last } | PeerAnswer::Behind { last } => {
+            PushStep::ResendFrom((last + 1).clamp(0, upto as i64) as u64)
+        }
+        PeerAnswer::Stale { epoch } => PushStep::Finish(PeerResult::Stale(epoch)),
+        PeerAnswer::Rejected | PeerAnswer::NeverDelivered => PushStep::Finish(PeerResult::Without),
+        PeerAnswer::NoAnswer => PushStep::Finish(unsure),
+    }
+}
+
 /// What becomes of an order the leader appended, once its replication is tallied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderFate {
@@ -569,6 +610,29 @@ mod tests {
             }
             assert_eq!((out.committed(), out.stale, out.unknown, order_fate(&out)), (committed, stale, unknown, fate), "{results:?}");
             assert_eq!(out.needs_suspects(), !committed && stale.is_none(), "{results:?}");
+        }
+    }
+
+    #[test]
+    fn push_steps() {
+        use PeerAnswer::*;
+        use PushStep::*;
+        // (answer, upto, batch carries upto) → next step
+        let cases = [
+            (Applied { last: 9 }, 9, true, Finish(PeerResult::Acked)),
+            (Applied { last: 12 }, 9, true, Finish(PeerResult::Acked)),
+            (Applied { last: 5 }, 9, false, ResendFrom(6)),
+            (Behind { last: 3 }, 9, true, ResendFrom(4)),
+            (Behind { last: -1 }, 9, true, ResendFrom(0)),
+            (Behind { last: 20 }, 9, true, ResendFrom(9)),
+            (Stale { epoch: 8 }, 9, true, Finish(PeerResult::Stale(8))),
+            (Rejected, 9, true, Finish(PeerResult::Without)),
+            (NeverDelivered, 9, true, Finish(PeerResult::Without)),
+            (NoAnswer, 9, true, Finish(PeerResult::Unknown)),
+            (NoAnswer, 9, false, Finish(PeerResult::Without)),
+        ];
+        for (answer, upto, carries, want) in cases {
+            assert_eq!(push_step(answer, upto, carries), want, "{answer:?} upto {upto} carries {carries}");
         }
     }
 

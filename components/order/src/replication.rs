@@ -20,7 +20,7 @@ use toystore_guest::time::now_millis;
 use toystore_guest::{CallError, Net};
 
 use crate::protocol::{refusal, Refusal, Replicate, Status, BATCH};
-use crate::replica::{Outcome, PeerResult};
+use crate::replica::{push_step, Outcome, PeerAnswer, PeerResult, PushStep};
 use crate::service::{Peer, Service};
 
 /// Round trips spent on one follower for one call (gap and mismatch resends).
@@ -65,35 +65,34 @@ impl<N: Net> Service<N> {
         for _ in 0..MAX_ROUNDS {
             let Some(msg) = self.batch(epoch, next, upto) else { return PeerResult::Without };
             let carries_upto = msg.orders.last().is_some_and(|e| e.number == upto);
-            let unsure = if carries_upto { PeerResult::Unknown } else { PeerResult::Without };
             let body = serde_json::to_value(&msg).unwrap_or_default();
             let reply = self.net.call(Method::POST, &url, Some(body), self.cfg.timeout).await;
-            let status: Status = match reply {
+            let answer = match reply {
                 Ok(resp) if resp.is_success() => match resp.data::<Status>() {
-                    Ok(st) => {
-                        self.note_peer(peer.id, st.last, false);
-                        if st.last >= upto as i64 {
-                            return PeerResult::Acked;
-                        }
-                        st
-                    }
-                    Err(_) => return unsure,
+                    Ok(st) => PeerAnswer::Applied { last: st.last },
+                    Err(_) => PeerAnswer::NoAnswer,
                 },
                 Ok(resp) => match refusal(&resp) {
-                    Some((Refusal::Stale, st)) => return PeerResult::Stale(st.epoch),
-                    Some((_, st)) => st,
-                    None if (400..500).contains(&resp.status) => return PeerResult::Without,
-                    None => return unsure,
+                    Some((Refusal::Stale, st)) => PeerAnswer::Stale { epoch: st.epoch },
+                    Some((_, st)) => PeerAnswer::Behind { last: st.last },
+                    None if (400..500).contains(&resp.status) => PeerAnswer::Rejected,
+                    None => PeerAnswer::NoAnswer,
                 },
+                Err(e) if never_delivered(&e) => PeerAnswer::NeverDelivered,
                 Err(e) => {
                     if matches!(e, CallError::Timeout(_)) {
                         self.note_peer(peer.id, -1, true);
                     }
-                    return if never_delivered(&e) { PeerResult::Without } else { unsure };
+                    PeerAnswer::NoAnswer
                 }
             };
-            self.note_peer(peer.id, status.last, false);
-            next = (status.last + 1).clamp(0, upto as i64) as u64;
+            if let PeerAnswer::Applied { last } | PeerAnswer::Behind { last } = answer {
+                self.note_peer(peer.id, last, false);
+            }
+            match push_step(answer, upto, carries_upto) {
+                PushStep::Finish(result) => return result,
+                PushStep::ResendFrom(n) => next = n,
+            }
         }
         PeerResult::Without
     }
