@@ -541,7 +541,9 @@ pub fn most_up_to_date(ours: Position, peers: impl IntoIterator<Item = (u32, Pos
     peers.into_iter().max_by_key(|&(id, pos)| (pos, id)).filter(|&(_, pos)| pos > ours)
 }
 
+// Each table row is a tuple (input state, message, expected decision), read left to right.
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 
