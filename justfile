@@ -45,6 +45,11 @@ test: build setup-wasmtime
 eval: build
     ./target/release/toystore eval --out eval
 
-# Throughput/latency/memory benchmark with ratios against a baseline measured in the same run.
-bench: build
+# Throughput/latency/memory benchmark with ratios against baselines measured in the same run
+# (the stock `wasmtime serve` hello, and the host's own hello).
+bench: build setup-wasmtime
     ./target/release/toystore bench --out eval/bench.md
+
+# Only the host-speed comparison with the stock `wasmtime serve` (about a third of `bench`).
+bench-host-speed: build setup-wasmtime
+    ./target/release/toystore bench --host-speed-only --out eval/bench-host-speed.md

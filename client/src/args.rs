@@ -212,6 +212,13 @@ pub struct BenchArgs {
     /// Orders a restarted replica has missed in the restart-to-serving measurement.
     #[arg(long, default_value_t = 10_000)]
     pub missed: u64,
+    /// Rounds of the host-speed comparison (each round measures every target once per level).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Run only the host-speed comparison (stock `wasmtime serve` hello, host hello, cache
+    /// hit, cache miss, order query) and the hosts' memory; about a third of the full run.
+    #[arg(long)]
+    pub host_speed_only: bool,
     /// Also write the markdown report to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -229,6 +236,8 @@ impl Default for BenchArgs {
             small_log: 1_000,
             large_log: 100_000,
             missed: 10_000,
+            rounds: 3,
+            host_speed_only: false,
             out: None,
             json: false,
         }

@@ -23,6 +23,7 @@ use crate::args::{BenchArgs, SEED_TOYS};
 use crate::conn::{Conn, Target};
 use crate::eval::{machine, utc_now};
 use crate::hostproc::{components_dir, host_binary, truncate_order_log, write_order_log, Components, Host, HostConfig};
+use crate::hostspeed::{host_speed_markdown, measure_host_speed, HostSpeed, Stock, StockServe, Targets};
 use crate::session::new_key;
 
 const START_TIMEOUT: Duration = Duration::from_secs(180);
@@ -183,6 +184,8 @@ pub struct BenchResults {
     pub generated_utc: String,
     pub machine: String,
     pub seconds_per_point: f64,
+    /// Hello under `toystore serve` vs the stock `wasmtime serve`, and the store's reads.
+    pub host_speed: Option<HostSpeed>,
     pub baseline: Vec<Row>,
     /// Cache on (hit), cache off (miss), orders and queries, pooled outgoing connections.
     pub pooled: Vec<Row>,
@@ -250,6 +253,25 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx { exe: host_binary(&args.host)?, dir, args: args.clone() };
     let mut memory = Vec::new();
     let mut notes = Vec::new();
+
+    let host_speed = host_speed(&ctx, &mut memory).await?;
+    if args.host_speed_only {
+        let results = BenchResults {
+            generated_utc: utc_now(),
+            machine: machine(),
+            seconds_per_point: ctx.duration().as_secs_f64(),
+            host_speed: Some(host_speed),
+            baseline: vec![],
+            pooled: vec![],
+            fresh: vec![],
+            log_latency: vec![],
+            restart: vec![],
+            memory,
+            notes,
+            total_secs: start.elapsed().as_secs_f64(),
+        };
+        return write_results(&results, &args);
+    }
 
     // Baseline: the host with the trivial component everywhere.
     let mut base = ctx.host("bench-baseline", Components::hello(&ctx.dir), |_| {}).await?;
@@ -337,6 +359,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         generated_utc: utc_now(),
         machine: machine(),
         seconds_per_point: ctx.duration().as_secs_f64(),
+        host_speed: Some(host_speed),
         baseline,
         pooled,
         fresh,
@@ -346,7 +369,43 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         notes,
         total_secs: start.elapsed().as_secs_f64(),
     };
-    let md = bench_markdown(&results);
+    write_results(&results, &args)
+}
+
+/// The host-speed comparison: every host it needs runs at once, the loads alternate.
+async fn host_speed(ctx: &Ctx, memory: &mut Vec<Memory>) -> anyhow::Result<HostSpeed> {
+    let stock = StockServe::start(&ctx.dir.join("toystore_hello.wasm")).await?;
+    let (stock, stock_version) = match stock {
+        Stock::Running(s) => {
+            let v = s.version.clone();
+            (Some(s), Ok(v))
+        }
+        Stock::Missing(why) => {
+            eprintln!("bench: stock wasmtime serve not measured: {why}");
+            (None, Err(why))
+        }
+    };
+    let mut hello = ctx.host("speed-hello", Components::hello(&ctx.dir), |_| {}).await?;
+    let mut store = ctx.host("speed-store", Components::real(&ctx.dir), |_| {}).await?;
+    let mut no_cache = ctx
+        .host("speed-store-no-cache", Components::real(&ctx.dir), |c| c.settings.cache_enabled = false)
+        .await?;
+    // Orders for the queries to find.
+    let placed = measure(&Target::parse(&store.frontend_url())?, &Op::Order, 8, Duration::from_secs(1)).await;
+    let orders = placed.max_order.map_or(1, |n| n + 1);
+    let targets = Targets { stock: stock.as_ref(), hello: &hello, store: &store, store_no_cache: &no_cache, orders };
+    let rounds = ctx.args.rounds.max(1);
+    let points = measure_host_speed(&targets, &ctx.args.concurrency, rounds, ctx.duration()).await?;
+    for (h, what) in [(&mut hello, "hello everywhere"), (&mut store, "store, cache on"), (&mut no_cache, "store, cache off")] {
+        h.stop();
+        memory.push(Memory { host: format!("{what} (after the host-speed loads)"), peak_rss_kib: h.peak_rss_kib() });
+    }
+    Ok(HostSpeed { stock: stock_version, rounds, points })
+}
+
+/// Print the report, write it (and its JSON) to `--out`, and say whether anything failed.
+fn write_results(results: &BenchResults, args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let md = bench_markdown(results);
     println!("{md}");
     if let Some(out) = &args.out {
         if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -354,12 +413,13 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         std::fs::write(out, &md).with_context(|| format!("write {}", out.display()))?;
         let json_path = out.with_extension("json");
-        std::fs::write(&json_path, serde_json::to_string_pretty(&results)?).with_context(|| format!("write {}", json_path.display()))?;
+        std::fs::write(&json_path, serde_json::to_string_pretty(results)?).with_context(|| format!("write {}", json_path.display()))?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     }
-    let errors: u64 = results.pooled.iter().chain(&results.fresh).flat_map(|r| &r.points).map(|p| p.errors).sum();
+    let speed_errors: u64 = results.host_speed.iter().flat_map(|h| &h.points).map(|p| p.errors()).sum();
+    let errors: u64 = results.pooled.iter().chain(&results.fresh).flat_map(|r| &r.points).map(|p| p.errors).sum::<u64>() + speed_errors;
     Ok(if errors == 0 && results.notes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -443,6 +503,14 @@ pub fn bench_markdown(r: &BenchResults) -> String {
         r.seconds_per_point,
         WARMUP.as_millis()
     );
+    if let Some(h) = &r.host_speed {
+        let _ = writeln!(s, "{}", host_speed_markdown(h));
+    }
+    if r.baseline.is_empty() && r.pooled.is_empty() {
+        // `--host-speed-only`: only the comparison above and the memory table below.
+        write_memory(&mut s, r);
+        return s;
+    }
     let _ = writeln!(s, "## Throughput and latency (pooled connections between components)\n");
     let _ = writeln!(s, "| request | C | req/s | req/s × base | mean | p50 | p99 | max | p50 × base | errors |");
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -544,6 +612,14 @@ pub fn bench_markdown(r: &BenchResults) -> String {
             );
         }
     }
+    write_memory(&mut s, r);
+    for n in &r.notes {
+        let _ = writeln!(s, "\nNote: {n}");
+    }
+    s
+}
+
+fn write_memory(s: &mut String, r: &BenchResults) {
     if !r.memory.is_empty() {
         let _ = writeln!(s, "\n## Peak memory of the host process (VmHWM)\n");
         let _ = writeln!(s, "| host | peak RSS | × base |");
@@ -560,10 +636,6 @@ pub fn bench_markdown(r: &BenchResults) -> String {
             }
         }
     }
-    for n in &r.notes {
-        let _ = writeln!(s, "\nNote: {n}");
-    }
-    s
 }
 
 #[cfg(test)]
@@ -584,6 +656,7 @@ mod tests {
             generated_utc: "now".into(),
             machine: "2 cores".into(),
             seconds_per_point: 1.0,
+            host_speed: None,
             baseline: vec![row("baseline_get", "baseline_get", vec![point(1, 10_000.0, 0.1)]), row("baseline_post", "baseline_post", vec![point(1, 8_000.0, 0.125)])],
             pooled: vec![row("lookup_hit", "baseline_get", vec![point(1, 5_000.0, 0.2)]), row("order", "baseline_post", vec![point(1, 400.0, 2.5)])],
             fresh: vec![row("order", "baseline_post", vec![point(1, 200.0, 5.0)])],

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod conn;
 pub mod eval;
 pub mod hostproc;
+pub mod hostspeed;
 pub mod plot;
 pub mod report;
 pub mod run;

@@ -9,6 +9,11 @@
 //! The hook is [`WasiHttpHooks::send_request`]: wasmtime hands us the request (already
 //! validated, with a `host` header) and awaits the response we return; the response body then
 //! streams back into the guest.
+//!
+//! Each store (instance) gets a pool of its own. Its connections are driven by tasks spawned
+//! from the instance's task, so they live on the service's own thread, and a call's wake-ups
+//! stay on that thread; a pool shared by all services would hand a connection opened by one
+//! service's thread to another's and wake across threads on every call.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,15 +40,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The shared client, cheap to clone (the pool is behind an `Arc`).
 type PooledClient = Client<HttpConnector, WasiBody>;
 
-/// Builds the per-store [`Hooks`]; one per host, so every store shares one pool.
+/// Builds the per-store [`Hooks`].
 #[derive(Clone)]
 pub struct Outgoing {
-    pool: Option<PooledClient>,
+    mode: OutgoingHttp,
 }
 
 impl Outgoing {
     pub fn new(mode: OutgoingHttp) -> Self {
-        let pool = match mode {
+        Self { mode }
+    }
+
+    /// The hooks one store gets, with a pool of its own in `pooled` mode.
+    pub fn hooks(&self) -> Hooks {
+        let pool = match self.mode {
             OutgoingHttp::Fresh => None,
             OutgoingHttp::Pooled => {
                 let mut connector = HttpConnector::new();
@@ -56,12 +66,7 @@ impl Outgoing {
                 Some(client)
             }
         };
-        Self { pool }
-    }
-
-    /// The hooks one store gets.
-    pub fn hooks(&self) -> Hooks {
-        Hooks { pool: self.pool.clone() }
+        Hooks { pool }
     }
 }
 

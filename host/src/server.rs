@@ -39,6 +39,13 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// [`bind`], as a std listener not yet tied to any runtime: a service's listener must be
+/// registered with the runtime on the service's own thread, where it is polled, so that its
+/// wake-ups stay on that thread.
+pub fn bind_std(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    bind(addr)?.into_std()
+}
+
 /// What a listener does with a request.
 pub type Handler = Arc<dyn Fn(hyper::Request<Incoming>) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
 
@@ -105,7 +112,8 @@ async fn serve_connection(
 /// The entry to one service's instance: its job queue and in-flight limit.
 pub struct Gate {
     pub name: Arc<str>,
-    pub listen: SocketAddr,
+    /// `listen` as a URI authority, made once: every request's URL is built from it.
+    pub authority: http::uri::Authority,
     pub jobs: mpsc::Sender<Job>,
     pub permits: Arc<Semaphore>,
 }
@@ -117,11 +125,16 @@ pub async fn forward(gate: Arc<Gate>, request: hyper::Request<Incoming>) -> Resp
     };
     let (mut parts, body) = request.into_parts();
     // Requests arrive origin-form (`/products/Tux`); the guest gets the full URL it was
-    // addressed by, as under `wasmtime serve`.
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    parts.uri = match format!("http://{}{path}", gate.listen).parse() {
+    // addressed by, as under `wasmtime serve`. Built from parts: no formatting or re-parsing.
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.scheme = Some(http::uri::Scheme::HTTP);
+    uri.authority = Some(gate.authority.clone());
+    if uri.path_and_query.is_none() {
+        uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    parts.uri = match http::Uri::from_parts(uri) {
         Ok(uri) => uri,
-        Err(_) => return reply::error(StatusCode::BAD_REQUEST, format!("invalid request target {path}")),
+        Err(e) => return reply::error(StatusCode::BAD_REQUEST, format!("invalid request target: {e}")),
     };
     let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
     let (job, receiver) = Job::new(http::Request::from_parts(parts, body));

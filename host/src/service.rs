@@ -1,7 +1,8 @@
 //! One service (frontend, catalog or an order replica) as the host controls it: started at
 //! launch, killed and restarted by the admin endpoint, stopped at shutdown.
 //!
-//! A running service is two tasks joined by its job queue:
+//! A running service is two tasks joined by its job queue, both on the service's own thread
+//! ([`thread::ServiceThread`]):
 //! - the **listener** ([`server::accept_loop`]) accepts connections and turns requests into jobs;
 //! - the **supervisor** ([`Supervisor::run`]) owns the instance that serves the jobs.
 //!
@@ -26,6 +27,7 @@ use crate::manifest::ServiceSpec;
 use crate::runtime::{InstanceSpec, Runtime};
 use crate::server::{self, Gate, Handler};
 use crate::supervisor::{State, Status, StatusSnapshot, Supervisor};
+use thread::ServiceThread;
 
 /// Requests one service may have in flight before new ones get 503.
 pub const MAX_IN_FLIGHT: usize = 1024;
@@ -36,6 +38,8 @@ const QUEUE_SLACK: usize = 64;
 pub enum ServiceError {
     #[error("cannot listen on {addr} for {service}: {error}")]
     Bind { service: String, addr: SocketAddr, error: std::io::Error },
+    #[error("cannot start the thread of {service}: {error}")]
+    Thread { service: String, error: std::io::Error },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +78,8 @@ struct Running {
     shutdown: watch::Sender<bool>,
     listener: JoinHandle<()>,
     supervisor: JoinHandle<()>,
+    /// Dropped last: it ends the thread and whatever still runs on it.
+    _thread: ServiceThread,
 }
 
 impl Service {
@@ -113,13 +119,21 @@ impl Service {
             return Ok(());
         }
         let addr = self.spec.listen;
-        let listener = server::bind(addr)
+        // Bound here so that a taken port is reported before anything starts; registered with
+        // the service thread's runtime once there.
+        let listener = server::bind_std(addr)
             .map_err(|error| ServiceError::Bind { service: self.spec.name.clone(), addr, error })?;
+        let thread = ServiceThread::start(&self.spec.name)
+            .map_err(|error| ServiceError::Thread { service: self.spec.name.clone(), error })?;
         let name: Arc<str> = Arc::from(self.spec.name.as_str());
         let (jobs, queue) = mpsc::channel(MAX_IN_FLIGHT + QUEUE_SLACK);
         let gate = Arc::new(Gate {
             name: name.clone(),
-            listen: addr,
+            authority: addr.to_string().parse().map_err(|e: http::uri::InvalidUri| ServiceError::Bind {
+                service: self.spec.name.clone(),
+                addr,
+                error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+            })?,
             jobs: jobs.clone(),
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         });
@@ -135,10 +149,15 @@ impl Service {
             seed: self.spec.seed.clone(),
             status: self.status.clone(),
         };
-        let supervisor = tokio::spawn(supervisor.run(queue));
-        let listener = tokio::spawn(server::accept_loop(name, listener, handler, shutdown_rx));
+        let supervisor = thread.spawn(supervisor.run(queue));
+        let listener = thread.spawn(async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => server::accept_loop(name, listener, handler, shutdown_rx).await,
+                Err(e) => tracing::error!(service = %name, error = %e, "cannot register the listener"),
+            }
+        });
         *self.lock_jobs() = Some(jobs);
-        *control = Some(Running { shutdown, listener, supervisor });
+        *control = Some(Running { shutdown, listener, supervisor, _thread: thread });
         tracing::info!("{} listening on http://{addr}", self.spec.name);
         Ok(())
     }
@@ -219,6 +238,59 @@ impl Service {
 
     fn lock_jobs(&self) -> std::sync::MutexGuard<'_, Option<mpsc::Sender<Job>>> {
         self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A thread of its own for each running service.
+///
+/// A service's listener, its connections and the task that drives its instance all run on
+/// one single-threaded tokio runtime on a dedicated thread. A request then goes from the
+/// socket through hyper into the instance and back without ever waking another thread: the
+/// job queue, the reply channel and the response body are all handed over within the thread.
+/// On the shared multi-threaded runtime every such hand-over could land on the other worker
+/// and cost a futex wake-up and a context switch, several times per request; measured with
+/// the `hello` component that was about half the host's throughput (see eval/bench.md).
+///
+/// Services still run in parallel with each other (one thread each), and blocking file I/O of
+/// WASI goes to tokio's blocking pool as before. Dropping a [`ServiceThread`] stops its
+/// runtime, which drops every task still on it.
+mod thread {
+    use std::future::Future;
+    use std::io;
+
+    use tokio::runtime::Handle;
+    use tokio::sync::oneshot;
+    use tokio::task::JoinHandle;
+
+    pub struct ServiceThread {
+        handle: Handle,
+        /// Dropping this ends the thread's `block_on`, and with it the runtime and its tasks.
+        _stop: oneshot::Sender<()>,
+    }
+
+    impl ServiceThread {
+        /// Start a thread named after the service, running an empty single-threaded runtime.
+        pub fn start(name: &str) -> io::Result<Self> {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let handle = runtime.handle().clone();
+            let (stop, stopped) = oneshot::channel::<()>();
+            std::thread::Builder::new().name(format!("svc-{name}")).spawn(move || {
+                // Spawned tasks only run while the thread is inside `block_on`.
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+            Ok(Self { handle, _stop: stop })
+        }
+
+        /// Run `task` on this service's thread.
+        pub fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
+        where
+            F: Future + Send + 'static,
+            F::Output: Send + 'static,
+        {
+            self.handle.spawn(task)
+        }
     }
 }
 
