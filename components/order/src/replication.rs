@@ -67,9 +67,10 @@ impl Outcome {
     }
 }
 
-/// Did this error certainly happen before the request reached the peer?
+/// Did this error certainly happen before the request reached the peer? (A refused
+/// connection, see [`CallError::never_delivered`].)
 pub fn never_delivered(err: &CallError) -> bool {
-    matches!(err, CallError::Unreachable { reason, .. } if reason.to_ascii_lowercase().contains("refused"))
+    err.never_delivered()
 }
 
 impl<N: Net> Service<N> {
