@@ -97,10 +97,16 @@ pub use toystore_guest::item::valid_text;
 /// never spans two.
 fn csv_field(s: &str) -> String {
     let quote = if s.starts_with(' ') || s.ends_with(' ') { QuoteStyle::Always } else { QuoteStyle::Necessary };
-    let mut w = csv::WriterBuilder::new().quote_style(quote).buffer_capacity(s.len() * 2 + 2).from_writer(Vec::new());
-    // Writing to memory cannot fail, and the bytes are the UTF-8 of `s` plus ASCII quotes.
-    let bytes = w.write_field(s).ok().and_then(|()| w.into_inner().ok()).unwrap_or_default();
-    String::from_utf8(bytes).unwrap_or_default()
+    let mut w = csv::WriterBuilder::new()
+        .quote_style(quote)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .buffer_capacity(s.len() * 2 + 3)
+        .from_writer(Vec::new());
+    // A one-field record (the writer closes quotes only at the record's end). Writing to
+    // memory cannot fail, and the bytes are the UTF-8 of `s` plus ASCII quotes and `\n`.
+    let bytes = w.write_record([s]).ok().and_then(|()| w.into_inner().ok()).unwrap_or_default();
+    let field = String::from_utf8(bytes).unwrap_or_default();
+    field.strip_suffix('\n').unwrap_or(&field).to_string()
 }
 
 /// Result of parsing a file's bytes: the valid entries, where each line starts, and how many
