@@ -295,8 +295,9 @@ mod thread {
 }
 
 /// These run the real host path (listener → job queue → one instance under `run_concurrent`)
-/// against the `hello` component; they are skipped when it has not been built
-/// (`cargo build --release --target wasm32-wasip2 -p toystore-hello`).
+/// against the `hello` component, and fail when it has not been built (`just build`, or
+/// `cargo build --release --target wasm32-wasip2 -p toystore-hello`): a skipped check would
+/// pass without checking anything.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,14 +308,14 @@ mod tests {
     use hyper_util::rt::TokioExecutor;
     use std::path::{Path, PathBuf};
 
-    fn hello_wasm() -> Option<PathBuf> {
+    fn hello_wasm() -> PathBuf {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/toystore_hello.wasm");
-        if path.is_file() {
-            Some(path)
-        } else {
-            eprintln!("skipped: {} is not built", path.display());
-            None
-        }
+        assert!(
+            path.is_file(),
+            "{} is not built: run `cargo build --release --target wasm32-wasip2 -p toystore-hello` (or `just build`) first",
+            path.display()
+        );
+        path
     }
 
     fn free_addr() -> SocketAddr {
@@ -333,7 +334,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn serves_kills_and_restarts_one_instance() {
-        let Some(wasm) = hello_wasm() else { return };
+        let wasm = hello_wasm();
         let data = tempfile::tempdir().unwrap();
         let seed = data.path().join("seed.csv");
         std::fs::write(&seed, "x\n").unwrap();

@@ -26,10 +26,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::Method;
 use serde_json::json;
 use toystore_guest::lock::DirLock;
-use toystore_guest::{durable, settings, time, ItemRequest, Net, Reply, Request};
+use toystore_guest::{durable, settings, time, ItemRequest, Net, Reply, Request, Router};
 
 use crate::inventory::{Inventory, StockError};
 use crate::invalidation::Invalidator;
@@ -81,10 +80,40 @@ impl Config {
     }
 }
 
+/// The catalog's routes (the table at the top of this file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Health,
+    List,
+    Product,
+    Buy,
+    Release,
+    Restock,
+    Tick,
+    Trap,
+}
+
+fn routes(debug_routes: bool) -> Router<Route> {
+    let routes = Router::new()
+        .get("/health", Route::Health)
+        .get("/products", Route::List)
+        .get("/products/{name}", Route::Product)
+        .post("/buy", Route::Buy)
+        .post("/release", Route::Release)
+        .post("/restock", Route::Restock)
+        .post("/tick", Route::Tick);
+    if debug_routes {
+        routes.post("/debug/trap", Route::Trap)
+    } else {
+        routes
+    }
+}
+
 /// One catalog instance. Memory holds only the lock, the pending invalidations and the last
 /// restock time seen; the files decide everything else.
 pub struct Catalog<N> {
     cfg: Config,
+    routes: Router<Route>,
     net: N,
     lock: DirLock,
     invalidator: Invalidator,
@@ -98,7 +127,8 @@ impl<N: Net> Catalog<N> {
     pub fn new(cfg: Config, net: N) -> Self {
         let lock = DirLock::new(&cfg.data_dir);
         let invalidator = Invalidator::new(cfg.frontend_url.clone(), cfg.call_timeout);
-        Self { cfg, net, lock, invalidator, last_restock_seen: Cell::new(None), clock: time::now_millis }
+        let routes = routes(cfg.debug_routes);
+        Self { cfg, routes, net, lock, invalidator, last_restock_seen: Cell::new(None), clock: time::now_millis }
     }
 
     /// Use `clock` (wall-clock ms) instead of the system clock.
@@ -113,56 +143,44 @@ impl<N: Net> Catalog<N> {
     }
 
     pub async fn handle(&self, req: &Request) -> Reply {
-        let segments = req.segments();
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let is_tick = segments == ["tick"];
+        let is_tick = req.segments() == ["tick"];
         if !is_tick {
             // Catch-up for hosts without a tick (stock `wasmtime serve`): see `restock`.
             if let Err(reply) = self.restock(false).await {
                 eprintln!("catalog: catch-up restock failed: {}", reply.error_message().unwrap_or(""));
             }
         }
-        let (allowed, reply) = match segments.as_slice() {
-            ["health"] => (Method::GET, None),
-            ["products"] | ["products", _] => (Method::GET, None),
-            ["buy"] | ["release"] | ["restock"] | ["tick"] => (Method::POST, None),
-            ["debug", "trap"] if self.cfg.debug_routes => (Method::POST, None),
-            _ => (Method::GET, Some(Reply::no_route(&req.method, &req.path))),
+        let matched = match self.routes.at(req) {
+            Ok(m) => m,
+            Err(reply) => return reply,
         };
-        if let Some(reply) = reply {
-            return reply;
-        }
-        if req.method != allowed {
-            return Reply::method_not_allowed(&req.method, &req.path);
-        }
-        match segments.as_slice() {
-            ["health"] => Reply::ok(json!({ "status": "ok", "service": "catalog" })),
-            ["products"] => match self.load() {
+        match matched.route {
+            Route::Health => Reply::ok(json!({ "status": "ok", "service": "catalog" })),
+            Route::List => match self.load() {
                 Ok(inv) => Reply::ok(inv.products().iter().map(|p| p.to_json()).collect::<Vec<_>>()),
                 Err(reply) => reply,
             },
-            ["products", name] => match self.load() {
-                Ok(inv) => match inv.get(name) {
+            Route::Product => match self.load() {
+                Ok(inv) => match inv.get(matched.param("name")) {
                     Some(p) => Reply::ok(p.to_json()),
                     None => Reply::not_found("product not found"),
                 },
                 Err(reply) => reply,
             },
-            ["buy"] => match ItemRequest::parse(&req.body) {
+            Route::Buy => match ItemRequest::parse(&req.body) {
                 Ok(c) => self.change(|inv| inv.take(&c.name, c.quantity)).await,
                 Err(reply) => reply,
             },
-            ["release"] => match ItemRequest::parse(&req.body) {
+            Route::Release => match ItemRequest::parse(&req.body) {
                 Ok(c) => self.change(|inv| inv.give_back(&c.name, c.quantity)).await,
                 Err(reply) => reply,
             },
-            ["restock"] => match self.restock(true).await {
+            Route::Restock => match self.restock(true).await {
                 Ok(names) => Reply::ok(json!({ "restocked": names.unwrap_or_default() })),
                 Err(reply) => reply,
             },
-            ["tick"] => self.tick().await,
-            ["debug", "trap"] => panic!("catalog: POST /debug/trap (DEBUG_ROUTES is on)"),
-            _ => Reply::no_route(&req.method, &req.path),
+            Route::Tick => self.tick().await,
+            Route::Trap => panic!("catalog: POST /debug/trap (DEBUG_ROUTES is on)"),
         }
     }
 

@@ -134,7 +134,7 @@ impl World {
         let found = {
             let mut s = self.0.borrow_mut();
             if !s.catalog_up {
-                return Err(CallError::Unreachable { url: "http://catalog".into(), reason: "refused".into() });
+                return Err(CallError::Refused { url: "http://catalog".into() });
             }
             s.catalog_calls += 1;
             match (method, segments) {
@@ -160,7 +160,7 @@ impl World {
             return Err(CallError::Unreachable { url: format!("http://order-{id}"), reason: "no such host".into() });
         };
         if !r.up {
-            return Err(CallError::Unreachable { url: format!("http://order-{id}"), reason: "refused".into() });
+            return Err(CallError::Refused { url: format!("http://order-{id}") });
         }
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         match (method.clone(), segs.as_slice()) {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use http::Method;
 use serde_json::{json, Value};
 use toystore_guest::request::encode_segment;
-use toystore_guest::{settings, time, ItemRequest, Net, Reply, Request};
+use toystore_guest::{settings, time, ItemRequest, Net, Reply, Request, Router};
 
 use crate::cache::{Lookup, ProductCache};
 use crate::leader::{pass_through, replicas_from, Leader, RetryPolicy};
@@ -88,9 +88,44 @@ impl Config {
     }
 }
 
+/// The frontend's routes (the table at the top of this file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Product,
+    Catalog,
+    PlaceOrder,
+    Order,
+    Invalidate,
+    CacheStats,
+    Leader,
+    Tick,
+    Health,
+    Trap,
+}
+
+fn routes(debug_routes: bool) -> Router<Route> {
+    let routes = Router::new()
+        .get("/products/{name}", Route::Product)
+        .get("/product/{name}", Route::Product)
+        .get("/products", Route::Catalog)
+        .post("/orders", Route::PlaceOrder)
+        .get("/orders/{n}", Route::Order)
+        .post("/invalidate/{name}", Route::Invalidate)
+        .get("/cache/stats", Route::CacheStats)
+        .get("/leader", Route::Leader)
+        .post("/tick", Route::Tick)
+        .get("/health", Route::Health);
+    if debug_routes {
+        routes.post("/debug/trap", Route::Trap)
+    } else {
+        routes
+    }
+}
+
 /// One frontend instance.
 pub struct Frontend<N> {
     cfg: Config,
+    routes: Router<Route>,
     net: N,
     cache: RefCell<ProductCache>,
     leader: Leader,
@@ -104,7 +139,8 @@ impl<N: Net> Frontend<N> {
         let ttl_ms = u64::try_from(cfg.cache_ttl.as_millis()).unwrap_or(u64::MAX);
         let cache = ProductCache::new(cfg.cache_enabled, cfg.cache_capacity, ttl_ms);
         let leader = Leader::new(replicas_from(&cfg.order_replicas), cfg.call_timeout, cfg.retry);
-        Self { cfg, net, cache: RefCell::new(cache), leader, last_health_check: Cell::new(0), clock: time::now_millis }
+        let routes = routes(cfg.debug_routes);
+        Self { cfg, routes, net, cache: RefCell::new(cache), leader, last_health_check: Cell::new(0), clock: time::now_millis }
     }
 
     /// Use `clock` (wall-clock ms) instead of the system clock.
@@ -123,33 +159,25 @@ impl<N: Net> Frontend<N> {
     }
 
     pub async fn handle(&self, req: &Request) -> Reply {
-        let segments = req.segments();
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let allowed = match segments.as_slice() {
-            ["products"] | ["products", _] | ["product", _] | ["orders", _] => Method::GET,
-            ["cache", "stats"] | ["leader"] | ["health"] => Method::GET,
-            ["orders"] | ["invalidate", _] | ["tick"] => Method::POST,
-            ["debug", "trap"] if self.cfg.debug_routes => Method::POST,
-            _ => return Reply::no_route(&req.method, &req.path),
+        let matched = match self.routes.at(req) {
+            Ok(m) => m,
+            Err(reply) => return reply,
         };
-        if req.method != allowed {
-            return Reply::method_not_allowed(&req.method, &req.path);
-        }
-        match segments.as_slice() {
-            ["products", name] | ["product", name] => self.product(name).await,
-            ["products"] => self.catalog_list().await,
-            ["orders"] => self.place_order(req).await,
-            ["orders", n] => self.order(n).await,
-            ["invalidate", name] => {
+        match matched.route {
+            Route::Product => self.product(matched.param("name")).await,
+            Route::Catalog => self.catalog_list().await,
+            Route::PlaceOrder => self.place_order(req).await,
+            Route::Order => self.order(matched.param("n")).await,
+            Route::Invalidate => {
+                let name = matched.param("name");
                 self.invalidate(name);
                 Reply::ok(json!({ "invalidated": name }))
             }
-            ["cache", "stats"] => Reply::ok(self.cache.borrow().stats_json()),
-            ["leader"] => Reply::ok(self.leader.describe()),
-            ["tick"] => self.tick().await,
-            ["health"] => Reply::ok(json!({ "status": "ok", "service": "frontend" })),
-            ["debug", "trap"] => panic!("frontend: POST /debug/trap (DEBUG_ROUTES is on)"),
-            _ => Reply::no_route(&req.method, &req.path),
+            Route::CacheStats => Reply::ok(self.cache.borrow().stats_json()),
+            Route::Leader => Reply::ok(self.leader.describe()),
+            Route::Tick => self.tick().await,
+            Route::Health => Reply::ok(json!({ "status": "ok", "service": "frontend" })),
+            Route::Trap => panic!("frontend: POST /debug/trap (DEBUG_ROUTES is on)"),
         }
     }
 

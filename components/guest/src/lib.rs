@@ -2,9 +2,10 @@
 //!
 //! A component's logic is written against the plain types here ([`Request`], [`Reply`], the
 //! [`Net`] trait) so that it compiles and unit-tests natively; only [`wasi`] (built for
-//! `wasm32` alone) touches the WASI 0.3 bindings. The component's `wasm` module then stays a
-//! dozen lines: turn the WASI request into a [`Request`], call the service, turn the [`Reply`]
-//! back.
+//! `wasm32` alone) touches the WASI 0.3 bindings. A component's WASI entry is one line,
+//! [`export_service!`]: it turns each WASI request into a [`Request`], calls the service, and
+//! turns the [`Reply`] back. Each service routes through one [`Router`] table, which decides
+//! 404 vs 405 and decodes path parameters for all of them alike.
 //!
 //! Durability lives in [`durable`] and [`lock`]: the files in a component's data directory are
 //! the truth, guest memory is only a cache, and writers from any number of instances are
@@ -16,6 +17,7 @@ pub mod lock;
 pub mod net;
 pub mod reply;
 pub mod request;
+pub mod router;
 pub mod settings;
 pub mod sync;
 pub mod time;
@@ -27,3 +29,50 @@ pub use item::ItemRequest;
 pub use net::{CallError, Net, NetResponse};
 pub use reply::Reply;
 pub use request::Request;
+pub use router::{Matched, Router};
+
+/// The bindings, for [`export_service!`]'s expansion (components need no direct dependency).
+#[doc(hidden)]
+pub use wasip3;
+
+/// Export a service as the component's `wasi:http/handler`: one line per component, e.g.
+///
+/// ```ignore
+/// toystore_guest::export_service!(Frontend<toystore_guest::wasi::WasiNet> =
+///     Frontend::new(Config::from_env(), toystore_guest::wasi::WasiNet));
+/// ```
+///
+/// The service is built once per instance, on its first request, and lives as long as the
+/// instance (its caches and in-memory state serve every later request). It needs an inherent
+/// `async fn handle(&self, &Request) -> Reply`. A request that cannot be read (too large,
+/// malformed) is answered with its error reply without reaching the service. Expands to
+/// nothing except on wasm32, so the crate still builds and tests natively.
+#[macro_export]
+macro_rules! export_service {
+    ($service:ty = $make:expr) => {
+        #[cfg(target_arch = "wasm32")]
+        mod __toystore_entry {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::wasip3::http::types::{ErrorCode, Request, Response};
+
+            ::std::thread_local! {
+                static SERVICE: ::std::rc::Rc<$service> = ::std::rc::Rc::new($make);
+            }
+
+            struct Entry;
+            $crate::wasip3::http::service::export!(Entry);
+
+            impl $crate::wasip3::exports::http::handler::Guest for Entry {
+                async fn handle(request: Request) -> Result<Response, ErrorCode> {
+                    let service = SERVICE.with(::std::rc::Rc::clone);
+                    let reply = match $crate::wasi::read_request(request).await {
+                        Ok(req) => service.handle(&req).await,
+                        Err(reply) => reply,
+                    };
+                    $crate::wasi::into_response(reply)
+                }
+            }
+        }
+    };
+}

@@ -49,14 +49,47 @@ impl NetResponse {
     }
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why a call to another component failed. Callers decide on the variant, never on the text:
+/// only [`CallError::Refused`] proves the request never reached the peer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CallError {
+    /// The peer's address refused the connection: the request certainly never arrived.
+    #[error("cannot reach {url}: connection refused")]
+    Refused { url: String },
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// No answer for any other reason (DNS, connection lost mid-request, a malformed request):
+    /// the peer may or may not have received and acted on the request.
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("unexpected reply: {0}")]
     BadReply(String),
+}
+
+impl CallError {
+    /// Did this call certainly fail before the request reached the peer? Only then may a
+    /// caller treat the peer as not having acted on it.
+    pub fn never_delivered(&self) -> bool {
+        matches!(self, CallError::Refused { .. })
+    }
+
+    /// Classify the `wasi:http` error code of a failed outgoing request to `url`.
+    ///
+    /// Only a refused connection is known to have carried nothing; timeouts of the connection
+    /// or the response are [`CallError::Timeout`] with the caller's `timeout`; everything else
+    /// (DNS, connection reset mid-request, protocol errors) is [`CallError::Unreachable`].
+    pub fn from_wasi(url: &str, timeout: Duration, code: &wasip3::http::types::ErrorCode) -> CallError {
+        use wasip3::http::types::ErrorCode as E;
+        match code {
+            E::ConnectionRefused => CallError::Refused { url: url.to_string() },
+            E::ConnectionTimeout
+            | E::ConnectionReadTimeout
+            | E::ConnectionWriteTimeout
+            | E::HttpResponseTimeout
+            | E::DnsTimeout => CallError::Timeout(timeout),
+            other => CallError::Unreachable { url: url.to_string(), reason: format!("{other:?}") },
+        }
+    }
 }
 
 /// An outgoing HTTP call with a JSON body.
@@ -69,4 +102,40 @@ pub trait Net {
         body: Option<Value>,
         timeout: Duration,
     ) -> Result<NetResponse, CallError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasip3::http::types::ErrorCode;
+
+    const URL: &str = "http://127.0.0.1:8092/replicate_order";
+    const T: Duration = Duration::from_millis(500);
+
+    #[test]
+    fn only_a_refused_connection_was_never_delivered() {
+        let refused = CallError::from_wasi(URL, T, &ErrorCode::ConnectionRefused);
+        assert_eq!(refused, CallError::Refused { url: URL.into() });
+        assert!(refused.never_delivered());
+        for code in [
+            ErrorCode::ConnectionTerminated,
+            ErrorCode::DestinationUnavailable,
+            ErrorCode::HttpProtocolError,
+            ErrorCode::InternalError(Some("refused".into())),
+            ErrorCode::ConnectionTimeout,
+        ] {
+            let e = CallError::from_wasi(URL, T, &code);
+            assert!(!e.never_delivered(), "{code:?} may have reached the peer");
+        }
+        assert!(!CallError::BadReply("cut short".into()).never_delivered());
+    }
+
+    #[test]
+    fn wasi_timeouts_are_timeouts_and_the_rest_unreachable() {
+        for code in [ErrorCode::ConnectionTimeout, ErrorCode::ConnectionReadTimeout, ErrorCode::HttpResponseTimeout] {
+            assert_eq!(CallError::from_wasi(URL, T, &code), CallError::Timeout(T));
+        }
+        let lost = CallError::from_wasi(URL, T, &ErrorCode::ConnectionTerminated);
+        assert!(matches!(lost, CallError::Unreachable { ref url, .. } if url == URL), "{lost:?}");
+    }
 }

@@ -24,24 +24,32 @@ pub fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// A random 128-bit key in hex, for idempotency keys. In a guest it comes from
-/// `wasi:random`; natively (tests) from the std hasher's random seed and a counter.
+/// A random 128-bit key in hex, for idempotency keys. In a guest it comes from the world's
+/// `wasi:random` import; natively (tests) from the OS through `getrandom`.
 pub fn random_key() -> String {
     #[cfg(target_arch = "wasm32")]
-    {
-        let (a, b) = (wasip3::random::random::get_random_u64(), wasip3::random::random::get_random_u64());
-        format!("{a:016x}{b:016x}")
-    }
+    let key = {
+        use wasip3::random::random::get_random_u64;
+        (u128::from(get_random_u64()) << 64) | u128::from(get_random_u64())
+    };
+    // An OS without a random source cannot run the tests at all; a fixed key would silently
+    // merge distinct orders, so fail loudly instead.
     #[cfg(not(target_arch = "wasm32"))]
-    {
-        use std::hash::{BuildHasher, Hasher};
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        h.write_u64(now_millis());
-        let a = h.finish();
-        h.write_u64(a);
-        format!("{a:016x}{:016x}", h.finish())
+    let key = {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the OS random source is available");
+        u128::from_be_bytes(bytes)
+    };
+    format!("{key:032x}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn random_keys_are_32_hex_digits_and_differ() {
+        let (a, b) = (super::random_key(), super::random_key());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
     }
 }

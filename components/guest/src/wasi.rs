@@ -70,7 +70,9 @@ impl Net for WasiNet {
             .map_err(|e| unreachable(e.to_string()))?;
         let exchange = async move {
             let request = http_into_wasi_request(request).map_err(|e| unreachable(format!("{e:?}")))?;
-            let response = wasip3::http::client::send(request).await.map_err(|e| unreachable(format!("{e:?}")))?;
+            let response = wasip3::http::client::send(request)
+                .await
+                .map_err(|code| CallError::from_wasi(url, timeout, &code))?;
             let response = http_from_wasi_response(response).map_err(|e| unreachable(format!("{e:?}")))?;
             let status = response.status().as_u16();
             let body = Limited::new(response.into_body(), MAX_BODY_BYTES * 64)

@@ -3,25 +3,13 @@
 
 use toystore_guest::{Reply, Request};
 
-pub fn handle(_request: &Request) -> Reply {
-    Reply::ok("hello")
-}
+/// The whole service: no state, no routes.
+pub struct Hello;
 
-#[cfg(target_arch = "wasm32")]
-mod wasm {
-    use wasip3::http::types::{ErrorCode, Request, Response};
-    use toystore_guest::wasi::{into_response, read_request};
-
-    struct Hello;
-    wasip3::http::service::export!(Hello);
-
-    impl wasip3::exports::http::handler::Guest for Hello {
-        async fn handle(request: Request) -> Result<Response, ErrorCode> {
-            let reply = match read_request(request).await {
-                Ok(req) => super::handle(&req),
-                Err(reply) => reply,
-            };
-            into_response(reply)
-        }
+impl Hello {
+    pub async fn handle(&self, _request: &Request) -> Reply {
+        Reply::ok("hello")
     }
 }
+
+toystore_guest::export_service!(Hello = Hello);

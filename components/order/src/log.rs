@@ -18,13 +18,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use csv::QuoteStyle;
 use serde::{Deserialize, Serialize};
 use toystore_guest::durable;
 
 pub const FILE: &str = "orders.csv";
 pub const HEADER: &str = "number,name,quantity,key,epoch\n";
-/// Longest name or key accepted; keeps lines (and replication batches) small.
-pub const MAX_FIELD: usize = 200;
 
 /// One order as stored and replicated. `epoch` is the epoch of the leader that wrote this
 /// version of the entry; together with `number` it identifies the entry (a leader writes at
@@ -51,20 +50,24 @@ impl Entry {
         )
     }
 
-    /// Parse one line (without its `\n`).
+    /// Parse one line (without its `\n`). Only a line in exactly the form [`Entry::to_line`]
+    /// writes counts: anything else (a stray quote, `01` for `1`) is damage, not an entry.
     pub fn parse(line: &str) -> Option<Entry> {
-        let f = split_csv(line)?;
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(false).buffer_capacity(line.len() + 1).from_reader(line.as_bytes());
+        let f = reader.records().next()?.ok()?;
         if f.len() != 5 {
             return None;
         }
         let e = Entry {
             number: f[0].parse().ok()?,
-            name: f[1].clone(),
+            name: f[1].to_string(),
             quantity: f[2].parse().ok()?,
-            key: f[3].clone(),
+            key: f[3].to_string(),
             epoch: f[4].parse().ok()?,
         };
-        e.is_valid().then_some(e)
+        let canonical = e.to_line();
+        (e.is_valid() && canonical.strip_suffix('\n') == Some(line)).then_some(e)
     }
 
     /// What may be written to the log: fields that round-trip through one CSV line.
@@ -88,54 +91,22 @@ pub struct Anchor {
 
 pub use toystore_guest::item::valid_text;
 
+/// One text field as the log writes it: quoted (by the `csv` crate, quotes doubled) when it
+/// holds a comma or a quote, or starts or ends with a space (so no reader that trims can change
+/// it); bare otherwise. Names and keys hold no control characters ([`valid_text`]), so a line
+/// never spans two.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"']) || s.starts_with(' ') || s.ends_with(' ') {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn split_csv(line: &str) -> Option<Vec<String>> {
-    let mut out = Vec::with_capacity(5);
-    let mut chars = line.chars().peekable();
-    loop {
-        let mut field = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next()? {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    '"' => break,
-                    c => field.push(c),
-                }
-            }
-            match chars.next() {
-                None => {
-                    out.push(field);
-                    return Some(out);
-                }
-                Some(',') => out.push(field),
-                Some(_) => return None,
-            }
-        } else {
-            loop {
-                match chars.next() {
-                    None => {
-                        out.push(field);
-                        return Some(out);
-                    }
-                    Some(',') => break,
-                    Some('"') => return None,
-                    Some(c) => field.push(c),
-                }
-            }
-            out.push(field);
-        }
-    }
+    let quote = if s.starts_with(' ') || s.ends_with(' ') { QuoteStyle::Always } else { QuoteStyle::Necessary };
+    let mut w = csv::WriterBuilder::new()
+        .quote_style(quote)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .buffer_capacity(s.len() * 2 + 3)
+        .from_writer(Vec::new());
+    // A one-field record (the writer closes quotes only at the record's end). Writing to
+    // memory cannot fail, and the bytes are the UTF-8 of `s` plus ASCII quotes and `\n`.
+    let bytes = w.write_record([s]).ok().and_then(|()| w.into_inner().ok()).unwrap_or_default();
+    let field = String::from_utf8(bytes).unwrap_or_default();
+    field.strip_suffix('\n').unwrap_or(&field).to_string()
 }
 
 /// Result of parsing a file's bytes: the valid entries, where each line starts, and how many
@@ -404,6 +375,25 @@ mod tests {
         assert_eq!(Entry::parse("0,Tux,0,k,1"), None, "quantity must be positive");
         assert_eq!(Entry::parse("x,Tux,1,k,1"), None);
         assert_eq!(Entry::parse("0,\"Tux,1,k,1"), None);
+    }
+
+    #[test]
+    fn tricky_fields_have_pinned_bytes() {
+        let line = |name: &str, key: &str| Entry { number: 7, name: name.into(), quantity: 3, key: key.into(), epoch: 2 }.to_line();
+        assert_eq!(line("Lego, big", "k"), "7,\"Lego, big\",3,k,2\n");
+        assert_eq!(line("say \"hi\"", "k"), "7,\"say \"\"hi\"\"\",3,k,2\n");
+        assert_eq!(line(" padded", "k "), "7,\" padded\",3,\"k \",2\n");
+        assert_eq!(line("Tux Jr", "a-b"), "7,Tux Jr,3,a-b,2\n");
+        assert_eq!(line("ünïcode", "k'1"), "7,ünïcode,3,k'1,2\n");
+    }
+
+    #[test]
+    fn only_lines_in_the_written_form_parse() {
+        assert_eq!(Entry::parse("0,Tux,1,k,1"), Some(entry(0, "k", 1)));
+        assert_eq!(Entry::parse("0,Tu\"x,1,k,1"), None, "stray quote");
+        assert_eq!(Entry::parse("0,\"Tux\"x,1,k,1"), None, "text after a closing quote");
+        assert_eq!(Entry::parse("0,\"Tux\",1,k,1"), None, "quoted although nothing needs quotes");
+        assert_eq!(Entry::parse("00,Tux,1,k,1"), None);
     }
 
     #[test]

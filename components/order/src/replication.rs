@@ -28,9 +28,10 @@ const MAX_ROUNDS: usize = 64;
 /// Rough upper bound of a batch's JSON size (the follower accepts bodies up to 1 MiB).
 const BATCH_BYTES: usize = 600_000;
 
-/// Did this error certainly happen before the request reached the peer?
+/// Did this error certainly happen before the request reached the peer? (A refused
+/// connection, see [`CallError::never_delivered`].)
 pub fn never_delivered(err: &CallError) -> bool {
-    matches!(err, CallError::Unreachable { reason, .. } if reason.to_ascii_lowercase().contains("refused"))
+    err.never_delivered()
 }
 
 impl<N: Net> Service<N> {

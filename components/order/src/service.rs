@@ -19,7 +19,7 @@ use std::time::Duration;
 use toystore_guest::sync::Mutex;
 use serde_json::json;
 use toystore_guest::lock::DirLock;
-use toystore_guest::{settings, Net, Reply, Request};
+use toystore_guest::{settings, Net, Reply, Request, Router};
 
 use crate::epoch;
 use crate::log::{Log, Position};
@@ -97,6 +97,43 @@ pub fn internal(e: impl std::fmt::Display) -> Reply {
     Reply::internal(format!("order log: {e}"))
 }
 
+/// The order replica's routes: the client's, then the peers' (README "Internal routes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Health,
+    Ping,
+    PlaceOrder,
+    Order,
+    LeaderSelection,
+    InformReplica,
+    Fence,
+    ReplicateOrder,
+    LastOrderNumber,
+    MissedOrders,
+    Tick,
+    Trap,
+}
+
+fn routes(debug_routes: bool) -> Router<Route> {
+    let routes = Router::new()
+        .get("/health", Route::Health)
+        .get("/ping", Route::Ping)
+        .post("/orders", Route::PlaceOrder)
+        .get("/orders/{n}", Route::Order)
+        .post("/leaderselection", Route::LeaderSelection)
+        .post("/inform_replica", Route::InformReplica)
+        .post("/fence", Route::Fence)
+        .post("/replicate_order", Route::ReplicateOrder)
+        .get("/get_last_order_number", Route::LastOrderNumber)
+        .get("/get_missed_orders/{n}", Route::MissedOrders)
+        .post("/tick", Route::Tick);
+    if debug_routes {
+        routes.post("/debug/trap", Route::Trap)
+    } else {
+        routes
+    }
+}
+
 /// One replica of the order service, generic over how it reaches other services so that the
 /// whole protocol runs natively in tests with an in-process network.
 pub struct Service<N: Net> {
@@ -109,13 +146,15 @@ pub struct Service<N: Net> {
     /// One start-up resync / catch-up at a time.
     pub(crate) sync_lock: Mutex<()>,
     dir: DirLock,
+    routes: Router<Route>,
 }
 
 impl<N: Net> Service<N> {
     pub fn new(cfg: Config, net: N) -> Self {
         let dir = DirLock::new(&cfg.data_dir);
         let state = RefCell::new(Replica::new(cfg.id));
-        Service { cfg, net, state, log: RefCell::new(None), order_lock: Mutex::new(()), sync_lock: Mutex::new(()), dir }
+        let routes = routes(cfg.debug_routes);
+        Service { cfg, net, state, log: RefCell::new(None), order_lock: Mutex::new(()), sync_lock: Mutex::new(()), dir, routes }
     }
 
     pub fn config(&self) -> &Config {
@@ -159,31 +198,23 @@ impl<N: Net> Service<N> {
         if let Err(reply) = self.on_disk(|_, _| ()).await {
             return reply;
         }
-        let segments = req.segments();
-        let path: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let method = req.method.as_str();
-        match (method, path.as_slice()) {
-            ("GET", ["health"]) => self.health(),
-            ("GET", ["ping"]) => self.ping().await,
-            ("POST", ["orders"]) => self.place_order(req).await,
-            ("GET", ["orders", n]) => self.get_order(n),
-            ("POST", ["leaderselection"]) => self.leader_selection().await,
-            ("POST", ["inform_replica"]) => self.inform_replica(req),
-            ("POST", ["fence"]) => self.fence(req).await,
-            ("POST", ["replicate_order"]) => self.replicate_order(req).await,
-            ("GET", ["get_last_order_number"]) => self.last_order_number().await,
-            ("GET", ["get_missed_orders", n]) => self.missed_orders(n).await,
-            ("POST", ["tick"]) => self.tick().await,
-            ("POST", ["debug", "trap"]) if self.cfg.debug_routes => {
-                panic!("order replica {}: trap requested via /debug/trap", self.cfg.id)
-            }
-            (
-                _,
-                ["health"] | ["ping"] | ["orders"] | ["orders", _] | ["leaderselection"] | ["inform_replica"]
-                | ["fence"] | ["replicate_order"] | ["get_last_order_number"] | ["get_missed_orders", _]
-                | ["tick"],
-            ) => Reply::method_not_allowed(&req.method, &req.path),
-            _ => Reply::no_route(&req.method, &req.path),
+        let matched = match self.routes.at(req) {
+            Ok(m) => m,
+            Err(reply) => return reply,
+        };
+        match matched.route {
+            Route::Health => self.health(),
+            Route::Ping => self.ping().await,
+            Route::PlaceOrder => self.place_order(req).await,
+            Route::Order => self.get_order(matched.param("n")),
+            Route::LeaderSelection => self.leader_selection().await,
+            Route::InformReplica => self.inform_replica(req),
+            Route::Fence => self.fence(req).await,
+            Route::ReplicateOrder => self.replicate_order(req).await,
+            Route::LastOrderNumber => self.last_order_number().await,
+            Route::MissedOrders => self.missed_orders(matched.param("n")).await,
+            Route::Tick => self.tick().await,
+            Route::Trap => panic!("order replica {}: trap requested via /debug/trap", self.cfg.id),
         }
     }
 

@@ -18,7 +18,7 @@ impl Net for CatalogOnly {
         if url.starts_with("http://catalog/") {
             Ok(NetResponse { status: 200, body: serde_json::json!({"data": {}}) })
         } else {
-            Err(CallError::Unreachable { url: url.into(), reason: "connection refused".into() })
+            Err(CallError::Refused { url: url.into() })
         }
     }
 }

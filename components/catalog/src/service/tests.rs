@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures::executor::block_on;
+use http::Method;
 use serde_json::{json, Value};
 use toystore_guest::{CallError, NetResponse};
 
@@ -31,7 +32,7 @@ impl FakeFrontend {
 impl Net for FakeFrontend {
     async fn call(&self, method: Method, url: &str, _b: Option<Value>, t: Duration) -> Result<NetResponse, CallError> {
         if !self.up.get() {
-            return Err(CallError::Unreachable { url: url.into(), reason: "connection refused".into() });
+            return Err(CallError::Refused { url: url.into() });
         }
         assert_eq!(method, Method::POST);
         let _ = t;

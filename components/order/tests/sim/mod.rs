@@ -231,7 +231,7 @@ impl Sim {
             (n.service.clone(), n.generation)
         };
         let Some(service) = service else {
-            return Err(CallError::Unreachable { url: url(id), reason: "connection refused".into() });
+            return Err(CallError::Refused { url: url(id) });
         };
         let bytes = body.map(|b| b.to_string()).unwrap_or_default();
         let req = Request::new(method, path, bytes);
@@ -382,7 +382,7 @@ impl Net for SimNet {
             "catalog" => 0,
             h => match h.strip_prefix("order-").and_then(|i| i.parse().ok()) {
                 Some(id) => id,
-                None => return Err(CallError::Unreachable { url: url.into(), reason: "connection refused".into() }),
+                None => return Err(CallError::Refused { url: url.into() }),
             },
         };
         sim.deliver(self.from, to, method, path, body).await
