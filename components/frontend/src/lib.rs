@@ -2,13 +2,14 @@
 //!
 //! The logic is plain Rust, tested natively against an in-process fake of the catalog and the
 //! order replicas: [`cache`] (the LRU product cache with versioned invalidation and a TTL),
-//! [`leader`] (leader selection, failover and health checks), [`service`] (the routes). Only
+//! [`leader`] (leader selection, failover and health checks), [`service`] (the routes), [`storefront`] (the HTML page at `GET /`). Only
 //! the `wasm` module below touches WASI: one long-lived [`Frontend`] per instance serves every
 //! request.
 
 pub mod cache;
 pub mod leader;
 pub mod service;
+pub mod storefront;
 
 #[cfg(test)]
 mod fake;
@@ -33,6 +34,7 @@ mod wasm {
         async fn handle(request: Request) -> Result<Response, ErrorCode> {
             let frontend = FRONTEND.with(Rc::clone);
             let reply = match read_request(request).await {
+                Ok(req) if super::storefront::is_page(&req) => return super::storefront::response(),
                 Ok(req) => frontend.handle(&req).await,
                 Err(reply) => reply,
             };
