@@ -40,7 +40,11 @@ impl Metrics {
 #[test]
 fn metrics_move_with_real_traffic() {
     let c = Cluster::start();
+    c.wait_for("a leader", Duration::from_secs(30), || c.leader().is_some());
     let leader = c.leader().expect("a leader");
+    c.wait_for("the replicas' pings to name it", Duration::from_secs(30), || {
+        Metrics::scrape(&c).sum("toystore_order_leader", &[]) == leader as f64
+    });
     let before = Metrics::scrape(&c);
 
     // Lookups: the first of a toy misses the cache, the second hits.
