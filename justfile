@@ -28,6 +28,16 @@ setup-wasmtime:
     cargo install wasmtime-cli@{{wasmtime_version}} --locked --no-default-features \
         --features serve,run,cranelift,pooling-allocator,parallel-compilation,component-model-async
 
+# Install Chromium and its WebDriver (Debian packages) for the page tests, unless present.
+setup-browser:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi
+    echo "installing chromium and chromium-driver (one time)"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y chromium chromium-driver
+
 # Build the components (wasm32-wasip2) and the host (release).
 build: setup
     cargo build --release --target wasm32-wasip2 {{components}}
@@ -37,8 +47,8 @@ build: setup
 serve manifest="toystore.toml": build
     ./target/release/toystore serve --manifest {{manifest}}
 
-# Unit tests (native) and end-to-end tests against the real host.
-test: build setup-wasmtime
+# Unit tests (native) and end-to-end tests against the real host (the page tests in headless Chromium).
+test: build setup-wasmtime setup-browser
     cargo test --release {{native}} --no-fail-fast -- --test-threads=2
 
 # The seed's evaluation: 5 clients, p = 0..0.8, cache on/off, plus a failure run -> eval/.

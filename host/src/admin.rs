@@ -8,6 +8,8 @@
 //! | `POST /replicas/<id>/restart` | start a fresh instance of it (kills it first if running) |
 //! | `POST /services/<name>/kill`, `.../restart` | the same for any service |
 //! | `GET /health` | `{"data":"ok"}` |
+//! | `GET /metrics` | Prometheus metrics (OpenMetrics text; see [`crate::metrics`]) |
+//! | `GET /` | the operations page (HTML; see [`crate::ops_page`]) |
 //!
 //! Replies use the components' envelope: `{"data": ...}` or `{"error": {"code", "message"}}`.
 
@@ -42,7 +44,9 @@ impl Admin {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         tracing::debug!(%method, %path, "admin request");
         match (&method, segments.as_slice()) {
-            (&Method::GET, ["health"] | []) => reply::data(StatusCode::OK, json!("ok")),
+            (&Method::GET, []) => crate::ops_page::respond(),
+            (&Method::GET, ["metrics"]) => crate::metrics::respond(&self.services).await,
+            (&Method::GET, ["health"]) => reply::data(StatusCode::OK, json!("ok")),
             (&Method::GET, ["services"]) => {
                 let reports: Vec<Value> = self.services.iter().map(|s| to_json(s.report())).collect();
                 reply::data(StatusCode::OK, Value::Array(reports))
@@ -64,7 +68,7 @@ impl Admin {
                 Some(service) => control(service, action).await,
                 None => reply::error(StatusCode::NOT_FOUND, format!("no service {name}")),
             },
-            (_, ["health" | "services" | "replicas"] | ["replicas" | "services", _, "kill" | "restart"]) => {
+            (_, [] | ["health" | "metrics" | "services" | "replicas"] | ["replicas" | "services", _, "kill" | "restart"]) => {
                 reply::error(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed on {path}"))
             }
             _ => reply::error(StatusCode::NOT_FOUND, format!("no route for {method} {path}")),

@@ -9,6 +9,7 @@
 //! - [`supervisor`]: keeps one instance alive, restarting it after a trap;
 //! - [`instance`]: one instance serving many jobs concurrently (`run_concurrent`);
 //! - [`outgoing`]: how a component's outgoing HTTP calls are sent (a pooled client);
+//! - [`metrics`], [`ops_page`]: `GET /metrics` and the operations page on the admin address;
 //! - [`ticker`], [`admin`], [`datadir`], [`reply`]: the timer, the admin endpoint, data
 //!   directories and the host's own JSON replies;
 //! - [`cli`], [`serve`], [`replica_cli`]: the commands.
@@ -18,6 +19,8 @@ mod cli;
 mod datadir;
 mod instance;
 mod manifest;
+mod metrics;
+mod ops_page;
 mod outgoing;
 mod replica_cli;
 mod reply;

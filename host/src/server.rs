@@ -121,6 +121,7 @@ pub struct Gate {
 /// Hand one incoming request to the service's instance and wait for its response.
 pub async fn forward(gate: Arc<Gate>, request: hyper::Request<Incoming>) -> Response {
     let Ok(_permit) = gate.permits.clone().try_acquire_owned() else {
+        crate::metrics::busy(&gate.name);
         return reply::error(StatusCode::SERVICE_UNAVAILABLE, format!("{} is busy: too many requests in flight", gate.name));
     };
     let (mut parts, body) = request.into_parts();
@@ -139,6 +140,7 @@ pub async fn forward(gate: Arc<Gate>, request: hyper::Request<Incoming>) -> Resp
     let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
     let (job, receiver) = Job::new(http::Request::from_parts(parts, body));
     if let Err(e) = gate.jobs.try_send(job) {
+        if matches!(e, mpsc::error::TrySendError::Full(_)) { crate::metrics::busy(&gate.name); }
         let why = match e {
             mpsc::error::TrySendError::Full(_) => "is busy: its request queue is full",
             mpsc::error::TrySendError::Closed(_) => "is not running",

@@ -84,6 +84,7 @@ struct Running {
 
 impl Service {
     pub fn new(spec: ServiceSpec, runtime: Arc<Runtime>, instance: InstanceSpec) -> Arc<Self> {
+        crate::metrics::register_service(&spec.name);
         Arc::new(Self {
             spec,
             runtime,
@@ -137,7 +138,10 @@ impl Service {
             jobs: jobs.clone(),
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         });
-        let handler: Handler = Arc::new(move |request| Box::pin(server::forward(gate.clone(), request)));
+        let handler: Handler = Arc::new(move |request| {
+            let gate = gate.clone();
+            Box::pin(crate::metrics::measure(gate.name.clone(), request, move |request| server::forward(gate, request)))
+        });
         let (shutdown, shutdown_rx) = watch::channel(false);
 
         self.status.set(State::Starting);
@@ -172,6 +176,7 @@ impl Service {
             // Wait until both are really gone, so the port is closed when we return.
             let _ = running.listener.await;
             let _ = running.supervisor.await;
+            crate::metrics::restarted(&self.spec.name, crate::metrics::RestartCause::Kill);
         }
         self.status.set(State::Killed);
         tracing::warn!(service = %self.spec.name, "killed");
@@ -226,7 +231,7 @@ impl Service {
         let service = self.clone();
         tokio::spawn(async move {
             match service.call(Method::POST, "/tick", timeout).await {
-                Ok((status, _)) if status.is_success() => {}
+                Ok((status, body)) if status.is_success() => crate::metrics::restocked(&body),
                 Ok((status, body)) => tracing::debug!(
                     service = %service.spec.name, %status, body = %String::from_utf8_lossy(&body), "tick answered with an error"
                 ),

@@ -219,6 +219,7 @@ impl Supervisor {
                 Err(failure) => {
                     tracing::error!(service = %self.name, error = %failure, "instance failed; starting a fresh one");
                     self.status.crashed(failure.to_string());
+                    crate::metrics::restarted(&self.name, if matches!(failure, InstanceFailure::Trap(_)) { crate::metrics::RestartCause::Trap } else { crate::metrics::RestartCause::Other });
                     backoff.failed(started.elapsed());
                 }
             }

@@ -3,7 +3,10 @@
 //!
 //! Tests talk to it over HTTP like any client. Paths: the host binary is `TOYSTORE_BIN`
 //! (default `target/release/toystore`), the components are in `TOYSTORE_WASM_DIR` (default
-//! `target/wasm32-wasip2/release`); `just test` builds both first.
+//! `target/wasm32-wasip2/release`); `just test` builds both first. [`browser`] drives a real
+//! headless Chromium for the page tests.
+
+pub mod browser;
 
 use std::fs;
 use std::io::Read;

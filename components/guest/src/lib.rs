@@ -29,6 +29,7 @@ pub use item::ItemRequest;
 pub use net::{CallError, Net, NetResponse};
 pub use reply::Reply;
 pub use request::Request;
+pub use reply::StaticPage;
 pub use router::{Matched, Router};
 
 /// The bindings, for [`export_service!`]'s expansion (components need no direct dependency).
@@ -47,9 +48,20 @@ pub use wasip3;
 /// `async fn handle(&self, &Request) -> Reply`. A request that cannot be read (too large,
 /// malformed) is answered with its error reply without reaching the service. Expands to
 /// nothing except on wasm32, so the crate still builds and tests natively.
+///
+/// A service that also serves a fixed non-JSON document (the frontend's storefront page) names
+/// a `fn(&Request) -> Option<StaticPage>` after `pages =`; it is asked first, so such documents
+/// never pass through the JSON envelope:
+///
+/// ```ignore
+/// toystore_guest::export_service!(Frontend<WasiNet> = Frontend::new(..), pages = storefront::page);
+/// ```
 #[macro_export]
 macro_rules! export_service {
     ($service:ty = $make:expr) => {
+        $crate::export_service!($service = $make, pages = |_| None);
+    };
+    ($service:ty = $make:expr, pages = $pages:expr) => {
         #[cfg(target_arch = "wasm32")]
         mod __toystore_entry {
             #[allow(unused_imports)]
@@ -67,7 +79,13 @@ macro_rules! export_service {
                 async fn handle(request: Request) -> Result<Response, ErrorCode> {
                     let service = SERVICE.with(::std::rc::Rc::clone);
                     let reply = match $crate::wasi::read_request(request).await {
-                        Ok(req) => service.handle(&req).await,
+                        Ok(req) => {
+                            let pages: fn(&$crate::Request) -> Option<$crate::StaticPage> = $pages;
+                            if let Some(page) = pages(&req) {
+                                return $crate::wasi::page_response(page);
+                            }
+                            service.handle(&req).await
+                        }
                         Err(reply) => reply,
                     };
                     $crate::wasi::into_response(reply)

@@ -92,3 +92,11 @@ mod tests {
         assert!(!err.is_success());
     }
 }
+
+/// A fixed document served as it is, outside the JSON envelope (the storefront page): the
+/// one kind of answer that is not a [`Reply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticPage {
+    pub content_type: &'static str,
+    pub body: &'static str,
+}

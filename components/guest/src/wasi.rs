@@ -13,7 +13,7 @@ use wasip3::http_compat::{
 
 use crate::net::{CallError, Net, NetResponse};
 use crate::request::MAX_BODY_BYTES;
-use crate::{Reply, Request};
+use crate::{Reply, Request, StaticPage};
 
 /// Read a WASI request into a [`Request`], or the error reply to send instead.
 pub async fn read_request(request: types::Request) -> Result<Request, Reply> {
@@ -44,6 +44,17 @@ pub fn into_response(reply: Reply) -> Result<types::Response, ErrorCode> {
         .header("content-type", "application/json")
         .header("content-length", body.len())
         .body(body)
+        .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?;
+    http_into_wasi_response(response)
+}
+
+/// Turn a [`StaticPage`] into a 200 WASI response.
+pub fn page_response(page: StaticPage) -> Result<types::Response, ErrorCode> {
+    let response = http::Response::builder()
+        .status(200)
+        .header("content-type", page.content_type)
+        .header("content-length", page.body.len())
+        .body(page.body.to_string())
         .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?;
     http_into_wasi_response(response)
 }

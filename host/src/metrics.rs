@@ -1,0 +1,410 @@
+//! Prometheus metrics (`GET /metrics` on the admin address), behind one small API so the
+//! serving path only needs one-line hooks.
+//!
+//! Two sources, chosen so each number comes from whoever really knows it:
+//! - **measured by the host at its boundary** (always exact, no guest cooperation): every
+//!   request a service's listener forwards ([`measure`]: count and latency per service,
+//!   route, method and status; orders committed and rejected at the public frontend), requests
+//!   refused as busy ([`busy`]), instance restarts by cause ([`restarted`]), and toys restocked
+//!   (the catalog's `POST /tick` / `POST /restock` answers, [`restocked`]);
+//! - **scraped from the components when `/metrics` is read** ([`scrape`]): the frontend's cache
+//!   counters (`GET /cache/stats`) and each replica's `/ping` (leader, epoch, last order), from
+//!   which the host derives per-follower lag and last contact.
+//!
+//! Component counters restart from zero with their instance; [`scrape`] adds only the increase
+//! since the previous scrape, so the exported counters never go down.
+//!
+//! Label cardinality stays bounded: a path is reduced to its route (`/products/Tux` →
+//! `/products/<name>`, unknown paths → `other`) by [`route_of`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, StatusCode};
+use hyper::body::Incoming;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+
+use crate::instance::{full_body, Response};
+use crate::service::Service;
+use crate::supervisor::State;
+
+/// The content type of [`render`]'s output (OpenMetrics text, which Prometheus scrapes natively).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// How long a scrape waits for each component's answer.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The public entry, where orders are counted once (the leader's own `POST /orders` is an
+/// internal hop of the same order).
+const FRONTEND: &str = "frontend";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    service: String,
+    method: String,
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RestartLabels {
+    service: String,
+    cause: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabel {
+    replica: String,
+}
+
+/// Why an instance was replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartCause {
+    /// The guest trapped (a panic, an out-of-bounds access, ...).
+    Trap,
+    /// Killed from outside (`POST /replicas/<id>/kill`, `.../restart`).
+    Kill,
+    /// Stopped for spinning (never yielding). The host has no such watchdog yet, so this stays
+    /// 0; it is exported so dashboards need no change when one is added.
+    Spin,
+    /// Any other failure (instantiation, data directory).
+    Other,
+}
+
+impl RestartCause {
+    const ALL: [RestartCause; 4] = [Self::Trap, Self::Kill, Self::Spin, Self::Other];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Trap => "trap",
+            Self::Kill => "kill",
+            Self::Spin => "spin",
+            Self::Other => "other",
+        }
+    }
+}
+
+type LatencyFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: LatencyFamily,
+    busy: Family<ServiceLabel, Counter>,
+    restarts: Family<RestartLabels, Counter>,
+    committed: Counter,
+    rejected: Family<ReasonLabel, Counter>,
+    restocks: Counter,
+    cache: Family<EventLabel, Counter>,
+    leader: Gauge,
+    epoch: Gauge,
+    last_order: Family<ReplicaLabel, Gauge>,
+    lag: Family<ReplicaLabel, Gauge>,
+    last_contact: Family<ReplicaLabel, FloatGauge>,
+    up: Family<ReplicaLabel, Gauge>,
+    /// What the previous scrape saw, to turn component counters into increases.
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    cache: HashMap<&'static str, u64>,
+    /// Per replica: when its `/ping` last answered, and the last order it reported.
+    replicas: HashMap<u32, (Instant, u64)>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms .. ~4 s.
+    Histogram::new(exponential_buckets(0.00025, 2.0, 15))
+}
+
+/// The cache counters copied from the frontend's `GET /cache/stats`.
+const CACHE_EVENTS: [&str; 4] = ["hits", "misses", "evictions", "invalidations"];
+
+fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let mut registry = Registry::with_prefix("toystore");
+        let m = Metrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            busy: Family::default(),
+            restarts: Family::default(),
+            committed: Counter::default(),
+            rejected: Family::default(),
+            restocks: Counter::default(),
+            cache: Family::default(),
+            leader: Gauge::default(),
+            epoch: Gauge::default(),
+            last_order: Family::default(),
+            lag: Family::default(),
+            last_contact: Family::default(),
+            up: Family::default(),
+            seen: Mutex::new(Seen::default()),
+            registry: Registry::default(),
+        };
+        registry.register("requests", "Requests answered, per service, method, route and status", m.requests.clone());
+        registry.register("request_duration_seconds", "Request latency at the host boundary", m.latency.clone());
+        registry.register("busy_rejections", "Requests refused with 503 because the service was busy", m.busy.clone());
+        registry.register("instance_restarts", "Instances replaced, by cause (trap, kill, spin, other)", m.restarts.clone());
+        registry.register("orders_committed", "Orders the frontend answered with success", m.committed.clone());
+        registry.register("orders_rejected", "Orders the frontend refused, by reason (from the status)", m.rejected.clone());
+        registry.register("restocks", "Toys restocked by the catalog", m.restocks.clone());
+        registry.register("cache_events", "Frontend product cache: hits, misses, evictions, invalidations", m.cache.clone());
+        registry.register("order_leader", "Order replica that leads (0 = none)", m.leader.clone());
+        registry.register("order_epoch", "Epoch of the current order leader", m.epoch.clone());
+        registry.register("replica_last_order", "Last order number in each replica's log", m.last_order.clone());
+        registry.register("replica_lag_orders", "Orders each replica is behind the leader", m.lag.clone());
+        registry.register(
+            "replica_last_contact_seconds",
+            "Seconds since each replica last answered the host's /ping",
+            m.last_contact.clone(),
+        );
+        registry.register("replica_up", "1 if the replica answered /ping at the last scrape", m.up.clone());
+        for event in CACHE_EVENTS {
+            drop(m.cache.get_or_create(&EventLabel { event: event.into() }));
+        }
+        Metrics { registry, ..m }
+    })
+}
+
+/// Declare the series of one service at 0, so the first event is visible as an increase.
+pub fn register_service(service: &str) {
+    let m = metrics();
+    for cause in RestartCause::ALL {
+        drop(m.restarts.get_or_create(&RestartLabels { service: service.into(), cause: cause.label().into() }));
+    }
+    drop(m.busy.get_or_create(&ServiceLabel { service: service.into() }));
+}
+
+/// One request a service's listener answered.
+fn record(service: &str, method: &Method, route: &'static str, status: StatusCode, elapsed: Duration) {
+    let m = metrics();
+    let labels = RequestLabels {
+        service: service.into(),
+        method: method.as_str().into(),
+        route: route.into(),
+        status: status.as_str().into(),
+    };
+    m.requests.get_or_create(&labels).inc();
+    m.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    if service == FRONTEND && method == Method::POST && route == "/orders" {
+        match rejection_reason(status) {
+            None => {
+                m.committed.inc();
+            }
+            Some(reason) => {
+                m.rejected.get_or_create(&ReasonLabel { reason: reason.into() }).inc();
+            }
+        }
+    }
+}
+
+/// A request refused with 503 because the service was busy (hook in `server::forward`).
+pub fn busy(service: &str) {
+    metrics().busy.get_or_create(&ServiceLabel { service: service.into() }).inc();
+}
+
+/// An instance of `service` was replaced (hooks in the supervisor and `Service::kill`).
+pub fn restarted(service: &str, cause: RestartCause) {
+    metrics().restarts.get_or_create(&RestartLabels { service: service.into(), cause: cause.label().into() }).inc();
+}
+
+/// A catalog answer to `POST /tick` or `POST /restock`: `{"data": {"restocked": [names]}}`.
+pub fn restocked(body: &[u8]) {
+    let Ok(body) = serde_json::from_slice::<Value>(body) else { return };
+    if let Some(names) = body.pointer("/data/restocked").and_then(Value::as_array) {
+        metrics().restocks.inc_by(names.len() as u64);
+    }
+}
+
+/// Why an order was refused, from the frontend's status (a type, not the message text).
+fn rejection_reason(status: StatusCode) -> Option<&'static str> {
+    match status.as_u16() {
+        200..=299 => None,
+        // Invalid input, or not enough stock (the catalog answers both with 400).
+        400 => Some("invalid_or_out_of_stock"),
+        404 => Some("unknown_product"),
+        409 => Some("conflict"),
+        503 => Some("unavailable"),
+        400..=499 => Some("client_error"),
+        _ => Some("server_error"),
+    }
+}
+
+/// The route a path belongs to, with its parameters replaced by `<name>`-style placeholders,
+/// so label values stay a small fixed set whatever clients send.
+pub fn route_of(path: &str) -> &'static str {
+    let path = path.split('?').next().unwrap_or("");
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        [] => "/",
+        ["products"] => "/products",
+        ["products", _] => "/products/<name>",
+        ["product", _] => "/product/<name>",
+        ["orders"] => "/orders",
+        ["orders", _] => "/orders/<number>",
+        ["invalidate", _] => "/invalidate/<name>",
+        ["cache", "stats"] => "/cache/stats",
+        ["get_missed_orders", _] => "/get_missed_orders/<number>",
+        [single] => match *single {
+            "leader" => "/leader",
+            "health" => "/health",
+            "ping" => "/ping",
+            "tick" => "/tick",
+            "buy" => "/buy",
+            "release" => "/release",
+            "restock" => "/restock",
+            "leaderselection" => "/leaderselection",
+            "inform_replica" => "/inform_replica",
+            "fence" => "/fence",
+            "replicate_order" => "/replicate_order",
+            "get_last_order_number" => "/get_last_order_number",
+            _ => "other",
+        },
+        _ => "other",
+    }
+}
+
+/// Refresh what the components know (cache counters, leader, epoch, lag, last contact).
+pub async fn scrape(services: &[Arc<Service>]) {
+    let frontend = services.iter().find(|s| s.name() == FRONTEND);
+    let replicas: Vec<_> = services.iter().filter_map(|s| Some((s.spec.replica_id()?, s))).collect();
+    let cache_stats = async {
+        match frontend {
+            Some(f) => call_data(f, "/cache/stats").await,
+            None => None,
+        }
+    };
+    let pings = join_all(replicas.iter().map(|(id, s)| async move { (*id, call_data(s, "/ping").await) }));
+    let (cache_stats, pings) = futures::join!(cache_stats, pings);
+
+    let m = metrics();
+    let mut seen = m.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(stats) = cache_stats {
+        for event in CACHE_EVENTS {
+            let now = stats.get(event).and_then(Value::as_u64).unwrap_or(0);
+            let before = seen.cache.insert(event, now).unwrap_or(0);
+            // A smaller value means the frontend restarted and counts from zero again.
+            let increase = if now >= before { now - before } else { now };
+            m.cache.get_or_create(&EventLabel { event: event.into() }).inc_by(increase);
+        }
+    }
+
+    let mut leader = None;
+    for (id, ping) in &pings {
+        let label = ReplicaLabel { replica: id.to_string() };
+        m.up.get_or_create(&label).set(i64::from(ping.is_some()));
+        let Some(ping) = ping else { continue };
+        let last = ping.get("last").and_then(Value::as_u64).unwrap_or(0);
+        seen.replicas.insert(*id, (Instant::now(), last));
+        if ping.get("role").and_then(Value::as_str) == Some("leader") {
+            leader = Some((*id, ping.get("epoch").and_then(Value::as_i64).unwrap_or(0), last));
+        }
+    }
+    m.leader.set(leader.map_or(0, |(id, _, _)| i64::from(id)));
+    if let Some((_, epoch, _)) = leader {
+        m.epoch.set(epoch);
+    }
+    for (id, _) in &pings {
+        let label = ReplicaLabel { replica: id.to_string() };
+        let Some(&(contact, last)) = seen.replicas.get(id) else { continue };
+        m.last_order.get_or_create(&label).set(i64::try_from(last).unwrap_or(i64::MAX));
+        m.last_contact.get_or_create(&label).set(contact.elapsed().as_secs_f64());
+        if let Some((_, _, leader_last)) = leader {
+            m.lag.get_or_create(&label).set(i64::try_from(leader_last.saturating_sub(last)).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// The `data` of a successful answer of a running service to `GET path`.
+async fn call_data(service: &Service, path: &str) -> Option<Value> {
+    if service.state() != State::Running {
+        return None;
+    }
+    let (status, body) = service.call(Method::GET, path, SCRAPE_TIMEOUT).await.ok()?;
+    if !status.is_success() {
+        return None;
+    }
+    serde_json::from_slice::<Value>(&body).ok()?.get("data").cloned()
+}
+
+/// `GET /metrics`: scrape the components, then answer everything in the OpenMetrics text format.
+pub async fn respond(services: &[Arc<Service>]) -> Response {
+    scrape(services).await;
+    let mut response = http::Response::new(full_body(Bytes::from(render())));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    response
+}
+
+/// Run `serve` on `request` and record the request (the hook on every service's listener).
+pub async fn measure<F>(
+    service: Arc<str>,
+    request: hyper::Request<Incoming>,
+    serve: impl FnOnce(hyper::Request<Incoming>) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = route_of(request.uri().path());
+    let response = serve(request).await;
+    record(&service, &method, route, response.status(), started.elapsed());
+    response
+}
+
+/// Everything, in the OpenMetrics text format.
+pub fn render() -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &metrics().registry);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_replace_parameters_and_bound_unknown_paths() {
+        assert_eq!(route_of("/products/Tux"), "/products/<name>");
+        assert_eq!(route_of("/orders/17?x=1"), "/orders/<number>");
+        assert_eq!(route_of("/orders"), "/orders");
+        assert_eq!(route_of("/"), "/");
+        assert_eq!(route_of("/no/such/thing"), "other");
+        assert_eq!(route_of("/random-junk-123"), "other");
+    }
+
+    #[test]
+    fn order_outcomes_follow_the_status() {
+        assert_eq!(rejection_reason(StatusCode::OK), None);
+        assert_eq!(rejection_reason(StatusCode::NOT_FOUND), Some("unknown_product"));
+        assert_eq!(rejection_reason(StatusCode::SERVICE_UNAVAILABLE), Some("unavailable"));
+    }
+}
