@@ -9,7 +9,7 @@ components := "-p toystore-frontend -p toystore-catalog -p toystore-order -p toy
 # Native crates with unit tests, plus the end-to-end suite. `build` compiles them as one set with
 # --all-targets, which resolves features exactly as `cargo test` does (dev-dependencies included),
 # so the release host (wasmtime, 5-9 min) is compiled once for `serve` and `test` alike.
-native := "-p toystore -p toystore-client -p toystore-guest -p toystore-catalog -p toystore-frontend -p toystore-order -p toystore-e2e"
+native := "-p toystore -p toystore-host -p toystore-manifest -p toystore-api -p toystore-client -p toystore-guest -p toystore-catalog -p toystore-frontend -p toystore-order -p toystore-e2e"
 
 # Show the recipes.
 default:
@@ -48,7 +48,7 @@ serve manifest="toystore.toml": build
     ./target/release/toystore serve --manifest {{manifest}}
 
 # Unit tests (native) and end-to-end tests against the real host (the page tests in headless Chromium).
-test: build setup-wasmtime setup-browser
+test: build setup-wasmtime setup-browser runtime-deps
     cargo test --release {{native}} --no-fail-fast -- --test-threads=2
 
 # The seed's evaluation: 5 clients, p = 0..0.8, cache on/off, plus a failure run -> eval/.
@@ -63,3 +63,12 @@ bench: build setup-wasmtime
 # Only the host-speed comparison with the stock `wasmtime serve` (about a third of `bench`).
 bench-host-speed: build setup-wasmtime
     ./target/release/toystore bench --host-speed-only --out eval/bench-host-speed.md
+
+# The runtime (toystore-host) must not link the load client or the bench's plotting, progress-bar
+# and histogram crates; only the thin `toystore` binary (cli/) puts the two together.
+runtime-deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    linked=$(cargo tree -p toystore-host -e normal --prefix none | grep -E '^(toystore-client|plotters|indicatif|hdrhistogram) ' || true)
+    if [ -n "$linked" ]; then echo "toystore-host links what it must not:"; echo "$linked" | sort -u; exit 1; fi
+    echo "toystore-host does not link the client, plotters, indicatif or hdrhistogram"

@@ -120,8 +120,8 @@ impl ClientArgs {
         }
     }
 
-    pub fn retry_policy(&self) -> crate::session::RetryPolicy {
-        crate::session::RetryPolicy {
+    pub fn retry_policy(&self) -> crate::call::RetryPolicy {
+        crate::call::RetryPolicy {
             max_retries: self.retries,
             base: Duration::from_millis(self.backoff_ms.max(1)),
             cap: Duration::from_secs(2),

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::args::{BenchArgs, SEED_TOYS};
 use crate::conn::{Conn, Target};
 use crate::eval::{machine, utc_now};
-use crate::hostproc::{components_dir, host_binary, truncate_order_log, write_order_log, Components, Host, HostConfig};
+use crate::hostproc::{components_dir, host_binary, truncate_order_log, write_order_log, Components, Host, HostConfig, OutgoingHttp};
 use crate::hostspeed::{host_speed_markdown, measure_host_speed, HostSpeed, Stock, StockServe, Targets};
 use crate::session::new_key;
 
@@ -296,16 +296,16 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     // Cache off: every lookup is a miss (frontend -> catalog); pooled vs fresh connections.
     let mut fresh = Vec::new();
-    for mode in ["pooled", "fresh"] {
+    for mode in [OutgoingHttp::Pooled, OutgoingHttp::Fresh] {
         let mut h = ctx
             .host(&format!("bench-cache-off-{mode}"), Components::real(&ctx.dir), |c| {
                 c.settings.cache_enabled = false;
-                c.outgoing_http = mode.into();
+                c.outgoing_http = mode;
             })
             .await?;
-        let rows = if mode == "pooled" { &mut pooled } else { &mut fresh };
+        let rows = if mode == OutgoingHttp::Pooled { &mut pooled } else { &mut fresh };
         rows.push(ctx.row(&h, "lookup_miss", "baseline_get", &Op::Get(lookup_paths(&SEED_TOYS))).await?);
-        if mode == "fresh" {
+        if mode == OutgoingHttp::Fresh {
             let orders = ctx.row(&h, "order", "baseline_post", &Op::Order).await?;
             let count = orders.points.iter().filter_map(|p| p.max_order).max().map_or(1, |n| n + 1);
             rows.push(orders);

@@ -47,7 +47,7 @@ fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
 }
 
 fn err(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
-    reply(status, json!({"error":{"code":status.as_u16(),"message":msg}}))
+    reply(status, toystore_api::error_value(status.as_u16(), msg))
 }
 
 async fn handle(

@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod call;
 pub mod conn;
 pub mod eval;
 pub mod hostproc;

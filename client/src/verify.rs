@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::conn::{Conn, Target};
-use crate::session::{call, Call, RetryPolicy};
+use crate::call::{call, Call, RetryPolicy};
 use crate::stats::{Class, Kind, Stats};
 
 /// An order the store acknowledged with a number.

@@ -127,10 +127,10 @@ async fn ping_replica(service: &Service) -> (Value, Value) {
         Ok((status, body)) => {
             let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             if status.is_success() {
-                let data = body.get("data").cloned().unwrap_or(Value::Null);
+                let data = toystore_api::data_of(&body).cloned().unwrap_or(Value::Null);
                 (data.get("leader").cloned().unwrap_or(Value::Null), data)
             } else {
-                let message = body.pointer("/error/message").cloned().unwrap_or(json!(status.as_u16()));
+                let message = toystore_api::error_of(&body).map_or(json!(status.as_u16()), |e| json!(e.message));
                 (Value::Null, json!({ "error": message, "status": status.as_u16() }))
             }
         }

@@ -2,8 +2,10 @@
 //! settings.
 //!
 //! Parsing happens in two steps so that every mistake gets a clear message:
-//! 1. [`RawManifest`] mirrors the TOML file exactly (serde, unknown keys rejected, so a typo
-//!    such as `listn` fails loudly instead of being ignored);
+//! 1. [`ManifestFile`] (the schema shared with the client and the components, in
+//!    `toystore-manifest`) mirrors the TOML file exactly: typed settings, unknown keys rejected,
+//!    so a typo such as `listn` or `cache_capacty` fails with the file, the key and the known
+//!    keys instead of being ignored;
 //! 2. [`Manifest::from_raw`] resolves relative paths against the manifest's directory, turns
 //!    the three kinds of services into one flat list of [`ServiceSpec`]s and validates the
 //!    whole: unique names/ids/addresses/data directories, files that exist, loopback-only
@@ -11,15 +13,12 @@
 //!
 //! Everything after this module works with the validated [`Manifest`] only.
 
-use std::collections::{BTreeMap, HashSet};
-use std::fmt;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
-/// Default for `settings.tick_interval_ms`: how often the host calls `POST /tick`.
-pub const DEFAULT_TICK_INTERVAL_MS: u64 = 1000;
+pub use toystore_manifest::OutgoingHttp;
+use toystore_manifest::{ManifestFile, OrderReplicas, ReplicaTable, ServiceEnv, ServiceTable, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -29,26 +28,6 @@ pub enum ManifestError {
     Parse { path: PathBuf, message: String },
     #[error("the manifest {path} is not valid: {problems}", problems = .problems.join("; "))]
     Invalid { path: PathBuf, problems: Vec<String> },
-}
-
-/// How outgoing HTTP requests made by components are sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutgoingHttp {
-    /// One shared keep-alive connection pool for every component (the default).
-    #[default]
-    Pooled,
-    /// wasmtime-wasi-http's own path: a new TCP connection per request (kept for comparison).
-    Fresh,
-}
-
-impl fmt::Display for OutgoingHttp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OutgoingHttp::Pooled => "pooled",
-            OutgoingHttp::Fresh => "fresh",
-        })
-    }
 }
 
 /// What kind of service a [`ServiceSpec`] is; decides its name and its extra environment.
@@ -95,8 +74,8 @@ pub struct Manifest {
     /// Loopback address of the admin endpoint.
     pub admin: SocketAddr,
     pub outgoing_http: OutgoingHttp,
-    /// `[settings]` as strings, keys as written (lower case by convention).
-    pub settings: BTreeMap<String, String>,
+    /// `[settings]`, typed; absent keys hold their defaults.
+    pub settings: Settings,
     /// Frontend, catalog, then the order replicas by id.
     pub services: Vec<ServiceSpec>,
 }
@@ -111,12 +90,12 @@ impl Manifest {
 
     /// Parse and validate manifest text; relative paths resolve against `path`'s directory.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ManifestError> {
-        let raw: RawManifest = toml::from_str(text)
+        let raw: ManifestFile = toml::from_str(text)
             .map_err(|e| ManifestError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
         Self::from_raw(raw, path)
     }
 
-    fn from_raw(raw: RawManifest, path: &Path) -> Result<Self, ManifestError> {
+    fn from_raw(raw: ManifestFile, path: &Path) -> Result<Self, ManifestError> {
         let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
         let mut problems = Vec::new();
@@ -128,19 +107,6 @@ impl Manifest {
                     "admin = \"{addr}\" must be a loopback address (127.0.0.1 or ::1): the admin \
                      endpoint can kill replicas"
                 ));
-            }
-        }
-
-        let mut settings = BTreeMap::new();
-        for (key, value) in &raw.settings {
-            match scalar_to_string(value) {
-                Some(v) => {
-                    settings.insert(key.clone(), v);
-                }
-                None => problems.push(format!(
-                    "settings.{key} must be a string, number or boolean (it is passed to the \
-                     components as an environment variable)"
-                )),
             }
         }
 
@@ -173,7 +139,7 @@ impl Manifest {
             ServiceKind::Frontend,
             "frontend".into(),
             &raw.frontend.component,
-            raw.frontend.endpoint(),
+            (&raw.frontend).into(),
             &[],
             &mut problems,
         );
@@ -181,14 +147,14 @@ impl Manifest {
             ServiceKind::Catalog,
             "catalog".into(),
             &raw.catalog.component,
-            raw.catalog.endpoint(),
+            (&raw.catalog).into(),
             &[],
             &mut problems,
         );
         if raw.order.replica.is_empty() {
             problems.push("[order] needs at least one [[order.replica]]".into());
         }
-        let mut replicas: Vec<&RawReplica> = raw.order.replica.iter().collect();
+        let mut replicas: Vec<&ReplicaTable> = raw.order.replica.iter().collect();
         replicas.sort_by_key(|r| r.id);
         for r in replicas {
             if r.id == 0 {
@@ -198,7 +164,7 @@ impl Manifest {
                 ServiceKind::Order { replica: r.id },
                 format!("order-{}", r.id),
                 &raw.order.component,
-                r.endpoint(),
+                r.into(),
                 &raw.order.seed,
                 &mut problems,
             );
@@ -215,18 +181,17 @@ impl Manifest {
             // `admin` is Some: a parse failure would have been a problem above.
             admin: admin.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
             outgoing_http: raw.outgoing_http,
-            settings,
+            settings: raw.settings,
             services,
         })
     }
 
-    /// `settings.tick_interval_ms`, or the default when it is absent or not a number.
+    /// `settings.tick_interval_ms`; 0 would spin the timer, so it means the default.
     pub fn tick_interval_ms(&self) -> u64 {
-        self.settings
-            .get("tick_interval_ms")
-            .and_then(|v| v.parse().ok())
-            .filter(|ms| *ms > 0)
-            .unwrap_or(DEFAULT_TICK_INTERVAL_MS)
+        match self.settings.tick_interval_ms {
+            0 => Settings::default().tick_interval_ms,
+            ms => ms,
+        }
     }
 
     #[cfg(test)]
@@ -234,34 +199,21 @@ impl Manifest {
         self.services.iter().find(|s| s.name == name)
     }
 
-    /// The environment every component gets, before its own `SERVICE_NAME`/`REPLICA_ID`.
-    pub fn shared_env(&self) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> =
-            self.settings.iter().map(|(k, v)| (k.to_ascii_uppercase(), v.clone())).collect();
-        env.push(("DATA_DIR".into(), "/data".into()));
-        for s in &self.services {
-            match s.kind {
-                ServiceKind::Frontend => env.push(("FRONTEND_URL".into(), s.url())),
-                ServiceKind::Catalog => env.push(("CATALOG_URL".into(), s.url())),
-                ServiceKind::Order { .. } => {}
-            }
-        }
-        let replicas: Vec<String> = self
-            .services
-            .iter()
-            .filter_map(|s| s.replica_id().map(|id| format!("{id}={}", s.url())))
-            .collect();
-        env.push(("ORDER_REPLICAS".into(), replicas.join(",")));
-        env
-    }
-
-    /// The full environment of one service.
+    /// The full environment of one service: every setting, then who it is and where the
+    /// others are (the mapping itself lives in `toystore-manifest`, beside the reading side).
     pub fn env_for(&self, service: &ServiceSpec) -> Vec<(String, String)> {
-        let mut env = self.shared_env();
-        env.push(("SERVICE_NAME".into(), service.name.clone()));
-        if let Some(id) = service.replica_id() {
-            env.push(("REPLICA_ID".into(), id.to_string()));
-        }
+        let url_of = |kind: ServiceKind| self.services.iter().find(|s| s.kind == kind).map(ServiceSpec::url);
+        let replicas = self.services.iter().filter_map(|s| s.replica_id().map(|id| (id, s.url()))).collect();
+        let identity = ServiceEnv {
+            data_dir: "/data".into(),
+            service_name: Some(service.name.clone()),
+            frontend_url: url_of(ServiceKind::Frontend),
+            catalog_url: url_of(ServiceKind::Catalog),
+            order_replicas: Some(OrderReplicas(replicas)),
+            replica_id: service.replica_id(),
+        };
+        let mut env = self.settings.to_env();
+        env.extend(identity.to_env());
         env
     }
 }
@@ -284,17 +236,6 @@ fn parse_addr(what: &str, text: &str, problems: &mut Vec<String>) -> Option<Sock
             problems.push(format!("{what} = \"{text}\" is not an IP:port address (e.g. 127.0.0.1:8080)"));
             None
         }
-    }
-}
-
-fn scalar_to_string(value: &toml::Value) -> Option<String> {
-    match value {
-        toml::Value::String(s) => Some(s.clone()),
-        toml::Value::Integer(i) => Some(i.to_string()),
-        toml::Value::Float(f) => Some(f.to_string()),
-        toml::Value::Boolean(b) => Some(b.to_string()),
-        toml::Value::Datetime(d) => Some(d.to_string()),
-        toml::Value::Array(_) | toml::Value::Table(_) => None,
     }
 }
 
@@ -343,51 +284,6 @@ fn check_files(services: &[ServiceSpec], problems: &mut Vec<String>) {
     }
 }
 
-/// The TOML file as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawManifest {
-    admin: String,
-    #[serde(default)]
-    outgoing_http: OutgoingHttp,
-    #[serde(default)]
-    settings: BTreeMap<String, toml::Value>,
-    frontend: RawService,
-    catalog: RawService,
-    order: RawOrder,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawService {
-    component: PathBuf,
-    listen: String,
-    data_dir: PathBuf,
-    #[serde(default)]
-    seed: Vec<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOrder {
-    component: PathBuf,
-    /// Seed files copied into every replica's data directory.
-    #[serde(default)]
-    seed: Vec<PathBuf>,
-    #[serde(default)]
-    replica: Vec<RawReplica>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReplica {
-    id: u32,
-    listen: String,
-    data_dir: PathBuf,
-    #[serde(default)]
-    seed: Vec<PathBuf>,
-}
-
 /// What every running service has: an address, a data directory and optional seed files.
 struct Endpoint<'a> {
     listen: &'a str,
@@ -395,21 +291,22 @@ struct Endpoint<'a> {
     seed: &'a [PathBuf],
 }
 
-impl RawService {
-    fn endpoint(&self) -> Endpoint<'_> {
-        Endpoint { listen: &self.listen, data_dir: &self.data_dir, seed: &self.seed }
+impl<'a> From<&'a ServiceTable> for Endpoint<'a> {
+    fn from(t: &'a ServiceTable) -> Self {
+        Endpoint { listen: &t.listen, data_dir: &t.data_dir, seed: &t.seed }
     }
 }
 
-impl RawReplica {
-    fn endpoint(&self) -> Endpoint<'_> {
-        Endpoint { listen: &self.listen, data_dir: &self.data_dir, seed: &self.seed }
+impl<'a> From<&'a ReplicaTable> for Endpoint<'a> {
+    fn from(t: &'a ReplicaTable) -> Self {
+        Endpoint { listen: &t.listen, data_dir: &t.data_dir, seed: &t.seed }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     /// A manifest like the repository's, with component/seed files created in `dir`.
     fn sample(dir: &Path) -> String {
@@ -424,7 +321,7 @@ cache_enabled = true
 cache_capacity = 5
 call_timeout_ms = 2000
 tick_interval_ms = 250
-name = "toys"
+debug_routes = true
 
 [frontend]
 component = "front.wasm"
@@ -487,7 +384,10 @@ data_dir = "run/order-1"
         let env: BTreeMap<String, String> = m.env_for(m.service("order-1").unwrap()).into_iter().collect();
         assert_eq!(env["CACHE_ENABLED"], "true");
         assert_eq!(env["CACHE_CAPACITY"], "5");
-        assert_eq!(env["NAME"], "toys");
+        assert_eq!(env["DEBUG_ROUTES"], "true");
+        // Settings the manifest leaves out reach the components with their defaults.
+        assert_eq!(env["CACHE_TTL_SECS"], "30");
+        assert_eq!(env["RESTOCK_AMOUNT"], "100");
         assert_eq!(env["DATA_DIR"], "/data");
         assert_eq!(env["SERVICE_NAME"], "order-1");
         assert_eq!(env["REPLICA_ID"], "1");
@@ -506,7 +406,7 @@ data_dir = "run/order-1"
             .replace("tick_interval_ms = 250\n", "");
         let m = parse(&text, dir.path()).unwrap();
         assert_eq!(m.outgoing_http, OutgoingHttp::Fresh);
-        assert_eq!(m.tick_interval_ms(), DEFAULT_TICK_INTERVAL_MS);
+        assert_eq!(m.tick_interval_ms(), Settings::default().tick_interval_ms);
         let bad = sample(dir.path()).replace("admin = ", "outgoing_http = \"magic\"\nadmin = ");
         assert!(problems(&bad, dir.path()).contains("magic"));
     }
@@ -538,15 +438,36 @@ data_dir = "run/order-1"
     }
 
     #[test]
-    fn internal_services_must_be_loopback_and_settings_scalar() {
+    fn internal_services_must_be_loopback_and_settings_typed() {
         let dir = tempfile::tempdir().unwrap();
         let text = sample(dir.path()).replace("127.0.0.1:8081", "0.0.0.0:8081");
         assert!(problems(&text, dir.path()).contains("catalog.listen"));
         // The frontend may listen publicly.
         let text = sample(dir.path()).replace("127.0.0.1:8080", "0.0.0.0:8080");
         assert!(parse(&text, dir.path()).is_ok());
-        let text = sample(dir.path()).replace("name = \"toys\"", "name = [1, 2]");
-        assert!(problems(&text, dir.path()).contains("settings.name"));
+        let text = sample(dir.path()).replace("cache_capacity = 5", "cache_capacity = \"five\"");
+        let msg = problems(&text, dir.path());
+        assert!(msg.contains("cache_capacity") && msg.contains("five"), "{msg}");
+    }
+
+    /// Issue 8.1: a misspelled key, wherever it is, names the file, the key and the known keys.
+    #[test]
+    fn misspelled_keys_name_the_file_the_key_and_the_known_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("toystore.toml");
+        let cases = [
+            ("cache_capacity = 5", "cache_capacty = 50", "cache_capacty", ["cache_capacity", "call_timeout_ms"]),
+            ("admin = ", "admn = \"x\"\nadmin = ", "admn", ["outgoing_http", "settings"]),
+            ("data_dir = \"run/catalog\"", "data_dir = \"run/catalog\"\nseeds = []", "seeds", ["seed", "data_dir"]),
+        ];
+        for (from, to, typo, known) in cases {
+            let msg = problems(&sample(dir.path()).replace(from, to), dir.path());
+            assert!(msg.contains(&manifest.display().to_string()), "{msg}");
+            assert!(msg.contains(&format!("`{typo}`")), "{typo}: {msg}");
+            for key in known {
+                assert!(msg.contains(&format!("`{key}`")), "{key}: {msg}");
+            }
+        }
     }
 
     #[test]

@@ -71,10 +71,10 @@ async fn call(admin: SocketAddr, method: http::Method, path: &str) -> anyhow::Re
     let json: Value = serde_json::from_slice(&body)
         .with_context(|| format!("the admin endpoint answered {status} with non-JSON: {}", String::from_utf8_lossy(&body)))?;
     if !status.is_success() {
-        let message = json.pointer("/error/message").and_then(Value::as_str).unwrap_or("(no message)");
+        let message = toystore_api::error_of(&json).map(|e| e.message).unwrap_or_else(|| "(no message)".into());
         bail!("{message} (HTTP {status})");
     }
-    Ok(json.get("data").cloned().unwrap_or(Value::Null))
+    Ok(toystore_api::data_of(&json).cloned().unwrap_or(Value::Null))
 }
 
 fn field(data: &Value, name: &str) -> String {

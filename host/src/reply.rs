@@ -1,21 +1,21 @@
-//! Responses the host writes itself, in toystore's JSON envelope (the same one components use):
-//! `{"data": ...}` on success, `{"error": {"code": N, "message": "..."}}` on failure.
+//! Responses the host writes itself, in toystore's JSON envelope (`toystore-api`, the same type
+//! the components use): `{"data": ...}` on success, `{"error": {"code": N, "message": "..."}}`
+//! on failure.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::instance::{full_body, Response};
 
 /// `status` with `{"error": {"code": status, "message": message}}`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let body = json!({ "error": { "code": status.as_u16(), "message": message.into() } });
-    with_json(status, &body)
+    with_json(status, &toystore_api::error_value(status.as_u16(), message))
 }
 
 /// `status` with `{"data": data}`.
 pub fn data(status: StatusCode, data: Value) -> Response {
-    with_json(status, &json!({ "data": data }))
+    with_json(status, &toystore_api::data_value(data))
 }
 
 fn with_json(status: StatusCode, body: &Value) -> Response {
@@ -31,6 +31,7 @@ fn with_json(status: StatusCode, body: &Value) -> Response {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+    use serde_json::json;
 
     async fn body_json(response: Response) -> Value {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();

@@ -61,14 +61,23 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The `data` member (`Null` when this is not a success envelope).
     pub fn data(&self) -> &Value {
-        &self.body["data"]
+        toystore_api::data_of(&self.body).unwrap_or(&Value::Null)
     }
 
     /// The error message of an error envelope (panics with the body if there is none).
-    pub fn error_message(&self) -> &str {
-        self.body["error"]["message"].as_str().unwrap_or_else(|| panic!("no error message in {}", self.body))
+    pub fn error_message(&self) -> String {
+        toystore_api::error_of(&self.body).map(|e| e.message).unwrap_or_else(|| panic!("no error message in {}", self.body))
     }
+}
+
+/// The manifest of a cluster in `dir` on `ports`, in the same format `toystore eval|bench`
+/// generate (one definition: the shared schema, written with `toml`).
+pub fn manifest_for(dir: &Path, ports: &Ports, settings: &Settings) -> String {
+    let config = HostConfig { settings: settings.clone(), ..HostConfig::new("e2e", Components::real(&wasm_dir())) };
+    let seed = workspace_root().join("data/catalog.csv");
+    manifest_text(&config, ports, &dir.join("data"), &seed).expect("the manifest serialises")
 }
 
 /// One running `toystore serve`, killed on drop.
@@ -104,14 +113,8 @@ impl Cluster {
         self.dir.path().join("data").join(service)
     }
 
-    /// The manifest, in the same format `toystore eval|bench` generate (one definition).
     fn manifest(&self) -> String {
-        let config = HostConfig {
-            settings: self.settings.clone(),
-            ..HostConfig::new("e2e", Components::real(&wasm_dir()))
-        };
-        let seed = workspace_root().join("data/catalog.csv");
-        manifest_text(&config, &self.ports, &self.dir.path().join("data"), &seed)
+        manifest_for(self.dir.path(), &self.ports, &self.settings)
     }
 
     fn log_path(&self) -> PathBuf {

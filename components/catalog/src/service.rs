@@ -53,18 +53,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// From the typed settings and identity the host (or `wasmtime serve --env`) provides.
     pub fn from_env() -> Self {
-        let defaults = RestockPolicy::default();
+        let (s, env) = settings::from_env();
         Self {
-            data_dir: PathBuf::from(settings::string("DATA_DIR", "/data")),
-            frontend_url: std::env::var("FRONTEND_URL").ok(),
-            call_timeout: Duration::from_millis(settings::get("CALL_TIMEOUT_MS", 2000)),
+            data_dir: PathBuf::from(env.data_dir),
+            frontend_url: env.frontend_url,
+            call_timeout: Duration::from_millis(s.call_timeout_ms),
             restock: RestockPolicy {
-                interval_ms: settings::get("RESTOCK_INTERVAL_SECS", defaults.interval_ms / 1000).saturating_mul(1000),
-                threshold: settings::get("RESTOCK_THRESHOLD", defaults.threshold),
-                amount: settings::get("RESTOCK_AMOUNT", defaults.amount),
+                interval_ms: s.restock_interval_secs.saturating_mul(1000),
+                threshold: s.restock_threshold,
+                amount: s.restock_amount,
             },
-            debug_routes: settings::flag("DEBUG_ROUTES", false),
+            debug_routes: s.debug_routes,
         }
     }
 

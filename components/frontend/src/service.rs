@@ -66,17 +66,26 @@ impl Default for Config {
 }
 
 impl Config {
+    /// From the typed settings and identity the host puts in the environment.
     pub fn from_env() -> Self {
+        let (s, env) = settings::from_env();
         let d = Self::default();
         Self {
-            catalog_url: settings::string("CATALOG_URL", &d.catalog_url).trim_end_matches('/').to_string(),
-            order_replicas: settings::string("ORDER_REPLICAS", &d.order_replicas),
-            cache_enabled: settings::flag("CACHE_ENABLED", d.cache_enabled),
-            cache_capacity: settings::get("CACHE_CAPACITY", d.cache_capacity),
-            cache_ttl: Duration::from_secs(settings::get("CACHE_TTL_SECS", d.cache_ttl.as_secs())),
-            call_timeout: Duration::from_millis(settings::get("CALL_TIMEOUT_MS", 2000)),
-            health_check_interval: Duration::from_millis(settings::get("HEALTH_CHECK_INTERVAL_MS", 1000)),
-            debug_routes: settings::flag("DEBUG_ROUTES", false),
+            catalog_url: env
+                .catalog_url
+                .map(|url| url.trim_end_matches('/').to_string())
+                .filter(|url| !url.is_empty())
+                .unwrap_or(d.catalog_url),
+            order_replicas: env
+                .order_replicas
+                .filter(|r| !r.0.is_empty())
+                .map_or(d.order_replicas, |r| r.to_string()),
+            cache_enabled: s.cache_enabled,
+            cache_capacity: s.cache_capacity,
+            cache_ttl: Duration::from_secs(s.cache_ttl_secs),
+            call_timeout: Duration::from_millis(s.call_timeout_ms),
+            health_check_interval: Duration::from_millis(s.health_check_interval_ms),
+            debug_routes: s.debug_routes,
             retry: d.retry,
         }
     }

@@ -1,8 +1,9 @@
 //! Replies in toystore's JSON envelope: `{"data": ...}` on success and
-//! `{"error": {"code": 404, "message": "product not found"}}` on failure.
+//! `{"error": {"code": 404, "message": "product not found"}}` on failure. The envelope itself is
+//! `toystore_api::Envelope`, shared with the host, the client and the tests.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// An HTTP reply: a status and a JSON body, already in the envelope.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,14 +20,12 @@ impl Reply {
 
     /// `status` with `{"data": data}`.
     pub fn with_status(status: u16, data: impl Serialize) -> Self {
-        // Serialising our own plain structs cannot fail; fall back to null rather than panic.
-        let data = serde_json::to_value(data).unwrap_or(Value::Null);
-        Self { status, body: json!({ "data": data }) }
+        Self { status, body: toystore_api::data_value(data) }
     }
 
     /// `status` with `{"error": {"code": status, "message": message}}`.
     pub fn error(status: u16, message: impl Into<String>) -> Self {
-        Self { status, body: json!({ "error": { "code": status, "message": message.into() } }) }
+        Self { status, body: toystore_api::error_value(status, message) }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -63,7 +62,7 @@ impl Reply {
 
     /// The `data` member, if this is a success envelope.
     pub fn data(&self) -> Option<&Value> {
-        self.body.get("data")
+        toystore_api::data_of(&self.body)
     }
 
     /// The error message, if this is an error envelope.
@@ -80,6 +79,7 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn envelopes() {

@@ -1,29 +1,29 @@
 //! Settings arrive as environment variables (the host passes the manifest's `[settings]`
-//! upper-cased; under `wasmtime serve` they are `--env` flags).
+//! upper-cased, plus each service's identity; under `wasmtime serve` they are `--env` flags).
+//! The types, their defaults and the variable names live in `toystore-manifest`, shared with
+//! the host that writes them; this module only reads them.
 
-use std::str::FromStr;
+pub use toystore_manifest::{OrderReplicas, ServiceEnv, Settings};
 
-/// The variable's value parsed as `T`, or `default` when it is unset or does not parse.
-pub fn get<T: FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
-}
-
-/// A boolean setting: `true/1/yes/on` or `false/0/no/off`, else `default`.
-pub fn flag(name: &str, default: bool) -> bool {
-    match std::env::var(name).map(|v| v.trim().to_ascii_lowercase()) {
-        Ok(v) if ["true", "1", "yes", "on"].contains(&v.as_str()) => true,
-        Ok(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => false,
-        _ => default,
-    }
-}
-
-/// A string setting, or `default`.
-pub fn string(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_string())
+/// The settings and the service's identity from this process's environment.
+///
+/// A variable that does not parse (only possible outside the host, which validates the
+/// manifest) is reported on stderr, and that half falls back to its defaults rather than
+/// keeping the component from starting.
+pub fn from_env() -> (Settings, ServiceEnv) {
+    let settings = Settings::from_env().unwrap_or_else(|e| {
+        eprintln!("toystore: {e}; using the default settings");
+        Settings::default()
+    });
+    let service = ServiceEnv::from_env().unwrap_or_else(|e| {
+        eprintln!("toystore: {e}; using the default service environment");
+        ServiceEnv::default()
+    });
+    (settings, service)
 }
 
 /// `ORDER_REPLICAS`-style lists: `1=http://127.0.0.1:8091,2=http://127.0.0.1:8092`.
-/// Entries that do not parse are skipped.
+/// Entries that do not parse are skipped (the strict form is [`OrderReplicas`]).
 pub fn id_urls(value: &str) -> Vec<(u32, String)> {
     value
         .split(',')

@@ -41,13 +41,18 @@ pub struct Config {
 impl Config {
     /// From the environment the host gives each replica (see ARCHITECTURE.md).
     pub fn from_env() -> Config {
+        let (s, env) = settings::from_env();
         Config {
-            id: settings::get("REPLICA_ID", 1),
-            replicas: settings::id_urls(&settings::string("ORDER_REPLICAS", "")),
-            catalog_url: settings::string("CATALOG_URL", "http://127.0.0.1:8081").trim_end_matches('/').to_string(),
-            data_dir: PathBuf::from(settings::string("DATA_DIR", "/data")),
-            timeout: Duration::from_millis(settings::get("CALL_TIMEOUT_MS", 2000)),
-            debug_routes: settings::flag("DEBUG_ROUTES", false),
+            id: env.replica_id.unwrap_or(1),
+            replicas: env.order_replicas.map(|r| r.0).unwrap_or_default(),
+            catalog_url: env
+                .catalog_url
+                .map(|url| url.trim_end_matches('/').to_string())
+                .filter(|url| !url.is_empty())
+                .unwrap_or_else(|| "http://127.0.0.1:8081".into()),
+            data_dir: PathBuf::from(env.data_dir),
+            timeout: Duration::from_millis(s.call_timeout_ms),
+            debug_routes: s.debug_routes,
         }
     }
 

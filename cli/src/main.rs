@@ -1,0 +1,102 @@
+//! `toystore`: the one command users run. A thin shell: it parses the arguments and hands each
+//! subcommand to the library that does the work, so the runtime (`toystore-host`) never links
+//! the load client and its plotting, progress-bar and histogram crates, and the client never
+//! links wasmtime.
+//!
+//! - `serve`, `replica`: [`toystore_host`];
+//! - `client`, `eval`, `bench`: [`toystore_client`].
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "toystore", version, about = "A toy store made of WebAssembly components, run under wasmtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service of the manifest (frontend, catalog, order replicas) until Ctrl-C.
+    Serve(toystore_host::ServeArgs),
+    /// List, kill or restart the order replicas of a running `toystore serve`.
+    Replica(toystore_host::ReplicaArgs),
+
+    /// The load client: look up random toys, order with probability `--prob`, verify every
+    /// order at the end (exit status 1 on any mismatch).
+    Client(toystore_client::ClientArgs),
+    /// The seed's evaluation (5 clients, p = 0..0.8, cache on/off, a failure run) -> eval/.
+    Eval(toystore_client::EvalArgs),
+    /// Throughput, latency and memory, with ratios against a baseline measured in the same run.
+    Bench(toystore_client::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => toystore_host::serve(&args.manifest).await?,
+        Command::Replica(args) => toystore_host::replica(args).await?,
+        Command::Client(args) => return toystore_client::run_client(args).await,
+        Command::Eval(args) => return toystore_client::run_eval(args).await,
+        Command::Bench(args) => return toystore_client::run_bench(args).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Log to stderr; the filter comes from `TOYSTORE_LOG`, else `RUST_LOG`, else `info`.
+fn init_tracing() {
+    let filter = std::env::var("TOYSTORE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    // Colours only on a terminal: logs are often redirected to files (tests, CI).
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use toystore_host::{ReplicaAction, ReplicaArgs, ServeArgs};
+
+    #[test]
+    fn parses_serve_and_replica_commands() {
+        let cli = Cli::try_parse_from(["toystore", "serve", "--manifest", "/tmp/m.toml"]).unwrap();
+        assert!(matches!(cli.command, Command::Serve(ServeArgs { manifest }) if manifest == Path::new("/tmp/m.toml")));
+
+        let cli = Cli::try_parse_from(["toystore", "replica", "kill", "2", "--admin", "127.0.0.1:9000"]).unwrap();
+        let Command::Replica(args) = cli.command else { panic!("replica") };
+        assert!(matches!(args.action, ReplicaAction::Kill { id: 2 }));
+        assert_eq!(args.admin, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(args.manifest, PathBuf::from("toystore.toml"));
+
+        let cli = Cli::try_parse_from(["toystore", "replica", "--admin", "127.0.0.1:9000", "list"]).unwrap();
+        assert!(matches!(cli.command, Command::Replica(ReplicaArgs { action: ReplicaAction::List, .. })));
+        assert!(Cli::try_parse_from(["toystore", "replica", "kill", "x"]).is_err());
+    }
+}

@@ -1,0 +1,37 @@
+//! toystore-host: the runtime that runs the toy store's WebAssembly components under wasmtime,
+//! and its own commands ([`serve`], [`replica`]). The `toystore` binary (`cli/`) calls them; this
+//! crate does not depend on the load client.
+//!
+//! Reading order, from the socket to the guest and back:
+//! - [`manifest`]: what to run (`toystore.toml`), parsed and validated;
+//! - [`runtime`]: the shared wasmtime engine, linker and compiled components;
+//! - [`service`]: one service's lifecycle (start, kill, restart, stop);
+//! - [`server`]: the hyper listener that turns requests into jobs;
+//! - [`supervisor`]: keeps one instance alive, restarting it after a trap;
+//! - [`instance`]: one instance serving many jobs concurrently (`run_concurrent`);
+//! - [`outgoing`]: how a component's outgoing HTTP calls are sent (a pooled client);
+//! - [`ticker`], [`admin`], [`datadir`], [`reply`]: the timer, the admin endpoint, data
+//!   directories and the host's own JSON replies;
+//! - [`metrics`], [`ops_page`]: `GET /metrics` and the operations page on the admin address;
+//! - [`cli`], [`serve`](mod@serve), [`replica_cli`]: the commands.
+
+mod admin;
+mod cli;
+mod datadir;
+mod instance;
+mod manifest;
+mod metrics;
+mod ops_page;
+mod outgoing;
+mod replica_cli;
+mod reply;
+mod runtime;
+mod serve;
+mod server;
+mod service;
+mod supervisor;
+mod ticker;
+
+pub use cli::{ReplicaAction, ReplicaArgs, ServeArgs};
+pub use replica_cli::run as replica;
+pub use serve::serve;

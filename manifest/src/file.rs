@@ -1,0 +1,81 @@
+//! The manifest file as written: the schema `toystore serve` parses and `toystore eval|bench`
+//! and the end-to-end harness serialise. Only the shape is checked here; the host's
+//! `manifest` module resolves paths and validates the whole (addresses, unique ports, files).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Settings;
+
+/// `toystore.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    /// Loopback `IP:port` of the host's admin endpoint (checked by the host, which reports a
+    /// readable problem rather than serde's).
+    pub admin: String,
+    #[serde(default)]
+    pub outgoing_http: OutgoingHttp,
+    #[serde(default)]
+    pub settings: Settings,
+    pub frontend: ServiceTable,
+    pub catalog: ServiceTable,
+    pub order: OrderTable,
+}
+
+/// `[frontend]` and `[catalog]`: one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTable {
+    pub component: PathBuf,
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// Files copied into `data_dir` on first start (never over existing ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seed: Vec<PathBuf>,
+}
+
+/// `[order]`: one component, run as several replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderTable {
+    pub component: PathBuf,
+    /// Seed files copied into every replica's data directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seed: Vec<PathBuf>,
+    #[serde(default)]
+    pub replica: Vec<ReplicaTable>,
+}
+
+/// `[[order.replica]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaTable {
+    pub id: u32,
+    pub listen: String,
+    pub data_dir: PathBuf,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seed: Vec<PathBuf>,
+}
+
+/// How outgoing HTTP requests made by components are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutgoingHttp {
+    /// One shared keep-alive connection pool for every component (the default).
+    #[default]
+    Pooled,
+    /// wasmtime-wasi-http's own path: a new TCP connection per request (kept for comparison).
+    Fresh,
+}
+
+impl fmt::Display for OutgoingHttp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OutgoingHttp::Pooled => "pooled",
+            OutgoingHttp::Fresh => "fresh",
+        })
+    }
+}
