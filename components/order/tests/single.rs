@@ -50,14 +50,17 @@ fn instances_sharing_a_directory_never_reuse_a_number() {
     assert_eq!(call(&a, Method::POST, "/leaderselection", json!({})).body["data"]["epoch"], 1);
     assert_eq!(order(&a, "k0").body["data"]["order_number"], 0);
     // b's memory knows nothing; the file length tells it to re-read before it answers.
-    assert_eq!(call(&b, Method::GET, "/orders/0", Value::Null).status, 200);
+    assert_eq!(call(&b, Method::GET, "/get_last_order_number", Value::Null).body["data"]["last"], 0);
+    assert_eq!(call(&b, Method::GET, "/orders/0", Value::Null).status, 409, "b is no leader yet");
     assert_eq!(call(&b, Method::POST, "/leaderselection", json!({})).body["data"]["epoch"], 2);
     assert_eq!(order(&b, "k1").body["data"]["order_number"], 1);
     assert_eq!(order(&b, "k0").body["data"]["order_number"], 0, "a's key is known to b");
     // a still believes it leads epoch 1, but the epoch file holds b's promise: a refuses.
     let stale = order(&a, "k2");
     assert!(stale.status == 409 || stale.status == 503, "{stale:?}");
-    assert_eq!(call(&a, Method::GET, "/orders/1", Value::Null).status, 200);
+    // Deposed, a answers no reads; b, the leader, does.
+    assert_eq!(call(&a, Method::GET, "/orders/1", Value::Null).status, 409);
+    assert_eq!(call(&b, Method::GET, "/orders/1", Value::Null).status, 200);
     let file = std::fs::read_to_string(dir.path().join("orders.csv")).unwrap();
     assert_eq!(file, "number,name,quantity,key,epoch\n0,Tux,1,k0,2\n1,Tux,1,k1,2\n", "0 re-stamped by epoch 2");
 }
