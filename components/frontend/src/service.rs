@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /products/<name>`, `GET /product/<name>` | cached lookup → `{name,price,quantity}` |
 //! | `GET /products` | the whole catalog (not cached) |
-//! | `POST /orders {name,quantity}` | validated here, forwarded to the leader with an idempotency key |
+//! | `POST /orders {name,quantity}` | validated here, forwarded to the leader with an idempotency key (echoed in the `Idempotency-Key` response header) |
 //! | `GET /orders/<n>` | from the leader |
 //! | `POST /invalidate/<name>` | drop a cache entry (the catalog calls it) |
 //! | `GET /cache/stats`, `GET /leader`, `POST /tick`, `GET /health` | internal |
@@ -209,7 +209,9 @@ impl<N: Net> Frontend<N> {
             // if that invalidation is late.
             self.invalidate(&name);
         }
-        reply
+        // Every answer names the key (the client's, or the one made up here), so a client whose
+        // order timed out or failed with 503 can retry it safely.
+        reply.with_header("Idempotency-Key", key)
     }
 
     /// `GET /orders/<n>` from the leader.

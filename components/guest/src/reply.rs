@@ -4,11 +4,14 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-/// An HTTP reply: a status and a JSON body, already in the envelope.
+/// An HTTP reply: a status, a JSON body already in the envelope, and any extra response
+/// headers (`content-type` and `content-length` are always set by the WASI glue).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// Extra headers as `(name, value)`; set with [`Reply::with_header`].
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -21,12 +24,28 @@ impl Reply {
     pub fn with_status(status: u16, data: impl Serialize) -> Self {
         // Serialising our own plain structs cannot fail; fall back to null rather than panic.
         let data = serde_json::to_value(data).unwrap_or(Value::Null);
-        Self { status, body: json!({ "data": data }) }
+        Self::raw(status, json!({ "data": data }))
     }
 
     /// `status` with `{"error": {"code": status, "message": message}}`.
     pub fn error(status: u16, message: impl Into<String>) -> Self {
-        Self { status, body: json!({ "error": { "code": status, "message": message.into() } }) }
+        Self::raw(status, json!({ "error": { "code": status, "message": message.into() } }))
+    }
+
+    /// `status` with `body` as it is (already an envelope, e.g. passed on from another service).
+    pub fn raw(status: u16, body: Value) -> Self {
+        Self { status, body, headers: Vec::new() }
+    }
+
+    /// The same reply with one more response header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The value of response header `name` (case-insensitive), if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -90,5 +109,7 @@ mod tests {
         assert_eq!(err.body, json!({"error": {"code": 404, "message": "product not found"}}));
         assert_eq!(err.error_message(), Some("product not found"));
         assert!(!err.is_success());
+        let keyed = err.with_header("Idempotency-Key", "k1");
+        assert_eq!((keyed.header("idempotency-key"), keyed.header("x-other")), (Some("k1"), None));
     }
 }

@@ -648,3 +648,21 @@ fn an_entry_the_leader_could_not_confirm_is_not_read_until_it_is_committed() {
     assert_eq!(sim.read(3, 2), Some(("Fox".to_string(), 1)));
     assert_all_present(&sim, &acked);
 }
+
+#[test]
+fn the_same_key_for_a_different_order_is_422_and_changes_nothing() {
+    let sim = start();
+    let mut acked = Acked::new();
+    let n = place(&sim, &mut acked, "k", "Lego", 2);
+    let (file, taken, buys) = (sim.orders_file(1), sim.taken(), sim.catalog.borrow().buys);
+    for (toy, qty) in [("Lego", 1), ("Tux", 2)] {
+        let r = sim.post(3, "/orders", json!({"name": toy, "quantity": qty, "key": "k"})).unwrap();
+        assert_eq!(r.status, 422, "{r:?}");
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(r#"idempotency key "k" was used for a different order"#), "{message}");
+    }
+    assert_eq!((sim.orders_file(3), sim.taken(), sim.catalog.borrow().buys), (file.clone(), taken, buys), "nothing changed");
+    // The same order under the key is still its number.
+    assert_eq!(sim.post(3, "/orders", json!({"name": "Lego", "quantity": 2, "key": "k"})).unwrap().body["data"]["order_number"], n);
+    assert_identical(&sim);
+}

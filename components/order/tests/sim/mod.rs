@@ -172,7 +172,7 @@ impl Sim {
     /// A request from the test driver to replica `id`: Err if it is down or dies meanwhile.
     pub async fn request(&self, id: u32, method: Method, path: &str, body: Option<Value>) -> Result<Reply, String> {
         let r = self.deliver(0, id, method, path, body).await.map_err(|e| e.to_string())?;
-        Ok(Reply { status: r.status, body: r.body })
+        Ok(Reply::raw(r.status, r.body))
     }
 
     pub fn call(&self, id: u32, method: Method, path: &str, body: Option<Value>) -> Result<Reply, String> {
