@@ -82,7 +82,7 @@ impl Config {
     }
 
     /// Timeout of one order call to the leader: it buys at the catalog and replicates to the
-    /// followers (each with `call_timeout`) before it answers.
+    /// followers (each with `call_timeout`) before it answers. Reads use it too (see `order`).
     fn order_timeout(&self) -> Duration {
         self.call_timeout * 3
     }
@@ -220,7 +220,10 @@ impl<N: Net> Frontend<N> {
             return Reply::bad_request("order number must be a non-negative integer");
         };
         let path = format!("/orders/{n}");
-        self.leader.forward(&self.net, Method::GET, &path, None, self.cfg.call_timeout).await
+        // Past its commit index the leader asks its peers (each with `call_timeout`) before
+        // it answers 404: give it the order path's time, or a hung follower would make us
+        // drop a healthy leader.
+        self.leader.forward(&self.net, Method::GET, &path, None, self.cfg.order_timeout()).await
     }
 
     /// `POST /tick`: the leader health check, at most every `HEALTH_CHECK_INTERVAL_MS`.
