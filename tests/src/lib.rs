@@ -53,14 +53,21 @@ pub fn test_settings() -> Settings {
     }
 }
 
-/// A reply: status and parsed JSON body (`Value::Null` when the body is not JSON).
+/// A reply: status, parsed JSON body (`Value::Null` when the body is not JSON) and headers.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// `(name, value)`, names lowercase.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
+    /// The value of response header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
     /// The `data` member (`Null` when this is not a success envelope).
     pub fn data(&self) -> &Value {
         toystore_api::data_of(&self.body).unwrap_or(&Value::Null)
@@ -216,7 +223,15 @@ impl Cluster {
 
     /// A raw request to any URL; transport errors are `Err`, every HTTP status is `Ok`.
     pub fn request(&self, method: &str, url: &str, body: Option<&str>) -> Result<Reply, String> {
-        let req = self.agent.request(method, url);
+        self.request_with(method, url, body, &[])
+    }
+
+    /// [`Self::request`] with extra request headers.
+    pub fn request_with(&self, method: &str, url: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Result<Reply, String> {
+        let mut req = self.agent.request(method, url);
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
         let result = match body {
             Some(b) => req.send_string(b),
             None => req.call(),
@@ -227,8 +242,13 @@ impl Cluster {
             Err(e) => return Err(e.to_string()),
         };
         let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .filter_map(|n| response.header(&n).map(|v| (n.to_ascii_lowercase(), v.to_string())))
+            .collect();
         let text = response.into_string().map_err(|e| e.to_string())?;
-        Ok(Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) })
+        Ok(Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), headers })
     }
 
     fn try_get(&self, path: &str) -> Result<Reply, String> {
@@ -266,6 +286,13 @@ impl Cluster {
     /// Place an order through the frontend; returns the reply.
     pub fn order(&self, name: &str, quantity: i64) -> Reply {
         self.post("/orders", &format!(r#"{{"name":"{name}","quantity":{quantity}}}"#))
+    }
+
+    /// Place an order through the frontend with an `Idempotency-Key` header.
+    pub fn order_with_key(&self, name: &str, quantity: i64, key: &str) -> Reply {
+        let body = format!(r#"{{"name":"{name}","quantity":{quantity}}}"#);
+        self.request_with("POST", &format!("{}/orders", self.frontend_url()), Some(&body), &[("Idempotency-Key", key)])
+            .unwrap_or_else(|e| panic!("POST /orders: {e}\nlog:\n{}", self.log_tail()))
     }
 
     /// Admin endpoint call (`GET /replicas`, `POST /replicas/2/kill`, ...).

@@ -117,6 +117,40 @@ fn bad_input_gets_its_status_and_changes_nothing() {
 }
 
 #[test]
+fn an_idempotency_key_names_one_order_and_every_order_answer_carries_it() {
+    let c = Cluster::start();
+    let first = c.order_with_key("Whale", 2, "e2e-key-1");
+    assert_eq!((first.status, first.header("Idempotency-Key")), (200, Some("e2e-key-1")), "{}", first.body);
+    let n = first.data()["order_number"].as_u64().expect("order_number");
+    let again = c.order_with_key("Whale", 2, "e2e-key-1");
+    assert_eq!((again.data()["order_number"].as_u64(), again.header("Idempotency-Key")), (Some(n), Some("e2e-key-1")));
+
+    // The same key for a different order: 422, and nothing changes anywhere.
+    let stock = c.stock("Whale");
+    let files: Vec<Vec<u8>> = (1..=3).map(|id| c.orders_file(id)).collect();
+    for (toy, qty) in [("Whale", 3), ("Tux", 2)] {
+        let r = c.order_with_key(toy, qty, "e2e-key-1");
+        assert_eq!(r.status, 422, "{}", r.body);
+        assert!(r.error_message().contains("idempotency key \"e2e-key-1\" was used for a different order"), "{}", r.body);
+        assert_eq!(r.header("Idempotency-Key"), Some("e2e-key-1"));
+    }
+    assert_eq!(c.stock("Whale"), stock);
+    assert_eq!(c.stock("Tux"), 100);
+    assert_eq!((1..=3).map(|id| c.orders_file(id)).collect::<Vec<_>>(), files, "no order added or changed");
+
+    // Without a key the frontend makes one up and says which: retrying with it is safe.
+    let keyless = c.order("Marbles", 1);
+    let made_up = keyless.header("Idempotency-Key").expect("the made-up key").to_string();
+    let retry = c.order_with_key("Marbles", 1, &made_up);
+    assert_eq!(retry.data()["order_number"], keyless.data()["order_number"], "the retry found the order");
+    assert_eq!(c.stock("Marbles"), 99);
+    // Errors once the key is known carry it too.
+    let unknown = c.order("Unicorn", 1);
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.header("Idempotency-Key").is_some_and(|k| !k.is_empty()));
+}
+
+#[test]
 fn stock_and_orders_survive_a_restart_and_a_crash() {
     let mut c = Cluster::start();
     let a = c.order("Dolphin", 4).data()["order_number"].as_u64().unwrap();

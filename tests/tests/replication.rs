@@ -80,6 +80,10 @@ fn killing_the_leader_under_load_loses_nothing_and_clients_see_no_error() {
     thread::sleep(Duration::from_millis(1500));
     let new_leader = current_leader(&c);
     assert_ne!(new_leader, leader, "a new leader took over");
+    // With the old leader still down, every order acknowledged so far reads back (the reads
+    // go to the new leader; a replica that is not the leader answers 409, never 404).
+    let so_far = acked.lock().unwrap().clone();
+    assert_all_readable(&c, &so_far);
     c.restart_replica(leader);
     thread::sleep(Duration::from_millis(700));
     stop.store(true, Ordering::Relaxed);

@@ -199,6 +199,9 @@ impl World {
                     return error(400, "bad order");
                 };
                 if let Some(n) = s.orders.iter().position(|o| o.0 == key) {
+                    if (s.orders[n].1.as_str(), s.orders[n].2) != (name, q) {
+                        return error(422, "idempotency key was used for a different order");
+                    }
                     return reply(200, json!({"data": {"order_number": n}}));
                 }
                 if !s.catalog.contains_key(name) {

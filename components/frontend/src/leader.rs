@@ -250,7 +250,7 @@ pub fn pass_through(r: NetResponse) -> Reply {
     match r.body {
         Value::Null if r.is_success() => Reply::with_status(r.status, Value::Null),
         Value::Null => Reply::error(r.status, format!("downstream answered {} with no body", r.status)),
-        body => Reply { status: r.status, body },
+        body => Reply::raw(r.status, body),
     }
 }
 

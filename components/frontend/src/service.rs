@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /products/<name>`, `GET /product/<name>` | cached lookup → `{name,price,quantity}` |
 //! | `GET /products` | the whole catalog (not cached) |
-//! | `POST /orders {name,quantity}` | validated here, forwarded to the leader with an idempotency key |
+//! | `POST /orders {name,quantity}` | validated here, forwarded to the leader with an idempotency key (echoed in the `Idempotency-Key` response header) |
 //! | `GET /orders/<n>` | from the leader |
 //! | `POST /invalidate/<name>` | drop a cache entry (the catalog calls it) |
 //! | `GET /cache/stats`, `GET /leader`, `POST /tick`, `GET /health` | internal |
@@ -91,7 +91,7 @@ impl Config {
     }
 
     /// Timeout of one order call to the leader: it buys at the catalog and replicates to the
-    /// followers (each with `call_timeout`) before it answers.
+    /// followers (each with `call_timeout`) before it answers. Reads use it too (see `order`).
     fn order_timeout(&self) -> Duration {
         self.call_timeout * 3
     }
@@ -246,7 +246,9 @@ impl<N: Net> Frontend<N> {
             // if that invalidation is late.
             self.invalidate(&name);
         }
-        reply
+        // Every answer names the key (the client's, or the one made up here), so a client whose
+        // order timed out or failed with 503 can retry it safely.
+        reply.with_header("Idempotency-Key", key)
     }
 
     /// `GET /orders/<n>` from the leader.
@@ -255,7 +257,10 @@ impl<N: Net> Frontend<N> {
             return Reply::bad_request("order number must be a non-negative integer");
         };
         let path = format!("/orders/{n}");
-        self.leader.forward(&self.net, Method::GET, &path, None, self.cfg.call_timeout).await
+        // Past its commit index the leader asks its peers (each with `call_timeout`) before
+        // it answers 404: give it the order path's time, or a hung follower would make us
+        // drop a healthy leader.
+        self.leader.forward(&self.net, Method::GET, &path, None, self.cfg.order_timeout()).await
     }
 
     /// `POST /tick`: the leader health check, at most every `HEALTH_CHECK_INTERVAL_MS`.

@@ -5,11 +5,14 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// An HTTP reply: a status and a JSON body, already in the envelope.
+/// An HTTP reply: a status, a JSON body already in the envelope, and any extra response
+/// headers (`content-type` and `content-length` are always set by the WASI glue).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// Extra headers as `(name, value)`; set with [`Reply::with_header`].
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -20,12 +23,28 @@ impl Reply {
 
     /// `status` with `{"data": data}`.
     pub fn with_status(status: u16, data: impl Serialize) -> Self {
-        Self { status, body: toystore_api::data_value(data) }
+        Self::raw(status, toystore_api::data_value(data))
     }
 
     /// `status` with `{"error": {"code": status, "message": message}}`.
     pub fn error(status: u16, message: impl Into<String>) -> Self {
-        Self { status, body: toystore_api::error_value(status, message) }
+        Self::raw(status, toystore_api::error_value(status, message))
+    }
+
+    /// `status` with `body` as it is (already an envelope, e.g. passed on from another service).
+    pub fn raw(status: u16, body: Value) -> Self {
+        Self { status, body, headers: Vec::new() }
+    }
+
+    /// The same reply with one more response header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The value of response header `name` (case-insensitive), if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -90,6 +109,8 @@ mod tests {
         assert_eq!(err.body, json!({"error": {"code": 404, "message": "product not found"}}));
         assert_eq!(err.error_message(), Some("product not found"));
         assert!(!err.is_success());
+        let keyed = err.with_header("Idempotency-Key", "k1");
+        assert_eq!((keyed.header("idempotency-key"), keyed.header("x-other")), (Some("k1"), None));
     }
 }
 

@@ -39,10 +39,14 @@ pub async fn read_request(request: types::Request) -> Result<Request, Reply> {
 pub fn into_response(reply: Reply) -> Result<types::Response, ErrorCode> {
     let body = String::from_utf8(reply.to_bytes()).unwrap_or_default();
     // An explicit length lets the receiving side tell a complete body from one cut short.
-    let response = http::Response::builder()
+    let mut builder = http::Response::builder()
         .status(reply.status)
         .header("content-type", "application/json")
-        .header("content-length", body.len())
+        .header("content-length", body.len());
+    for (name, value) in &reply.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let response = builder
         .body(body)
         .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?;
     http_into_wasi_response(response)

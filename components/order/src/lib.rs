@@ -10,6 +10,7 @@
 //! - [`protocol`]: the JSON messages between replicas.
 //! - [`service`]: configuration, file access discipline, the route table.
 //! - Drivers that do the I/O a decision names and apply it: `order`: the leader's order path;
+//!   `read`: `GET /orders/<n>` (leader only, committed only);
 //!   `replication`: the leader pushing entries; `follower`: the peer routes; `election`:
 //!   becoming leader; `sync`: catching up.
 
@@ -22,6 +23,7 @@ pub mod service;
 mod election;
 mod follower;
 mod order;
+mod read;
 mod replication;
 mod sync;
 

@@ -109,8 +109,8 @@ fn csv_field(s: &str) -> String {
     field.strip_suffix('\n').unwrap_or(&field).to_string()
 }
 
-/// Result of parsing a file's bytes: the valid entries, where each line starts, and how many
-/// bytes are valid (everything after is a torn or unreadable tail to cut).
+/// Result of parsing a file's bytes: the entries, where each line starts, and how many bytes
+/// they take (anything after is a torn last line, to cut).
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub entries: Vec<Entry>,
@@ -118,30 +118,46 @@ pub struct Parsed {
     pub valid_len: u64,
 }
 
+/// A complete line of `orders.csv` that is not the next entry. Unlike a torn last line (a crash
+/// mid-append, never acknowledged) it cannot be cut: every line after it may be an acknowledged
+/// order, so the replica stops and a person looks at the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: line {line} is not a valid order entry (number {expected} expected); refusing to cut the log there — fix or remove the file by hand")]
+pub struct Corrupt {
+    pub path: String,
+    /// 1-based line in the file (the header is line 1, entry 0 is line 2).
+    pub line: usize,
+    /// The entry number that line should have held.
+    pub expected: u64,
+}
+
 /// Parse a whole `orders.csv`. Only complete lines count (a line exists once its `\n` is on
-/// disk); the first line that is torn, unreadable or out of sequence ends the valid prefix.
-pub fn parse(bytes: &[u8]) -> Parsed {
+/// disk), so a last line without its `\n` — or a torn header — is a torn tail, left out of
+/// `valid_len`. Any complete line that is unreadable or out of sequence is [`Corrupt`].
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed, Corrupt> {
     let mut p = Parsed::default();
+    let corrupt = |line: usize, expected: u64| Corrupt { path: path.display().to_string(), line, expected };
     if !bytes.starts_with(HEADER.as_bytes()) {
-        return p; // empty, torn header or not our file: nothing valid
+        // Empty, or a header torn while the file was created: nothing was ever acknowledged.
+        return if HEADER.as_bytes().starts_with(bytes) { Ok(p) } else { Err(corrupt(1, 0)) };
     }
     let mut pos = HEADER.len();
     p.valid_len = pos as u64;
     while pos < bytes.len() {
         let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else { break };
+        let expected = p.entries.len() as u64;
         let line = std::str::from_utf8(&bytes[pos..pos + nl]).ok();
-        let entry = line.and_then(Entry::parse);
-        match entry {
-            Some(e) if e.number == p.entries.len() as u64 => {
+        match line.and_then(Entry::parse) {
+            Some(e) if e.number == expected => {
                 p.offsets.push(pos as u64);
                 p.entries.push(e);
             }
-            _ => break,
+            _ => return Err(corrupt(p.entries.len() + 2, expected)),
         }
         pos += nl + 1;
         p.valid_len = pos as u64;
     }
-    p
+    Ok(p)
 }
 
 /// How two logs compare for leadership and catch-up: the one whose last entry has the higher
@@ -172,7 +188,8 @@ pub enum Merge {
 }
 
 impl Log {
-    /// Open (or start) the log in `dir`, cutting a torn or unreadable tail.
+    /// Open (or start) the log in `dir`, cutting a torn last line. A corrupt line elsewhere is
+    /// an `InvalidData` error carrying [`Corrupt`], and the file is left as it is.
     pub fn open(dir: &Path) -> io::Result<Log> {
         let mut log = Log {
             path: dir.join(FILE),
@@ -201,12 +218,12 @@ impl Log {
 
     fn reload(&mut self) -> io::Result<()> {
         let bytes = durable::read_or_empty(&self.path)?;
-        let p = parse(&bytes);
+        let p = parse(&self.path, &bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         if p.valid_len < bytes.len() as u64 {
-            // A torn last line (crash mid-append) or damage: keep the valid prefix only.
-            // The entries cut were never acknowledged by this replica; peers refill the rest.
+            // A torn last line (crash mid-append): it was never acknowledged by this replica,
+            // and peers refill whatever it was.
             eprintln!(
-                "order: cutting {} byte(s) of torn/unreadable tail from {}",
+                "order: cutting {} byte(s) of torn last line from {}",
                 bytes.len() as u64 - p.valid_len,
                 self.path.display()
             );
@@ -426,6 +443,37 @@ mod tests {
         fs::write(&path, "number,na").unwrap();
         assert_eq!(Log::open(dir.path()).unwrap().last(), -1);
         assert_eq!(fs::read(&path).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_corrupt_line_before_the_end_stops_the_log_and_cuts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let header = "number,name,quantity,key,epoch\n";
+        // (file contents, 1-based line reported)
+        let cases = [
+            (format!("{header}0,Tux,1,a,1\ngarbage\n2,Tux,1,c,1\n"), 3),
+            (format!("{header}0,Tux,1,a,1\n2,Tux,1,c,1\n"), 3),
+            (format!("{header}0,Tux,1,a,1\n1,Tux,1,b,1\nnope\n3,Tux,1,d,1"), 4),
+            // Damaged but complete last line: still not a torn append.
+            (format!("{header}0,Tux,0,a,1\n"), 2),
+            ("not our header\n0,Tux,1,a,1\n".to_string(), 1),
+        ];
+        for (contents, line) in cases {
+            fs::write(&path, &contents).unwrap();
+            let err = Log::open(dir.path()).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{contents:?}");
+            let corrupt = err.get_ref().and_then(|e| e.downcast_ref::<Corrupt>()).cloned();
+            assert_eq!(corrupt.map(|c| c.line), Some(line), "{contents:?}");
+            assert!(err.to_string().contains(&format!("{}: line {line}", path.display())), "{err}");
+            assert_eq!(fs::read_to_string(&path).unwrap(), contents, "nothing is cut");
+        }
+        // An instance that had the log open sees the damage on refresh, and cuts nothing either.
+        fs::write(&path, format!("{header}0,Tux,1,a,1\n")).unwrap();
+        let mut log = Log::open(dir.path()).unwrap();
+        fs::write(&path, format!("{header}0,Tux,1,a,1\nbad\n1,Tux,1,b,1\n")).unwrap();
+        assert!(log.refresh().is_err());
+        assert!(fs::read_to_string(&path).unwrap().ends_with("1,Tux,1,b,1\n"));
     }
 
     #[test]

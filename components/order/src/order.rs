@@ -3,11 +3,13 @@
 //! 1. Validate (400 and nothing happens).
 //! 2. Only a ready leader takes orders (409 naming the leader otherwise); one left not ready by
 //!    a failed replication first renews with a new epoch.
-//! 3. A key already in the log gets its number again — no stock taken twice.
+//! 3. A key already in the log gets its number again — no stock taken twice — if the request
+//!    is the same order (toy and quantity); a different order under a used key is 422 and
+//!    changes nothing.
 //! 4. Take the stock at the catalog (`/buy` with the key) *before* the order lock, so catalog
 //!    latency does not serialise orders; its 400/404 go back unchanged.
 //! 5. Under the order lock: check the key again (a retry may have won meanwhile: give the stock
-//!    back and answer the existing number), number = last + 1, append + fsync, replicate.
+//!    back and answer the existing number, or 422), number = last + 1, append + fsync, replicate.
 //! 6. A majority has it → acknowledge. Otherwise 503, and the leader must renew before the
 //!    next order (a leader never writes two different entries at one number in one epoch).
 //!    If no follower can possibly hold the entry it is cut and the stock released; if one
@@ -27,8 +29,8 @@ use crate::service::{internal, Service};
 /// What happened when the leader tried to append under the lock.
 enum Appended {
     New(u64),
-    /// The key is already in the log at this number.
-    Existing(u64),
+    /// The key is already in the log, for this entry.
+    Existing(Entry),
 }
 
 impl<N: Net> Service<N> {
@@ -43,7 +45,7 @@ impl<N: Net> Service<N> {
                 return r;
             }
         }
-        match self.existing(&order.key).await {
+        match self.existing(&order).await {
             Ok(Some(n)) => return accepted(n),
             Ok(None) => {}
             Err(r) => return r,
@@ -65,8 +67,8 @@ impl<N: Net> Service<N> {
                 if disk.promised != epoch || state.ready_epoch() != Some(epoch) {
                     return Err(Reply::unavailable("leadership changed; retry"));
                 }
-                if let Some(n) = disk.log.number_of(&order.key) {
-                    return Ok(Appended::Existing(n));
+                if let Some(e) = disk.log.number_of(&order.key).and_then(|n| disk.log.get(n)) {
+                    return Ok(Appended::Existing(e.clone()));
                 }
                 let n = (disk.log.last() + 1) as u64;
                 let entry = Entry { number: n, name: order.name.clone(), quantity: order.quantity, key: order.key.clone(), epoch };
@@ -77,10 +79,10 @@ impl<N: Net> Service<N> {
             .and_then(|r| r);
         let n = match appended {
             Ok(Appended::New(n)) => n,
-            Ok(Appended::Existing(n)) => {
+            Ok(Appended::Existing(e)) => {
                 // Under the lock a ready leader's whole log is committed.
                 self.release(&order).await;
-                return accepted(n);
+                return if order.is_same_order_as(&e) { accepted(e.number) } else { order.key_reused(&e) };
             }
             Err(r) => {
                 self.release(&order).await;
@@ -113,21 +115,23 @@ impl<N: Net> Service<N> {
         Reply::unavailable("the order could not be replicated to a majority of replicas; retry")
     }
 
-    /// The number of `key` if it is in the log and committed. An entry that is there but not
-    /// (yet) committed — another request for the same key is replicating it, or a failed
-    /// replication left it — is waited for under the order lock (renewing if needed).
-    async fn existing(&self, key: &str) -> Result<Option<u64>, Reply> {
+    /// The number of `order.key` if it is in the log and committed (or 422 if it names another
+    /// order). An entry that is there but not (yet) committed — another request for the same
+    /// key is replicating it, or a failed replication left it — is waited for under the order
+    /// lock (renewing if needed).
+    async fn existing(&self, order: &NewOrder) -> Result<Option<u64>, Reply> {
+        let logged = || self.read_log(|log| log.number_of(&order.key).and_then(|n| log.get(n).cloned())).flatten();
+        let answer = |e: Entry| if order.is_same_order_as(&e) { Ok(Some(e.number)) } else { Err(order.key_reused(&e)) };
         for _ in 0..2 {
-            let Some(n) = self.read_log(|log| log.number_of(key)).flatten() else { return Ok(None) };
-            if self.state.borrow().committed(n) {
-                return Ok(Some(n));
+            let Some(e) = logged() else { return Ok(None) };
+            if self.state.borrow().committed(e.number) {
+                return answer(e);
             }
             let _lock = self.order_lock.lock().await;
             self.ready_or_renew().await?;
         }
-        let n = self.read_log(|log| log.number_of(key)).flatten();
-        match n {
-            Some(n) if self.state.borrow().committed(n) => Ok(Some(n)),
+        match logged() {
+            Some(e) if self.state.borrow().committed(e.number) => answer(e),
             Some(_) => Err(Reply::unavailable("the order is not yet on a majority of replicas; retry")),
             None => Ok(None),
         }
@@ -143,7 +147,7 @@ impl<N: Net> Service<N> {
                     v if v.get("error").is_some() => v.clone(),
                     _ => json!({ "error": { "code": r.status, "message": r.error_message() } }),
                 };
-                Err(Reply { status: r.status, body })
+                Err(Reply::raw(r.status, body))
             }
             Ok(r) => Err(Reply::unavailable(format!("catalog answered {}: {}", r.status, r.error_message()))),
             Err(e) => Err(Reply::unavailable(format!("catalog unavailable: {e}"))),

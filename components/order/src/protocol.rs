@@ -75,13 +75,13 @@ pub enum Refusal {
 
 /// A 409 carrying the reason and the refusing replica's status in the error object.
 pub fn refused(reason: Refusal, message: &str, status: Status) -> Reply {
-    Reply {
-        status: 409,
-        body: json!({ "error": {
+    Reply::raw(
+        409,
+        json!({ "error": {
             "code": 409, "message": message, "reason": reason,
             "last": status.last, "last_epoch": status.last_epoch, "epoch": status.epoch,
         }}),
-    }
+    )
 }
 
 /// Read a peer's 409 back (None if the reply is not one of ours).
@@ -106,10 +106,7 @@ pub fn not_leader(leader: Option<u32>, epoch: u64) -> Reply {
         Some(l) => format!("not the leader; the leader is replica {l}"),
         None => "not the leader; no leader known".to_string(),
     };
-    Reply {
-        status: 409,
-        body: json!({ "error": { "code": 409, "message": message, "leader": leader, "epoch": epoch } }),
-    }
+    Reply::raw(409, json!({ "error": { "code": 409, "message": message, "leader": leader, "epoch": epoch } }))
 }
 
 /// A validated `POST /orders` body.
@@ -131,6 +128,23 @@ impl NewOrder {
             quantity: item.quantity as i64,
             key: item.key.unwrap_or_else(toystore_guest::time::random_key),
         })
+    }
+
+    /// Is `stored` (the entry already logged under this key) the order this request asks for?
+    /// A key names one order: the same key with another toy or quantity is a client error.
+    pub fn is_same_order_as(&self, stored: &Entry) -> bool {
+        stored.key == self.key && stored.name == self.name && stored.quantity == self.quantity
+    }
+
+    /// 422 for a key already used by `stored`, a different order. Nothing was changed.
+    pub fn key_reused(&self, stored: &Entry) -> Reply {
+        Reply::error(
+            422,
+            format!(
+                "idempotency key {:?} was used for a different order (order {}: {} x {}; this request: {} x {})",
+                self.key, stored.number, stored.quantity, stored.name, self.quantity, self.name
+            ),
+        )
     }
 
     pub fn catalog_body(&self) -> Value {
@@ -155,6 +169,23 @@ mod tests {
         ] {
             assert_eq!(NewOrder::parse(bad.as_bytes()).unwrap_err().status, 400, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_key_names_one_order() {
+        let order = NewOrder { name: "Tux".into(), quantity: 2, key: "k".into() };
+        let stored = |name: &str, quantity| Entry { number: 4, name: name.into(), quantity, key: "k".into(), epoch: 1 };
+        // (stored entry, same order?)
+        let cases = [(stored("Tux", 2), true), (stored("Tux", 1), false), (stored("Lego", 2), false)];
+        for (e, same) in cases {
+            assert_eq!(order.is_same_order_as(&e), same, "{e:?}");
+        }
+        let r = order.key_reused(&stored("Lego", 1));
+        assert_eq!(r.status, 422);
+        assert_eq!(
+            r.error_message(),
+            Some(r#"idempotency key "k" was used for a different order (order 4: 1 x Lego; this request: 2 x Tux)"#)
+        );
     }
 
     #[test]

@@ -76,11 +76,23 @@ pub struct Replica {
     seen_epoch: u64,
     /// Start-up resync done: `/ping` answers 200.
     synced: bool,
+    /// The commit index of the leadership a renewal started from (-1: none), so a renewal that
+    /// fails still knows which entries are committed (reads of them keep working).
+    renewed_commit: i64,
 }
 
 impl Replica {
     pub fn new(me: u32) -> Replica {
-        Replica { me, role: Role::Follower, leader: None, leader_epoch: 0, promised: 0, seen_epoch: 0, synced: false }
+        Replica {
+            me,
+            role: Role::Follower,
+            leader: None,
+            leader_epoch: 0,
+            promised: 0,
+            seen_epoch: 0,
+            synced: false,
+            renewed_commit: -1,
+        }
     }
 
     // ---- reading ----
@@ -124,6 +136,14 @@ impl Replica {
     /// Is order `n` known to be on a majority (so it may be acknowledged)?
     pub fn committed(&self, n: u64) -> bool {
         matches!(&self.role, Role::Leader(l) if l.ready && (n as i64) <= l.commit)
+    }
+
+    /// What `GET /orders/<n>` needs to know: the leadership this replica holds, if any.
+    pub fn read_view(&self) -> Option<ReadView> {
+        match &self.role {
+            Role::Leader(l) => Some(ReadView { epoch: l.epoch, ready: l.ready, commit: l.commit }),
+            _ => None,
+        }
     }
 
     /// The epoch this replica itself claims (as candidate or leader), if any.
@@ -226,6 +246,10 @@ impl Replica {
 
     /// Election step 1: we promised ourselves `epoch` and now fence the peers with it.
     pub fn start_candidacy(&mut self, epoch: u64) {
+        self.renewed_commit = match &self.role {
+            Role::Leader(l) => l.commit,
+            _ => -1,
+        };
         self.role = Role::Candidate(epoch);
         self.observe_promise(epoch);
         self.leader = None;
@@ -264,7 +288,11 @@ impl Replica {
         if was_leader && self.own_epoch() == Some(e) {
             match &mut self.role {
                 Role::Leader(l) => l.ready = false,
-                _ => self.role = Role::Leader(Leadership::new(e, HashMap::new())),
+                _ => {
+                    let mut l = Leadership::new(e, HashMap::new());
+                    l.commit = self.renewed_commit;
+                    self.role = Role::Leader(l);
+                }
             }
         } else {
             self.role = Role::Follower;
@@ -535,6 +563,64 @@ pub fn tally_fence<T>(answers: &[Result<T, Option<u64>>], majority: usize) -> Fe
     }
 }
 
+/// A leader's view for answering `GET /orders/<n>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadView {
+    pub epoch: u64,
+    pub ready: bool,
+    /// Every entry up to here is on a majority (kept while renewing).
+    pub commit: i64,
+}
+
+/// What a replica does with `GET /orders/<n>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadDecision {
+    /// `n` is committed here: 200 with the entry. A committed entry never changes, so this is
+    /// right even at a leader that was deposed without knowing it yet.
+    Answer,
+    /// 409 naming the leader we know: only a leader knows what is committed.
+    NotLeader,
+    /// `n` is past our commit index. A newer leader we have not heard of may have committed it,
+    /// so first ask the peers whether anyone promised a newer epoch than ours.
+    ConfirmLeadership(u64),
+    /// A majority confirmed (during this read) that nobody promised a newer epoch than ours:
+    /// `n` is not committed anywhere, 404.
+    Absent,
+}
+
+/// `GET /orders/<n>` on a replica with leadership `view` (None: follower or candidate), after a
+/// majority confirmed our epoch `confirmed` (None: not asked yet). See ARCHITECTURE.md, "Reads".
+pub fn decide_read(view: Option<ReadView>, n: u64, confirmed: Option<u64>) -> ReadDecision {
+    match view {
+        Some(v) if n as i64 <= v.commit => ReadDecision::Answer,
+        Some(v) if v.ready && confirmed == Some(v.epoch) => ReadDecision::Absent,
+        Some(v) if v.ready => ReadDecision::ConfirmLeadership(v.epoch),
+        _ => ReadDecision::NotLeader,
+    }
+}
+
+/// How a leader's confirmation round (each peer's promised epoch, None: no answer) went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    /// A majority (us included) had promised nothing newer than `epoch` when it answered.
+    Leading,
+    /// Some peer promised a newer epoch: we are deposed.
+    Superseded(u64),
+    /// Too few answers to tell.
+    Unsure,
+}
+
+pub fn tally_confirm(epoch: u64, promised: &[Option<u64>], majority: usize) -> Confirmation {
+    if let Some(newer) = promised.iter().flatten().copied().filter(|&p| p > epoch).max() {
+        return Confirmation::Superseded(newer);
+    }
+    if 1 + promised.iter().flatten().count() >= majority {
+        Confirmation::Leading
+    } else {
+        Confirmation::Unsure
+    }
+}
+
 /// The most up-to-date log among `peers` (Raft's order, ties to the higher id), if it is ahead
 /// of `ours` — the one an election adopts and a catch-up takes.
 pub fn most_up_to_date(ours: Position, peers: impl IntoIterator<Item = (u32, Position)>) -> Option<(u32, Position)> {
@@ -655,6 +741,51 @@ mod tests {
     }
 
     #[test]
+    fn reads() {
+        use ReadDecision::*;
+        let ready = |epoch, commit| Some(ReadView { epoch, ready: true, commit });
+        let renewing = |epoch, commit| Some(ReadView { epoch, ready: false, commit });
+        // (leadership, n, epoch a majority confirmed) → decision
+        let cases: Vec<(&str, Option<ReadView>, u64, Option<u64>, ReadDecision)> = vec![
+            ("follower", None, 0, None, NotLeader),
+            ("follower, even once 'confirmed'", None, 0, Some(3), NotLeader),
+            ("ready leader, committed", ready(3, 5), 5, None, Answer),
+            ("ready leader, older committed", ready(3, 5), 0, None, Answer),
+            ("ready leader, past commit: confirm first", ready(3, 5), 6, None, ConfirmLeadership(3)),
+            ("ready leader, uncommitted entry", ready(3, 5), 6, None, ConfirmLeadership(3)),
+            ("ready leader, empty log", ready(1, -1), 0, None, ConfirmLeadership(1)),
+            ("confirmed: absent", ready(3, 5), 6, Some(3), Absent),
+            ("confirmed an older epoch (renewed meanwhile)", ready(4, 5), 6, Some(3), ConfirmLeadership(4)),
+            ("committed before confirmation came back", ready(3, 7), 6, Some(3), Answer),
+            ("renewing leader, committed", renewing(3, 5), 2, None, Answer),
+            ("renewing leader, past commit", renewing(3, 5), 6, None, NotLeader),
+            ("renewing leader, past commit, confirmed", renewing(3, 5), 6, Some(3), NotLeader),
+        ];
+        for (name, view, n, confirmed, want) in cases {
+            assert_eq!(decide_read(view, n, confirmed), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn confirmation_tally() {
+        use Confirmation::*;
+        // (our epoch, peers' promised epochs, majority) → outcome
+        let cases: Vec<(u64, Vec<Option<u64>>, usize, Confirmation)> = vec![
+            (3, vec![Some(3), Some(3)], 2, Leading),
+            (3, vec![Some(3), None], 2, Leading),
+            (3, vec![Some(2), None], 2, Leading), // an older promise cannot elect anyone newer
+            (3, vec![None, None], 2, Unsure),
+            (3, vec![Some(4), Some(3)], 2, Superseded(4)),
+            (3, vec![None, Some(5)], 2, Superseded(5)),
+            (3, vec![Some(3), None, None, None], 3, Unsure),
+            (1, vec![], 1, Leading),
+        ];
+        for (epoch, promised, majority, want) in cases {
+            assert_eq!(tally_confirm(epoch, &promised, majority), want, "{epoch} {promised:?}");
+        }
+    }
+
+    #[test]
     fn most_up_to_date_log() {
         let cases: Vec<(Position, Vec<(u32, Position)>, Option<u32>)> = vec![
             (pos(1, 5), vec![], None),
@@ -705,6 +836,25 @@ mod tests {
             }
             assert_eq!((r.role().name(), r.own_epoch()), (role, own), "{name}");
         }
+    }
+
+    #[test]
+    fn a_failed_renewal_keeps_what_was_committed() {
+        let mut r = Replica::new(1);
+        r.start_candidacy(4);
+        assert!(r.become_leader(4, HashMap::new()) && r.become_ready(4, 7));
+        r.lose_readiness(4);
+        r.start_candidacy(5);
+        r.lose_election(true);
+        assert_eq!(r.read_view(), Some(ReadView { epoch: 5, ready: false, commit: 7 }));
+        r.start_candidacy(6);
+        r.lose_election(true);
+        assert_eq!(r.read_view().map(|v| v.commit), Some(7), "and again");
+        // A follower's candidacy starts from nothing.
+        let mut f = Replica::new(2);
+        f.start_candidacy(3);
+        assert!(f.become_leader(3, HashMap::new()));
+        assert_eq!(f.read_view().map(|v| v.commit), Some(-1));
     }
 
     #[test]

@@ -211,7 +211,7 @@ impl<N: Net> Service<N> {
             Route::Health => self.health(),
             Route::Ping => self.ping().await,
             Route::PlaceOrder => self.place_order(req).await,
-            Route::Order => self.get_order(matched.param("n")),
+            Route::Order => self.get_order(matched.param("n")).await,
             Route::LeaderSelection => self.leader_selection().await,
             Route::InformReplica => self.inform_replica(req),
             Route::Fence => self.fence(req).await,
@@ -246,16 +246,6 @@ impl<N: Net> Service<N> {
             "id": self.cfg.id, "leader": leader, "epoch": s.promised(), "last": self.position().last,
             "synced": true, "role": s.role().name(),
         }))
-    }
-
-    /// `GET /orders/<n>` from the local log.
-    fn get_order(&self, n: &str) -> Reply {
-        let Ok(n) = n.parse::<i64>() else { return Reply::bad_request(format!("order number must be an integer, got {n:?}")) };
-        let found = u64::try_from(n).ok().and_then(|n| self.read_log(|log| log.get(n).cloned()).flatten());
-        match found {
-            Some(e) => Reply::ok(json!({ "number": e.number, "name": e.name, "quantity": e.quantity })),
-            None => Reply::not_found(format!("order {n} not found")),
-        }
     }
 
     /// `POST /tick`: finish the start-up resync if it is not done; a follower also checks

@@ -31,7 +31,8 @@ fn round(sim: &Sim, acked: &mut Acked, tag: &str, count: usize) {
     }
 }
 
-/// Every acknowledged order reads back from every live replica (after catching up).
+/// Every acknowledged order is in every live replica's log (after catching up), and reads
+/// back through the leader.
 fn assert_all_present(sim: &Sim, acked: &Acked) {
     sim.tick_all();
     for id in 1..=3 {
@@ -39,9 +40,13 @@ fn assert_all_present(sim: &Sim, acked: &Acked) {
             continue;
         }
         for (n, (key, toy, qty)) in acked {
-            let got = sim.read(id, *n);
+            let got = sim.local(id, *n);
             assert_eq!(got, Some((toy.clone(), *qty)), "replica {id} lost order {n} ({key})");
         }
+    }
+    for (n, (key, toy, qty)) in acked {
+        let r = sim.read_via_leader(*n).unwrap_or_else(|e| panic!("reading order {n} ({key}): {e}"));
+        assert_eq!((r.status, &r.body["data"]["name"], r.body["data"]["quantity"].as_i64()), (200, &json!(toy), Some(*qty)), "order {n} ({key})");
     }
 }
 
@@ -91,10 +96,14 @@ fn orders_are_numbered_replicated_and_read_back() {
     assert_all_present(&sim, &acked);
     assert_identical(&sim);
     assert_eq!(sim.taken(), acked.values().map(|(_, _, q)| q).sum::<i64>());
-    // Lookups: unknown 404, non-integer 400; followers answer from their own log.
-    assert_eq!(sim.get(1, "/orders/99").unwrap().status, 404);
+    // Lookups at the leader: unknown 404, non-integer 400. A follower holds the orders but
+    // answers 409 naming the leader (only a leader knows what is committed).
+    assert_eq!(sim.get(3, "/orders/99").unwrap().status, 404);
+    assert_eq!(sim.get(3, "/orders/x").unwrap().status, 400);
+    assert_eq!(sim.get(3, "/orders/-1").unwrap().status, 404);
     assert_eq!(sim.get(1, "/orders/x").unwrap().status, 400);
-    assert_eq!(sim.get(1, "/orders/-1").unwrap().status, 404);
+    let follower = sim.get(1, "/orders/0").unwrap();
+    assert_eq!((follower.status, &follower.body["error"]["leader"]), (409, &json!(3)), "{follower:?}");
     // A follower refuses orders and names the leader.
     let r = sim.post(1, "/orders", json!({"name": "Tux", "quantity": 1, "key": "f"})).unwrap();
     assert_eq!(r.status, 409);
@@ -583,4 +592,77 @@ fn random_crashes_restarts_and_lost_messages_never_lose_or_reuse_an_acknowledged
             .sum();
         assert!(sim.taken() >= logged, "seed {seed}: {} taken, {logged} in the log", sim.taken());
     }
+}
+
+#[test]
+fn a_deposed_leader_and_a_follower_never_answer_404_for_an_order_a_newer_leader_committed() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 3);
+    // Cut the leader (3) off from its peers; 2 becomes leader and 3 hears nothing of it.
+    sim.set_fault(|c| if c.from == 3 || (c.to == 3 && c.from != 0) { Fault::DropRequest } else { Fault::None });
+    let r = sim.post(2, "/leaderselection", json!({})).unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    sim.post(1, "/inform_replica", json!({"leader": 2, "epoch": r.body["data"]["epoch"]})).unwrap();
+    let r = sim.post(2, "/orders", json!({"name": "Fox", "quantity": 1, "key": "new"})).unwrap();
+    assert_eq!(r.body["data"]["order_number"], 3, "{r:?}");
+    assert_eq!(sim.get(3, "/health").unwrap().body["data"]["role"], "leader", "3 still believes it leads");
+    // What 3 committed before is immutable: 200 is right even now.
+    assert_eq!(sim.read(3, 1), Some(("Lego".to_string(), 2)));
+    // Past its commit index and cut off, it cannot confirm its leadership: no 404.
+    let cut_off = sim.get(3, "/orders/3").unwrap();
+    assert_eq!(cut_off.status, 503, "{cut_off:?}");
+    // Reconnected, its confirmation round meets the newer promise: 409, and it steps down.
+    sim.clear_fault();
+    let deposed = sim.get(3, "/orders/3").unwrap();
+    assert_eq!(deposed.status, 409, "{deposed:?}");
+    assert_eq!(sim.get(3, "/health").unwrap().body["data"]["role"], "follower");
+    assert_eq!(sim.get(3, "/orders/1").unwrap().status, 409, "a follower answers nothing itself");
+    // The follower names the new leader, which answers.
+    let f = sim.get(1, "/orders/3").unwrap();
+    assert_eq!((f.status, &f.body["error"]["leader"]), (409, &json!(2)), "{f:?}");
+    assert_eq!(sim.read(2, 3), Some(("Fox".to_string(), 1)));
+    let asked = sim.count(1, "get_last_order_number") + sim.count(3, "get_last_order_number");
+    assert_eq!(sim.get(2, "/orders/4").unwrap().status, 404, "a leader a majority confirms may say 404");
+    assert!(sim.count(1, "get_last_order_number") + sim.count(3, "get_last_order_number") > asked, "after asking");
+    acked.insert(3, ("new".into(), "Fox".into(), 1));
+    assert_all_present(&sim, &acked);
+}
+
+#[test]
+fn an_entry_the_leader_could_not_confirm_is_not_read_until_it_is_committed() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 2);
+    // Both followers apply the entry but their answers are lost: the leader keeps it unconfirmed.
+    sim.set_fault(|c| if c.path == "/replicate_order" { Fault::LoseReply } else { Fault::None });
+    let r = sim.post(3, "/orders", json!({"name": "Fox", "quantity": 1, "key": "unsure"})).unwrap();
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(sim.last(3), Some(2), "the entry stays in the leader's log");
+    let r = sim.get(3, "/orders/2").unwrap();
+    assert_eq!(r.status, 409, "neither 200 (uncommitted) nor 404 (it may commit): {r:?}");
+    assert_eq!(sim.read(3, 1), Some(("Lego".to_string(), 2)), "committed entries still read");
+    sim.clear_fault();
+    // The retry with the same key renews the leadership, which commits the entry.
+    assert_eq!(place(&sim, &mut acked, "unsure", "Fox", 1), 2);
+    assert_eq!(sim.read(3, 2), Some(("Fox".to_string(), 1)));
+    assert_all_present(&sim, &acked);
+}
+
+#[test]
+fn the_same_key_for_a_different_order_is_422_and_changes_nothing() {
+    let sim = start();
+    let mut acked = Acked::new();
+    let n = place(&sim, &mut acked, "k", "Lego", 2);
+    let (file, taken, buys) = (sim.orders_file(1), sim.taken(), sim.catalog.borrow().buys);
+    for (toy, qty) in [("Lego", 1), ("Tux", 2)] {
+        let r = sim.post(3, "/orders", json!({"name": toy, "quantity": qty, "key": "k"})).unwrap();
+        assert_eq!(r.status, 422, "{r:?}");
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(r#"idempotency key "k" was used for a different order"#), "{message}");
+    }
+    assert_eq!((sim.orders_file(3), sim.taken(), sim.catalog.borrow().buys), (file.clone(), taken, buys), "nothing changed");
+    // The same order under the key is still its number.
+    assert_eq!(sim.post(3, "/orders", json!({"name": "Lego", "quantity": 2, "key": "k"})).unwrap().body["data"]["order_number"], n);
+    assert_identical(&sim);
 }

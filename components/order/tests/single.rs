@@ -1,5 +1,5 @@
 //! A replica on its own: several instances sharing one data directory (as under the stock
-//! `wasmtime serve`), and the debug trap route.
+//! `wasmtime serve`), a damaged log, and the debug trap route.
 
 use std::path::Path;
 use std::time::Duration;
@@ -50,14 +50,17 @@ fn instances_sharing_a_directory_never_reuse_a_number() {
     assert_eq!(call(&a, Method::POST, "/leaderselection", json!({})).body["data"]["epoch"], 1);
     assert_eq!(order(&a, "k0").body["data"]["order_number"], 0);
     // b's memory knows nothing; the file length tells it to re-read before it answers.
-    assert_eq!(call(&b, Method::GET, "/orders/0", Value::Null).status, 200);
+    assert_eq!(call(&b, Method::GET, "/get_last_order_number", Value::Null).body["data"]["last"], 0);
+    assert_eq!(call(&b, Method::GET, "/orders/0", Value::Null).status, 409, "b is no leader yet");
     assert_eq!(call(&b, Method::POST, "/leaderselection", json!({})).body["data"]["epoch"], 2);
     assert_eq!(order(&b, "k1").body["data"]["order_number"], 1);
     assert_eq!(order(&b, "k0").body["data"]["order_number"], 0, "a's key is known to b");
     // a still believes it leads epoch 1, but the epoch file holds b's promise: a refuses.
     let stale = order(&a, "k2");
     assert!(stale.status == 409 || stale.status == 503, "{stale:?}");
-    assert_eq!(call(&a, Method::GET, "/orders/1", Value::Null).status, 200);
+    // Deposed, a answers no reads; b, the leader, does.
+    assert_eq!(call(&a, Method::GET, "/orders/1", Value::Null).status, 409);
+    assert_eq!(call(&b, Method::GET, "/orders/1", Value::Null).status, 200);
     let file = std::fs::read_to_string(dir.path().join("orders.csv")).unwrap();
     assert_eq!(file, "number,name,quantity,key,epoch\n0,Tux,1,k0,2\n1,Tux,1,k1,2\n", "0 re-stamped by epoch 2");
 }
@@ -90,4 +93,23 @@ fn health_ping_and_peer_routes_answer_from_the_local_log() {
     assert_eq!(call(&s, Method::POST, "/fence", json!({"leader": 2})).status, 400);
     assert_eq!(call(&s, Method::POST, "/replicate_order", json!({"leader": 2, "epoch": 9, "prev": null,
         "orders": [{"number": 5, "name": "Tux", "quantity": 1, "key": "x", "epoch": 9}]})).status, 400, "not contiguous after prev");
+}
+
+#[test]
+fn a_corrupt_line_stops_the_replica_with_the_file_and_line_and_cuts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.csv");
+    let damaged = "number,name,quantity,key,epoch\n0,Tux,1,a,1\n1,Tux,#,b,1\n2,Tux,1,c,1\n";
+    std::fs::write(&path, damaged).unwrap();
+    let s = service(dir.path(), false);
+    for (method, route) in [(Method::GET, "/health"), (Method::GET, "/orders/0"), (Method::POST, "/orders"), (Method::POST, "/leaderselection")] {
+        let r = call(&s, method.clone(), route, json!({"name": "Tux", "quantity": 1, "key": "k"}));
+        assert_eq!(r.status, 500, "{method} {route}: {r:?}");
+        let message = r.error_message().unwrap_or_default();
+        assert!(message.contains(&format!("{}: line 3", path.display())), "{message}");
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), damaged, "nothing cut, nothing appended");
+    // Repaired by hand, the replica serves again.
+    std::fs::write(&path, "number,name,quantity,key,epoch\n0,Tux,1,a,1\n1,Tux,1,b,1\n2,Tux,1,c,1\n").unwrap();
+    assert_eq!(call(&s, Method::GET, "/get_last_order_number", Value::Null).body["data"]["last"], 2);
 }

@@ -178,12 +178,25 @@ fn client_idempotency_key_is_used() {
     let fe = frontend_with(&world, |_| {});
     let req = || Request::new(Method::POST, "/orders", r#"{"name":"Fox","quantity":1}"#).with_header("Idempotency-Key", "client-1");
     assert_eq!(block_on(fe.handle(&req())).body["data"]["order_number"], 0);
-    assert_eq!(block_on(fe.handle(&req())).body["data"]["order_number"], 0, "same key, same order");
+    let again = block_on(fe.handle(&req()));
+    assert_eq!(again.body["data"]["order_number"], 0, "same key, same order");
+    assert_eq!(again.header("Idempotency-Key"), Some("client-1"), "the client's key is echoed");
+    assert_eq!(world.order_count(), 1);
+    // The same key for another order: the replica's 422 passes through, with the key.
+    let other = Request::new(Method::POST, "/orders", r#"{"name":"Fox","quantity":2}"#).with_header("Idempotency-Key", "client-1");
+    let r = block_on(fe.handle(&other));
+    assert_eq!((r.status, r.header("Idempotency-Key")), (422, Some("client-1")), "{r:?}");
     assert_eq!(world.order_count(), 1);
     // Without a header every request is a new order.
-    call(&fe, Method::POST, "/orders", r#"{"name":"Fox","quantity":1}"#);
-    call(&fe, Method::POST, "/orders", r#"{"name":"Fox","quantity":1}"#);
+    let a = call(&fe, Method::POST, "/orders", r#"{"name":"Fox","quantity":1}"#);
+    let b = call(&fe, Method::POST, "/orders", r#"{"name":"Fox","quantity":1}"#);
     assert_eq!(world.order_count(), 3);
+    // ... and its answer carries the key the frontend made up, so the client can retry it.
+    let (ka, kb) = (a.header("Idempotency-Key").unwrap(), b.header("Idempotency-Key").unwrap());
+    assert!(!ka.is_empty() && ka != kb && ka != "client-1", "{ka} {kb}");
+    let unknown = call(&fe, Method::POST, "/orders", r#"{"name":"Unicorn","quantity":1}"#);
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.header("Idempotency-Key").is_some(), "errors once the key is known carry it too");
 }
 
 #[test]

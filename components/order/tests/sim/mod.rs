@@ -172,7 +172,7 @@ impl Sim {
     /// A request from the test driver to replica `id`: Err if it is down or dies meanwhile.
     pub async fn request(&self, id: u32, method: Method, path: &str, body: Option<Value>) -> Result<Reply, String> {
         let r = self.deliver(0, id, method, path, body).await.map_err(|e| e.to_string())?;
-        Ok(Reply { status: r.status, body: r.body })
+        Ok(Reply::raw(r.status, r.body))
     }
 
     pub fn call(&self, id: u32, method: Method, path: &str, body: Option<Value>) -> Result<Reply, String> {
@@ -340,9 +340,32 @@ impl Sim {
         self.get(id, "/get_last_order_number").ok()?.body["data"]["last"].as_i64()
     }
 
+    /// `GET /orders/<n>` at replica `id`: the toy and quantity if it answered 200.
     pub fn read(&self, id: u32, n: u64) -> Option<(String, i64)> {
         let r = self.get(id, &format!("/orders/{n}")).ok()?;
         (r.status == 200).then(|| (r.body["data"]["name"].as_str().unwrap().to_string(), r.body["data"]["quantity"].as_i64().unwrap()))
+    }
+
+    /// `GET /orders/<n>` the way the frontend does it: at the leader, re-electing on 409, 503
+    /// or a dead leader. The last answer (or why there was none).
+    pub fn read_via_leader(&self, n: u64) -> Result<Reply, String> {
+        let mut last = String::new();
+        for _ in 0..6 {
+            let Some(leader) = self.leader().or_else(|| self.elect()) else { return Err(format!("no leader ({last})")) };
+            match self.get(leader, &format!("/orders/{n}")) {
+                Ok(r) if r.status < 500 && r.status != 409 => return Ok(r),
+                Ok(r) => last = format!("{} {}", r.status, r.body),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Entry `n` as replica `id`'s own `orders.csv` holds it (toy, quantity).
+    pub fn local(&self, id: u32, n: u64) -> Option<(String, i64)> {
+        let path = self.dir(id).join(toystore_order::log::FILE);
+        let parsed = toystore_order::log::parse(&path, &self.orders_file(id)).ok()?;
+        parsed.entries.get(n as usize).map(|e| (e.name.clone(), e.quantity))
     }
 }
 
