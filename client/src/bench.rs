@@ -99,7 +99,7 @@ pub async fn measure(target: &Target, op: &Op, concurrency: usize, duration: Dur
                 match result {
                     Ok(r) if r.status.is_success() => {
                         if matches!(&*op, Op::Order) {
-                            if let Some(n) = r.json()["data"]["order_number"].as_u64() {
+                            if let Some(n) = toystore_api::data_of(&r.json()).and_then(|d| d["order_number"].as_u64()) {
                                 max_order = max_order.max(Some(n));
                             }
                         }
@@ -459,7 +459,7 @@ async fn restart_runs(h: &Host, missed: u64) -> anyhow::Result<Vec<RestartPoint>
 /// The `last` order number replica `id` reports on `/ping`.
 async fn last_order(h: &Host, id: u32) -> Option<i64> {
     let r = crate::conn::once(&h.replica_url(id), Method::GET, "/ping", None, Duration::from_secs(5)).await.ok()?;
-    r.json()["data"]["last"].as_i64()
+    toystore_api::data_of(&r.json())?["last"].as_i64()
 }
 
 /// `x / base` as `×1.23`, or `–` without a base.

@@ -30,6 +30,7 @@ use futures::future::join_all;
 use toystore_guest::sync::Mutex;
 use http::Method;
 use serde_json::{json, Value};
+use toystore_guest::api::data_of;
 use toystore_guest::{time, Net, NetResponse, Reply};
 
 /// The shortest timeout an attempt gets, however little of the budget is left.
@@ -145,7 +146,7 @@ impl Leader {
                 Ok(r) if r.status == 200 => r,
                 _ => continue,
             };
-            let epoch = reply.json().get("data").and_then(|d| d.get("epoch")).cloned().unwrap_or(Value::Null);
+            let epoch = data_of(reply.json()).and_then(|d| d.get("epoch")).cloned().unwrap_or(Value::Null);
             *self.current.borrow_mut() =
                 Some(Current { id: candidate.id, url: candidate.url.clone(), epoch: epoch.clone() });
             // Waiting requests can use the new leader while the others are being told.
@@ -237,7 +238,7 @@ fn still_leading(r: &NetResponse, id: u32) -> bool {
         return false;
     }
     let v = r.json();
-    let data = v.get("data").unwrap_or(&v);
+    let data = data_of(v).unwrap_or(v);
     match data.get("leader") {
         Some(Value::Null) => false,
         Some(Value::Number(n)) => n.as_u64() == Some(u64::from(id)),

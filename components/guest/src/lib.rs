@@ -25,6 +25,9 @@ pub mod time;
 #[cfg(target_arch = "wasm32")]
 pub mod wasi;
 
+/// The JSON envelope every body uses (`toystore-api`), re-exported so components need no
+/// dependency of their own.
+pub use toystore_api as api;
 pub use item::ItemRequest;
 pub use net::{CallError, Net, NetResponse};
 pub use reply::Reply;

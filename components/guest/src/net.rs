@@ -34,18 +34,18 @@ impl NetResponse {
 
     /// The `data` member of a success envelope, decoded as `T`.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, CallError> {
-        let data = self.body.get("data").unwrap_or(&Value::Null);
+        let data = toystore_api::data_of(&self.body).unwrap_or(&Value::Null);
         T::deserialize(data).map_err(|e| CallError::BadReply(e.to_string()))
+    }
+
+    /// The `error` member of an error envelope, with any extra members it carries.
+    pub fn error(&self) -> Option<toystore_api::ErrorBody> {
+        toystore_api::error_of(&self.body)
     }
 
     /// The `error.message` of an error envelope, or the whole body as text.
     pub fn error_message(&self) -> String {
-        self.body
-            .get("error")
-            .and_then(|e| e.get("message"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| self.body.to_string())
+        self.error().map(|e| e.message).unwrap_or_else(|| self.body.to_string())
     }
 }
 

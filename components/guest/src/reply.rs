@@ -31,6 +31,12 @@ impl Reply {
         Self::raw(status, toystore_api::error_value(status, message))
     }
 
+    /// An error envelope built from `error` (its `code` is the status), extra members included.
+    pub fn from_error(error: toystore_api::ErrorBody) -> Self {
+        let status = error.code;
+        Self::raw(status, toystore_api::Envelope::<Value>::Error(error).to_value())
+    }
+
     /// `status` with `body` as it is (already an envelope, e.g. passed on from another service).
     pub fn raw(status: u16, body: Value) -> Self {
         Self { status, body, headers: Vec::new() }

@@ -19,6 +19,7 @@
 
 use http::Method;
 use serde_json::json;
+use toystore_guest::api::ErrorBody;
 use toystore_guest::{Net, Reply, Request};
 
 use crate::log::Entry;
@@ -143,11 +144,8 @@ impl<N: Net> Service<N> {
         match self.net.call(Method::POST, &url, Some(order.catalog_body()), self.cfg.timeout).await {
             Ok(r) if r.is_success() => Ok(()),
             Ok(r) if r.status == 400 || r.status == 404 => {
-                let body = match r.json() {
-                    v if v.get("error").is_some() => v.clone(),
-                    _ => json!({ "error": { "code": r.status, "message": r.error_message() } }),
-                };
-                Err(Reply::raw(r.status, body))
+                let error = r.error().unwrap_or_else(|| ErrorBody::new(r.status, r.error_message()));
+                Err(Reply::from_error(ErrorBody { code: r.status, ..error }))
             }
             Ok(r) => Err(Reply::unavailable(format!("catalog answered {}: {}", r.status, r.error_message()))),
             Err(e) => Err(Reply::unavailable(format!("catalog unavailable: {e}"))),

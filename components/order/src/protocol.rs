@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use toystore_guest::api::ErrorBody;
 use toystore_guest::{ItemRequest, NetResponse, Reply};
 
 use crate::log::{Anchor, Entry, Position};
@@ -75,12 +76,12 @@ pub enum Refusal {
 
 /// A 409 carrying the reason and the refusing replica's status in the error object.
 pub fn refused(reason: Refusal, message: &str, status: Status) -> Reply {
-    Reply::raw(
-        409,
-        json!({ "error": {
-            "code": 409, "message": message, "reason": reason,
-            "last": status.last, "last_epoch": status.last_epoch, "epoch": status.epoch,
-        }}),
+    Reply::from_error(
+        ErrorBody::new(409, message)
+            .with("reason", serde_json::to_value(reason).unwrap_or_default())
+            .with("last", status.last)
+            .with("last_epoch", status.last_epoch)
+            .with("epoch", status.epoch),
     )
 }
 
@@ -89,8 +90,7 @@ pub fn refusal(resp: &NetResponse) -> Option<(Refusal, Status)> {
     if resp.status != 409 {
         return None;
     }
-    let v = resp.json();
-    let e = v.get("error")?;
+    let e = resp.error()?.extra;
     let reason: Refusal = serde_json::from_value(e.get("reason")?.clone()).ok()?;
     let status = Status {
         last: e.get("last")?.as_i64()?,
@@ -106,7 +106,7 @@ pub fn not_leader(leader: Option<u32>, epoch: u64) -> Reply {
         Some(l) => format!("not the leader; the leader is replica {l}"),
         None => "not the leader; no leader known".to_string(),
     };
-    Reply::raw(409, json!({ "error": { "code": 409, "message": message, "leader": leader, "epoch": epoch } }))
+    Reply::from_error(ErrorBody::new(409, message).with("leader", leader).with("epoch", epoch))
 }
 
 /// A validated `POST /orders` body.
