@@ -1,4 +1,4 @@
-//! The host-speed part of `toystore bench` (issue 11): the `hello` component under
+//! The host-speed part of `toystore bench`: the `hello` component under
 //! `toystore serve` against the same file under the stock `wasmtime serve` (the pinned CLI),
 //! and the store's main read paths (cache hit, cache miss, order query), every figure as a
 //! ratio to the stock hello at the same concurrency.
@@ -166,7 +166,7 @@ pub async fn measure_host_speed(t: &Targets<'_>, levels: &[usize], rounds: usize
 /// The host-speed table, as markdown.
 pub fn host_speed_markdown(h: &HostSpeed) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "## Host speed against the stock `wasmtime serve` (issue 11)\n");
+    let _ = writeln!(s, "## Host speed against the stock `wasmtime serve`\n");
     let base_name = match &h.stock {
         Ok(version) => {
             let _ = writeln!(

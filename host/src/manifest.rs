@@ -450,7 +450,7 @@ data_dir = "run/order-1"
         assert!(msg.contains("cache_capacity") && msg.contains("five"), "{msg}");
     }
 
-    /// Issue 8.1: a misspelled key, wherever it is, names the file, the key and the known keys.
+    /// A misspelled key, wherever it is, names the file, the key and the known keys.
     #[test]
     fn misspelled_keys_name_the_file_the_key_and_the_known_keys() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-//! Issue 3: the frontend's LRU cache with push invalidation, and the catalog's restock.
+//! The frontend's LRU cache with push invalidation, and the catalog's restock.
 
 use std::time::{Duration, Instant};
 

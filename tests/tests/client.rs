@@ -1,4 +1,4 @@
-//! Issue 5: the load client against the real host — it verifies what it ordered, and its
+//! The load client against the real host — it verifies what it ordered, and its
 //! verification catches an order that was tampered with on disk.
 
 use std::process::Command;

@@ -1,4 +1,4 @@
-//! Issue 2: the whole request path on the real host — lookups, orders, bad input, restarts.
+//! The whole request path on the real host — lookups, orders, bad input, restarts.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

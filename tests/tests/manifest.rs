@@ -1,4 +1,4 @@
-//! Issue 8.1: the real `toystore serve` refuses a manifest with a misspelled key, naming the
+//! The real `toystore serve` refuses a manifest with a misspelled key, naming the
 //! file, the key and the keys it knows, instead of silently running with a default.
 
 use std::process::Command;

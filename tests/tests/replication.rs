@@ -1,4 +1,4 @@
-//! Issue 4: replicated orders that survive crashes — fail-over under load, repeated
+//! Replicated orders that survive crashes — fail-over under load, repeated
 //! kill/restart, byte-identical replica files, trap supervision, and the replica CLI.
 
 use std::collections::BTreeMap;

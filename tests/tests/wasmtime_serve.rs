@@ -1,4 +1,4 @@
-//! Issue 2, item 6: the catalog runs unchanged under the stock `wasmtime serve`, which may run
+//! The catalog runs unchanged under the stock `wasmtime serve`, which may run
 //! several instances of it at once. Correctness must then come from the files, not memory:
 //! 100 concurrent decrements must lower the stock by exactly 100.
 
