@@ -2,10 +2,10 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /products/<name>`, `GET /product/<name>` | cached lookup → `{name,price,quantity}` |
+//! | `GET /products/<name>`, `GET /product/<name>`, `GET /product?<name>` (or `?name=`) | cached lookup → `{name,price,quantity}` |
 //! | `GET /products` | the whole catalog (not cached) |
-//! | `POST /orders {name,quantity}` | validated here, forwarded to the leader with an idempotency key (echoed in the `Idempotency-Key` response header) |
-//! | `GET /orders/<n>` | from the leader |
+//! | `POST /orders` or `POST /order`, `{name or toy, quantity}` | validated here, forwarded to the leader with an idempotency key (echoed in the `Idempotency-Key` response header) |
+//! | `GET /orders/<n>`, `GET /order/<n>`, `GET /order?<n>` (or `?number=`) | from the leader |
 //! | `POST /invalidate/<name>` | drop a cache entry (the catalog calls it) |
 //! | `GET /cache/stats`, `GET /leader`, `POST /tick`, `GET /health` | internal |
 //! | `POST /debug/trap` | panic (only with `DEBUG_ROUTES=true`; else 404) |
@@ -101,6 +101,10 @@ impl Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Product,
+    /// The seed document's `GET /product?<toy_name>` (also `?name=` / `?toy=`).
+    ProductByQuery,
+    /// The seed document's `GET /order?<order_number>` (also `?number=`).
+    OrderByQuery,
     Catalog,
     PlaceOrder,
     Order,
@@ -116,9 +120,13 @@ fn routes(debug_routes: bool) -> Router<Route> {
     let routes = Router::new()
         .get("/products/{name}", Route::Product)
         .get("/product/{name}", Route::Product)
+        .get("/product", Route::ProductByQuery)
         .get("/products", Route::Catalog)
         .post("/orders", Route::PlaceOrder)
+        .post("/order", Route::PlaceOrder)
         .get("/orders/{n}", Route::Order)
+        .get("/order/{n}", Route::Order)
+        .get("/order", Route::OrderByQuery)
         .post("/invalidate/{name}", Route::Invalidate)
         .get("/cache/stats", Route::CacheStats)
         .get("/leader", Route::Leader)
@@ -174,6 +182,14 @@ impl<N: Net> Frontend<N> {
         };
         match matched.route {
             Route::Product => self.product(matched.param("name")).await,
+            Route::ProductByQuery => match req.query_value(&["name", "toy"]) {
+                Some(name) => self.product(&name).await,
+                None => Reply::bad_request("name the toy: /product?<name>, /product?name=<name> or /product/<name>"),
+            },
+            Route::OrderByQuery => match req.query_value(&["number", "order_number"]) {
+                Some(n) => self.order(&n).await,
+                None => Reply::bad_request("name the order: /order?<number>, /order?number=<n> or /order/<n>"),
+            },
             Route::Catalog => self.catalog_list().await,
             Route::PlaceOrder => self.place_order(req).await,
             Route::Order => self.order(matched.param("n")).await,

@@ -28,8 +28,16 @@ impl ItemRequest {
         let v: Value =
             serde_json::from_slice(body).map_err(|e| Reply::bad_request(format!("invalid JSON body: {e}")))?;
         let obj = v.as_object().ok_or_else(|| Reply::bad_request("request body must be a JSON object"))?;
-        let name = match obj.get("name") {
-            None | Some(Value::Null) => return Err(Reply::bad_request("missing field `name`")),
+        // `name` (the handout's spelling) or `toy` (the seed document's): one of them, or both alike.
+        let field = |k: &str| obj.get(k).filter(|v| !v.is_null());
+        let named = match (field("name"), field("toy")) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(Reply::bad_request("`name` and `toy` name different toys; send one of them"))
+            }
+            (a, b) => a.or(b),
+        };
+        let name = match named {
+            None => return Err(Reply::bad_request("missing field `name` (or `toy`)")),
             Some(Value::String(s)) if valid_text(s) => s.clone(),
             Some(_) => return Err(Reply::bad_request(format!("`name` must be 1-{MAX_TEXT} printable characters"))),
         };
@@ -65,6 +73,9 @@ mod tests {
         assert_eq!(c, ItemRequest { name: "Tux".into(), quantity: 2, key: Some("k1".into()) });
         let c = ItemRequest::parse(br#" {"quantity":1,"name":"Fox","extra":true} "#).unwrap();
         assert_eq!((c.name.as_str(), c.quantity, c.key), ("Fox", 1, None));
+        // The seed document's spelling, alone or agreeing with `name`.
+        assert_eq!(ItemRequest::parse(br#"{"toy":"Fox","quantity":2}"#).unwrap().name, "Fox");
+        assert_eq!(ItemRequest::parse(br#"{"toy":"Fox","name":"Fox","quantity":2}"#).unwrap().name, "Fox");
     }
 
     #[test]
@@ -82,6 +93,8 @@ mod tests {
             (r#"{"name":"a\nb","quantity":1}"#, "`name` must be"),
             (&long, "`name` must be"),
             (r#"{"name":"Tux"}"#, "missing field `quantity`"),
+            (r#"{"toy":"Tux","name":"Fox","quantity":1}"#, "name different toys"),
+            (r#"{"toy":7,"quantity":1}"#, "`name` must be"),
             (r#"{"name":"Tux","quantity":0}"#, "positive integer"),
             (r#"{"name":"Tux","quantity":-3}"#, "positive integer"),
             (r#"{"name":"Tux","quantity":1.5}"#, "positive integer"),

@@ -44,6 +44,21 @@ impl Request {
         self.path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
     }
 
+    /// The value the query string gives for `keys`, percent-decoded: `?name=Tux` (the first of
+    /// `keys` present wins; `+` is a space, as in forms) or a bare `?Tux` (the seed document's
+    /// spelling, `GET /product?<toy_name>`). `None` when there is no such value or it is empty.
+    pub fn query_value(&self, keys: &[&str]) -> Option<String> {
+        let query = self.query.as_deref().filter(|q| !q.is_empty())?;
+        let value = if query.contains('=') {
+            let pairs: Vec<(&str, &str)> = query.split('&').filter_map(|pair| pair.split_once('=')).collect();
+            let raw = keys.iter().find_map(|k| pairs.iter().find(|(name, _)| name == k).map(|(_, v)| *v))?;
+            percent_decode(&raw.replace('+', " "))
+        } else {
+            percent_decode(query)
+        };
+        Some(value).filter(|v| !v.is_empty())
+    }
+
     /// Parse the body as JSON into `T`, or a 400 reply that says what is wrong.
     /// The Content-Type is not checked: the seed's clients do not always set it.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Reply> {
@@ -89,6 +104,20 @@ mod tests {
         assert_eq!(encode_segment("a b/c%é"), "a%20b%2Fc%25%C3%A9");
         let r = Request::new(Method::GET, &format!("/products/{}", encode_segment("a b/c%é")), "");
         assert_eq!(r.segments(), vec!["products", "a b/c%é"]);
+    }
+
+    #[test]
+    fn query_values_bare_or_named() {
+        let q = |pq: &str| Request::new(Method::GET, pq, "").query_value(&["name", "toy"]);
+        assert_eq!(q("/product?Tux"), Some("Tux".into()));
+        assert_eq!(q("/product?Tux%20Jr"), Some("Tux Jr".into()));
+        assert_eq!(q("/product?name=Tux+Jr"), Some("Tux Jr".into()));
+        assert_eq!(q("/product?x=1&toy=Fox"), Some("Fox".into()));
+        assert_eq!(q("/product?name=Tux&toy=Fox"), Some("Tux".into()), "the first key named wins");
+        assert_eq!(q("/product?x=1"), None);
+        assert_eq!(q("/product?"), None);
+        assert_eq!(q("/product?name="), None);
+        assert_eq!(q("/product"), None);
     }
 
     #[test]
