@@ -25,6 +25,7 @@ mod runtime;
 mod serve;
 mod server;
 mod service;
+mod spin;
 mod supervisor;
 mod ticker;
 

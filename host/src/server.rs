@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 
 use crate::instance::{Job, Response};
 use crate::reply;
+use crate::supervisor::Status;
 
 /// Bind `addr` with SO_REUSEADDR, so a restarted replica can take its port back at once even
 /// while connections of the killed one linger in TIME_WAIT.
@@ -116,6 +117,8 @@ pub struct Gate {
     pub authority: http::uri::Authority,
     pub jobs: mpsc::Sender<Job>,
     pub permits: Arc<Semaphore>,
+    /// The service's status, to tell a request cut by the spin guard from one lost in a crash.
+    pub status: Arc<Status>,
 }
 
 /// Hand one incoming request to the service's instance and wait for its response.
@@ -138,6 +141,7 @@ pub async fn forward(gate: Arc<Gate>, request: hyper::Request<Incoming>) -> Resp
     };
     let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
     let (job, receiver) = Job::new(http::Request::from_parts(parts, body));
+    let spin_cuts_before = gate.status.spin_cuts();
     if let Err(e) = gate.jobs.try_send(job) {
         let why = match e {
             mpsc::error::TrySendError::Full(_) => "is busy: its request queue is full",
@@ -151,6 +155,14 @@ pub async fn forward(gate: Arc<Gate>, request: hyper::Request<Incoming>) -> Resp
             tracing::debug!(service = %gate.name, error = %format!("{e:#}"), "guest produced no response");
             reply::error(StatusCode::INTERNAL_SERVER_ERROR, format!("{} failed to answer: {e:#}", gate.name))
         }
+        Err(_cancelled) if gate.status.spin_cuts() > spin_cuts_before => reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} was cut off: a request kept it busy for over {:?} (spinning); it is being restarted",
+                gate.name,
+                crate::spin::SPIN_LIMIT
+            ),
+        ),
         Err(_cancelled) => reply::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{} crashed while handling the request; it is being restarted", gate.name),

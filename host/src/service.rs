@@ -136,6 +136,7 @@ impl Service {
             })?,
             jobs: jobs.clone(),
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            status: self.status.clone(),
         });
         let handler: Handler = Arc::new(move |request| Box::pin(server::forward(gate.clone(), request)));
         let (shutdown, shutdown_rx) = watch::channel(false);

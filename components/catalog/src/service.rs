@@ -10,6 +10,7 @@
 //! | `POST /tick` | restock if due; resend pending invalidations |
 //! | `GET /health` | liveness |
 //! | `POST /debug/trap` | panic (only with `DEBUG_ROUTES=true`; else 404) |
+//! | `POST /debug/spin` | loop forever (only with `DEBUG_ROUTES=true`; else 404) |
 //!
 //! `catalog.csv` is the truth and is read on every request (ten rows), so several instances
 //! sharing the data directory never disagree. Every change happens under the data-directory
@@ -49,7 +50,7 @@ pub struct Config {
     pub call_timeout: Duration,
     /// `RESTOCK_INTERVAL_SECS` (10), `RESTOCK_THRESHOLD` (10), `RESTOCK_AMOUNT` (100).
     pub restock: RestockPolicy,
-    /// `DEBUG_ROUTES` (default false): enables `POST /debug/trap`.
+    /// `DEBUG_ROUTES` (default false): enables `POST /debug/trap` and `POST /debug/spin`.
     pub debug_routes: bool,
 }
 
@@ -126,7 +127,7 @@ impl<N: Net> Catalog<N> {
             ["health"] => (Method::GET, None),
             ["products"] | ["products", _] => (Method::GET, None),
             ["buy"] | ["release"] | ["restock"] | ["tick"] => (Method::POST, None),
-            ["debug", "trap"] if self.cfg.debug_routes => (Method::POST, None),
+            ["debug", "trap"] | ["debug", "spin"] if self.cfg.debug_routes => (Method::POST, None),
             _ => (Method::GET, Some(Reply::no_route(&req.method, &req.path))),
         };
         if let Some(reply) = reply {
@@ -162,6 +163,10 @@ impl<N: Net> Catalog<N> {
             },
             ["tick"] => self.tick().await,
             ["debug", "trap"] => panic!("catalog: POST /debug/trap (DEBUG_ROUTES is on)"),
+            // Burns CPU without ever calling the host, for the host's spin guard to cut.
+            ["debug", "spin"] => loop {
+                std::hint::black_box(());
+            },
             _ => Reply::no_route(&req.method, &req.path),
         }
     }
