@@ -16,6 +16,7 @@
 mod admin;
 mod cli;
 mod datadir;
+mod head;
 mod instance;
 mod manifest;
 mod outgoing;
