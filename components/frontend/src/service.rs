@@ -7,6 +7,7 @@
 //! | `POST /orders {name,quantity}` | validated here, forwarded to the leader with an idempotency key |
 //! | `GET /orders/<n>` | from the leader |
 //! | `POST /invalidate/<name>` | drop a cache entry (the catalog calls it) |
+//! | `GET /openapi.json` | the public API as an OpenAPI 3 document (`openapi.yaml`) |
 //! | `GET /cache/stats`, `GET /leader`, `POST /tick`, `GET /health` | internal |
 //! | `POST /debug/trap` | panic (only with `DEBUG_ROUTES=true`; else 404) |
 //!
@@ -127,7 +128,7 @@ impl<N: Net> Frontend<N> {
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         let allowed = match segments.as_slice() {
             ["products"] | ["products", _] | ["product", _] | ["orders", _] => Method::GET,
-            ["cache", "stats"] | ["leader"] | ["health"] => Method::GET,
+            ["cache", "stats"] | ["leader"] | ["health"] | ["openapi.json"] => Method::GET,
             ["orders"] | ["invalidate", _] | ["tick"] => Method::POST,
             ["debug", "trap"] if self.cfg.debug_routes => Method::POST,
             _ => return Reply::no_route(&req.method, &req.path),
@@ -148,6 +149,7 @@ impl<N: Net> Frontend<N> {
             ["leader"] => Reply::ok(self.leader.describe()),
             ["tick"] => self.tick().await,
             ["health"] => Reply::ok(json!({ "status": "ok", "service": "frontend" })),
+            ["openapi.json"] => openapi(),
             ["debug", "trap"] => panic!("frontend: POST /debug/trap (DEBUG_ROUTES is on)"),
             _ => Reply::no_route(&req.method, &req.path),
         }
@@ -235,6 +237,17 @@ impl<N: Net> Frontend<N> {
         let mut data = self.leader.describe();
         data["health_checked"] = json!(checked);
         Reply::ok(data)
+    }
+}
+
+/// The repository's `openapi.json` (the public API as OpenAPI 3, the same document as
+/// `openapi.yaml`), embedded at build time and served as is, not in the envelope.
+pub const OPENAPI_JSON: &str = include_str!("../../../openapi.json");
+
+fn openapi() -> Reply {
+    match serde_json::from_str(OPENAPI_JSON) {
+        Ok(document) => Reply { status: 200, body: document },
+        Err(e) => Reply::internal(format!("the embedded OpenAPI document is not JSON: {e}")),
     }
 }
 
