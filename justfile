@@ -38,6 +38,24 @@ setup-browser:
     $sudo apt-get update
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y chromium chromium-driver
 
+# The Schemathesis version the OpenAPI test runs (tests/tests/openapi.rs).
+schemathesis_version := "4.3.3"
+# Its hypothesis-jsonschema breaks on hypothesis releases after this one (`many.more` is gone).
+hypothesis_version := "6.140.3"
+
+# Create .venv-schemathesis with the pinned Schemathesis from PyPI unless it is there.
+setup-schemathesis:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if .venv-schemathesis/bin/schemathesis --version 2>/dev/null | grep -q " {{schemathesis_version}}$" \
+        && .venv-schemathesis/bin/pip show hypothesis 2>/dev/null | grep -qx "Version: {{hypothesis_version}}"; then exit 0; fi
+    python3 -m venv .venv-schemathesis
+    .venv-schemathesis/bin/pip install --quiet "schemathesis=={{schemathesis_version}}" "hypothesis=={{hypothesis_version}}"
+
+# Regenerate openapi.json (what the frontend embeds and serves) from openapi.yaml.
+openapi-json: setup-schemathesis
+    .venv-schemathesis/bin/python -c 'import json, yaml; d = yaml.safe_load(open("openapi.yaml")); open("openapi.json", "w").write(json.dumps(d, indent=2) + "\n")'
+
 # Build the components (wasm32-wasip2) and the host (release).
 build: setup
     cargo build --release --target wasm32-wasip2 {{components}}
@@ -48,7 +66,7 @@ serve manifest="toystore.toml": build
     ./target/release/toystore serve --manifest {{manifest}}
 
 # Unit tests (native) and end-to-end tests against the real host (the page tests in headless Chromium).
-test: build setup-wasmtime setup-browser runtime-deps
+test: build setup-wasmtime setup-browser setup-schemathesis runtime-deps
     cargo test --release {{native}} --no-fail-fast -- --test-threads=2
 
 # The seed's evaluation: 5 clients, p = 0..0.8, cache on/off, plus a failure run -> eval/.

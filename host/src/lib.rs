@@ -6,8 +6,10 @@
 //! - [`manifest`]: what to run (`toystore.toml`), parsed and validated;
 //! - [`runtime`]: the shared wasmtime engine, linker and compiled components;
 //! - [`service`]: one service's lifecycle (start, kill, restart, stop);
-//! - [`server`]: the hyper listener that turns requests into jobs;
-//! - [`supervisor`]: keeps one instance alive, restarting it after a trap;
+//! - [`server`]: the hyper listener that turns requests into jobs, behind [`head`]'s check of
+//!   every request head (limits, JSON errors where hyper would answer with an empty body);
+//! - [`supervisor`]: keeps one instance alive, restarting it after a trap or a spin
+//!   ([`spin`]: epoch interruption cuts a guest call that never calls the host);
 //! - [`instance`]: one instance serving many jobs concurrently (`run_concurrent`);
 //! - [`outgoing`]: how a component's outgoing HTTP calls are sent (a pooled client);
 //! - [`ticker`], [`admin`], [`datadir`], [`reply`]: the timer, the admin endpoint, data
@@ -18,6 +20,7 @@
 mod admin;
 mod cli;
 mod datadir;
+mod head;
 mod instance;
 mod manifest;
 mod metrics;
@@ -29,6 +32,7 @@ mod runtime;
 mod serve;
 mod server;
 mod service;
+mod spin;
 mod supervisor;
 mod ticker;
 

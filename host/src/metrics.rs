@@ -88,8 +88,7 @@ pub enum RestartCause {
     Trap,
     /// Killed from outside (`POST /replicas/<id>/kill`, `.../restart`).
     Kill,
-    /// Stopped for spinning (never yielding). The host has no such watchdog yet, so this stays
-    /// 0; it is exported so dashboards need no change when one is added.
+    /// Cut by the spin guard (a guest call that ran past `spin::SPIN_LIMIT` without calling the host).
     Spin,
     /// Any other failure (instantiation, data directory).
     Other,

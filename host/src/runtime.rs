@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -18,6 +19,7 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::outgoing::{Hooks, Outgoing};
+use crate::spin;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -35,16 +37,20 @@ pub struct Host {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: Hooks,
+    /// The spin guard's state: every host call below marks it (see `spin`).
+    pub spin: spin::Watch,
 }
 
 impl WasiView for Host {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.spin.host_called = true;
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl WasiHttpView for Host {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.spin.host_called = true;
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
@@ -69,6 +75,8 @@ impl Runtime {
         // WASI 0.3 (wasip3) components export an async `wasi:http/handler`.
         config.wasm_component_model_async(true);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
+        // Guest code checks an epoch counter so that a spinning call can be cut (see `spin`).
+        config.epoch_interruption(true);
         let engine = match Engine::new(&config) {
             Ok(engine) => engine,
             // E.g. a process with a small address-space limit: the pools cannot be reserved.
@@ -79,6 +87,8 @@ impl Runtime {
                 Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?
             }
         };
+
+        spin::start_ticker(&engine).map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
 
         let mut linker = Linker::new(&engine);
         let link = |linker: &mut Linker<Host>| -> wasmtime::Result<()> {
@@ -108,8 +118,9 @@ impl Runtime {
         Ok(pre)
     }
 
-    /// A fresh store for one instance of `spec`.
-    pub fn new_store(&self, spec: &InstanceSpec) -> Result<Store<Host>, RuntimeError> {
+    /// A fresh store for one instance of `spec`, with the spin guard armed; `spin_cuts` counts
+    /// the times it cut this service.
+    pub fn new_store(&self, spec: &InstanceSpec, spin_cuts: Arc<AtomicU64>) -> Result<Store<Host>, RuntimeError> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout().inherit_stderr().envs(&spec.env);
         wasi.preopened_dir(&spec.data_dir, "/data", FsPerms::ReadWrite).map_err(|e| {
@@ -120,8 +131,11 @@ impl Runtime {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             hooks: self.outgoing.hooks(),
+            spin: spin::Watch::default(),
         };
-        Ok(Store::new(&self.engine, host))
+        let mut store = Store::new(&self.engine, host);
+        spin::watch(&mut store, spin_cuts);
+        Ok(store)
     }
 }
 

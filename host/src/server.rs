@@ -6,6 +6,11 @@
 //! a semaphore of requests in flight and a bounded job queue; beyond either the caller gets
 //! 503 at once.
 //!
+//! Every error a client can get is a JSON envelope: request heads are checked by
+//! [`head::Guarded`] before hyper sees them (malformed → 400, target over `head::URI_LIMIT` →
+//! 414, head over `head::HEAD_LIMIT` → 431, head not finished within `head::HEAD_READ_TIMEOUT`
+//! → 408), and a body over [`BODY_LIMIT`] gets 413.
+//!
 //! The accept loop owns its connections (a `JoinSet`), so aborting the loop's task cuts every
 //! open connection too, which is what killing a replica means. A shutdown signal instead stops
 //! accepting and lets each connection finish its current request.
@@ -27,8 +32,17 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
+use futures::FutureExt;
+
+use crate::head;
 use crate::instance::{Job, Response};
 use crate::reply;
+use crate::supervisor::Status;
+
+/// Largest request body a service accepts; a larger one gets 413 before it reaches the guest.
+pub const BODY_LIMIT: u64 = 1024 * 1024;
+/// How long an idle keep-alive connection (no request head started) stays open.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Bind `addr` with SO_REUSEADDR, so a restarted replica can take its port back at once even
 /// while connections of the killed one linger in TIME_WAIT.
@@ -80,6 +94,9 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// Serve one connection. Its request heads pass [`head::Guarded`] first; when that refuses
+/// one, hyper is done with the connection once it has answered everything before it, and the
+/// refusal is written here, as a JSON error, before closing.
 async fn serve_connection(
     name: Arc<str>,
     stream: tokio::net::TcpStream,
@@ -87,25 +104,52 @@ async fn serve_connection(
     handler: Handler,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let service = service_fn(move |request| {
-        let response = handler(request);
-        async move { Ok::<_, Infallible>(response.await) }
-    });
-    let connection = http1::Builder::new()
+    let service = service_fn(move |request| handler(request).map(Ok::<_, Infallible>));
+    let mut connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
+        // An idle keep-alive connection is closed after this (hyper's default, made explicit).
+        .header_read_timeout(IDLE_TIMEOUT)
+        // A refused head looks to hyper like the client closing its side: the responses owed
+        // for the requests before it must still go out.
+        .half_close(true)
+        .serve_connection(TokioIo::new(head::Guarded::new(stream)), service);
     let result = tokio::select! {
-        result = connection.as_mut() => result,
+        result = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)) => result,
         _ = stopped(&mut shutdown) => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+            Pin::new(&mut connection).graceful_shutdown();
+            std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)).await
         }
     };
     if let Err(e) = result {
         // Clients that hang up mid-request are routine; not worth more than debug.
         tracing::debug!(service = %name, %peer, error = %e, "connection ended with an error");
+        return;
+    }
+    let (mut stream, rejection) = connection.into_parts().io.into_inner().into_parts();
+    if let Some(rejection) = rejection {
+        tracing::debug!(service = %name, %peer, status = %rejection.status, message = %rejection.message, "request head refused");
+        if let Err(e) = rejection.write_to(&mut stream).await {
+            tracing::debug!(service = %name, %peer, error = %e, "cannot write the refusal");
+        }
+    }
+}
+
+/// Refuse a body over [`BODY_LIMIT`] with 413. A body of declared length streams on to the
+/// guest; one without (chunked) is read here first, up to the limit.
+async fn limit_body(body: Incoming) -> Result<wasmtime_wasi_http::WasiBody, Response> {
+    use hyper::body::Body as _;
+    let too_large = || reply::error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {BODY_LIMIT} bytes"));
+    if let Some(length) = body.size_hint().exact() {
+        if length > BODY_LIMIT {
+            return Err(too_large());
+        }
+        return Ok(body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+    }
+    match http_body_util::Limited::new(body, BODY_LIMIT as usize).collect().await {
+        Ok(collected) => Ok(crate::instance::full_body(collected.to_bytes())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(reply::error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))),
     }
 }
 
@@ -116,6 +160,8 @@ pub struct Gate {
     pub authority: http::uri::Authority,
     pub jobs: mpsc::Sender<Job>,
     pub permits: Arc<Semaphore>,
+    /// The service's status, to tell a request cut by the spin guard from one lost in a crash.
+    pub status: Arc<Status>,
 }
 
 /// Hand one incoming request to the service's instance and wait for its response.
@@ -125,6 +171,10 @@ pub async fn forward(gate: Arc<Gate>, request: hyper::Request<Incoming>) -> Resp
         return reply::error(StatusCode::SERVICE_UNAVAILABLE, format!("{} is busy: too many requests in flight", gate.name));
     };
     let (mut parts, body) = request.into_parts();
+    let body = match limit_body(body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     // Requests arrive origin-form (`/products/Tux`); the guest gets the full URL it was
     // addressed by, as under `wasmtime serve`. Built from parts: no formatting or re-parsing.
     let mut uri = std::mem::take(&mut parts.uri).into_parts();
@@ -137,8 +187,8 @@ pub async fn forward(gate: Arc<Gate>, request: hyper::Request<Incoming>) -> Resp
         Ok(uri) => uri,
         Err(e) => return reply::error(StatusCode::BAD_REQUEST, format!("invalid request target: {e}")),
     };
-    let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
     let (job, receiver) = Job::new(http::Request::from_parts(parts, body));
+    let spin_cuts_before = gate.status.spin_cuts();
     if let Err(e) = gate.jobs.try_send(job) {
         if matches!(e, mpsc::error::TrySendError::Full(_)) { crate::metrics::busy(&gate.name); }
         let why = match e {
@@ -153,6 +203,14 @@ pub async fn forward(gate: Arc<Gate>, request: hyper::Request<Incoming>) -> Resp
             tracing::debug!(service = %gate.name, error = %format!("{e:#}"), "guest produced no response");
             reply::error(StatusCode::INTERNAL_SERVER_ERROR, format!("{} failed to answer: {e:#}", gate.name))
         }
+        Err(_cancelled) if gate.status.spin_cuts() > spin_cuts_before => reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} was cut off: a request kept it busy for over {:?} (spinning); it is being restarted",
+                gate.name,
+                crate::spin::SPIN_LIMIT
+            ),
+        ),
         Err(_cancelled) => reply::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{} crashed while handling the request; it is being restarted", gate.name),

@@ -137,6 +137,7 @@ impl Service {
             })?,
             jobs: jobs.clone(),
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            status: self.status.clone(),
         });
         let handler: Handler = Arc::new(move |request| {
             let gate = gate.clone();

@@ -2,15 +2,17 @@
 //!
 //! [`Supervisor::run`] owns the service's job queue for as long as the service is up. It builds
 //! an instance, serves the queue on it ([`instance::serve`]) and, when the instance fails (a
-//! trap, or it could not even start), logs why, counts the crash, waits a [`Backoff`] and builds
-//! a fresh one from the same files. Requests that were in flight on the failed instance fail
-//! (500); requests still queued are served by the next instance.
+//! trap, a spin cut by [`crate::spin`], or it could not even start), logs why, counts the crash
+//! with its [`Cause`], waits a [`Backoff`] and builds a fresh one from the same files. Requests
+//! that were in flight on the failed instance fail (500, or 503 after a spin); requests still
+//! queued are served by the next instance.
 //!
 //! Every new instance is first sent `POST /tick`, so it loads its files and resyncs at once
 //! rather than at the next timer tick.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,10 +79,25 @@ impl std::fmt::Display for State {
     }
 }
 
+/// Why an instance was replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// The guest trapped (a panic, an out-of-bounds access, ...).
+    Trap,
+    /// The spin guard cut a call that ran past `spin::SPIN_LIMIT` without a host call.
+    Spin,
+    /// The instance could not be built, or failed otherwise.
+    Failed,
+}
+
 /// Shared between a service's supervisor and whoever reports on it.
 #[derive(Debug)]
 pub struct Status {
     inner: Mutex<StatusInner>,
+    /// How many times the spin guard cut this service's instance. Callers whose request was
+    /// lost compare it before and after, to answer 503 (cut) rather than 500 (crashed).
+    spin_cuts: Arc<AtomicU64>,
     /// How many instances have answered their start-up tick (they have loaded their files and,
     /// for a replica, resynced). Lets the host start the frontend after its backends.
     ticked: tokio::sync::watch::Sender<u64>,
@@ -91,6 +108,7 @@ struct StatusInner {
     state: State,
     crashes: u64,
     last_crash: Option<String>,
+    last_crash_cause: Option<Cause>,
     running_since: Option<Instant>,
 }
 
@@ -101,6 +119,7 @@ pub struct StatusSnapshot {
     /// Instance failures since the host started (traps, failed starts).
     pub crashes: u64,
     pub last_crash: Option<String>,
+    pub last_crash_cause: Option<Cause>,
     /// Seconds the current instance has been running.
     pub uptime_secs: Option<f64>,
 }
@@ -108,7 +127,14 @@ pub struct StatusSnapshot {
 impl Status {
     pub fn new() -> Self {
         Self {
-            inner: Mutex::new(StatusInner { state: State::Starting, crashes: 0, last_crash: None, running_since: None }),
+            inner: Mutex::new(StatusInner {
+                state: State::Starting,
+                crashes: 0,
+                last_crash: None,
+                last_crash_cause: None,
+                running_since: None,
+            }),
+            spin_cuts: Arc::new(AtomicU64::new(0)),
             ticked: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -130,11 +156,17 @@ impl Status {
         s.running_since = (state == State::Running).then(Instant::now);
     }
 
-    fn crashed(&self, why: String) {
+    /// The counter the spin guard of this service's stores increments.
+    pub fn spin_cuts(&self) -> u64 {
+        self.spin_cuts.load(Ordering::SeqCst)
+    }
+
+    fn crashed(&self, cause: Cause, why: String) {
         let mut s = self.lock();
         s.state = State::Restarting;
         s.crashes += 1;
         s.last_crash = Some(why);
+        s.last_crash_cause = Some(cause);
         s.running_since = None;
     }
 
@@ -148,6 +180,7 @@ impl Status {
             state: s.state,
             crashes: s.crashes,
             last_crash: s.last_crash,
+            last_crash_cause: s.last_crash_cause,
             uptime_secs: s.running_since.map(|t| (t.elapsed().as_secs_f64() * 10.0).round() / 10.0),
         }
     }
@@ -174,6 +207,8 @@ enum InstanceFailure {
     Instantiate(String),
     #[error("trapped: {0}")]
     Trap(String),
+    #[error("cut off: a call ran guest code for over {limit:?} without a host call (spinning)", limit = crate::spin::SPIN_LIMIT)]
+    Spin,
     #[error("failed: {0}")]
     Other(String),
 }
@@ -184,8 +219,18 @@ impl InstanceFailure {
     fn from_run(name: &str, e: wasmtime::Error) -> Self {
         tracing::debug!(service = %name, "instance failure in full: {e:?}");
         match e.downcast_ref::<wasmtime::Trap>() {
+            // Only the spin guard interrupts guests (see `spin::watch`).
+            Some(wasmtime::Trap::Interrupt) => InstanceFailure::Spin,
             Some(trap) => InstanceFailure::Trap(trap.to_string()),
             None => InstanceFailure::Other(format!("{e:#}")),
+        }
+    }
+
+    fn cause(&self) -> Cause {
+        match self {
+            InstanceFailure::Trap(_) => Cause::Trap,
+            InstanceFailure::Spin => Cause::Spin,
+            _ => Cause::Failed,
         }
     }
 }
@@ -218,8 +263,12 @@ impl Supervisor {
                 }
                 Err(failure) => {
                     tracing::error!(service = %self.name, error = %failure, "instance failed; starting a fresh one");
-                    self.status.crashed(failure.to_string());
-                    crate::metrics::restarted(&self.name, if matches!(failure, InstanceFailure::Trap(_)) { crate::metrics::RestartCause::Trap } else { crate::metrics::RestartCause::Other });
+                    self.status.crashed(failure.cause(), failure.to_string());
+                    crate::metrics::restarted(&self.name, match failure.cause() {
+                        Cause::Trap => crate::metrics::RestartCause::Trap,
+                        Cause::Spin => crate::metrics::RestartCause::Spin,
+                        Cause::Failed => crate::metrics::RestartCause::Other,
+                    });
                     backoff.failed(started.elapsed());
                 }
             }
@@ -235,7 +284,7 @@ impl Supervisor {
             Ok(false) => {}
             Err(e) => tracing::warn!(service = %self.name, "cannot remove an abandoned lock file: {e}"),
         }
-        let mut store = self.runtime.new_store(&self.instance)?;
+        let mut store = self.runtime.new_store(&self.instance, self.status.spin_cuts.clone())?;
         let proxy = self
             .instance
             .pre
@@ -296,10 +345,11 @@ mod tests {
         assert_eq!(s.state(), State::Starting);
         s.set(State::Running);
         assert!(s.snapshot().uptime_secs.is_some());
-        s.crashed("trapped: boom".into());
+        s.crashed(Cause::Trap, "trapped: boom".into());
         let snap = s.snapshot();
         assert_eq!((snap.state, snap.crashes), (State::Restarting, 1));
         assert_eq!(snap.last_crash.as_deref(), Some("trapped: boom"));
+        assert_eq!(snap.last_crash_cause, Some(Cause::Trap));
         assert!(snap.uptime_secs.is_none());
         assert_eq!(State::Restarting.to_string(), "restarting");
     }

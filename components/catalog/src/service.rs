@@ -10,6 +10,7 @@
 //! | `POST /tick` | restock if due; resend pending invalidations |
 //! | `GET /health` | liveness |
 //! | `POST /debug/trap` | panic (only with `DEBUG_ROUTES=true`; else 404) |
+//! | `POST /debug/spin` | loop forever (only with `DEBUG_ROUTES=true`; else 404) |
 //!
 //! `catalog.csv` is the truth and is read on every request (ten rows), so several instances
 //! sharing the data directory never disagree. Every change happens under the data-directory
@@ -48,7 +49,7 @@ pub struct Config {
     pub call_timeout: Duration,
     /// `RESTOCK_INTERVAL_SECS` (10), `RESTOCK_THRESHOLD` (10), `RESTOCK_AMOUNT` (100).
     pub restock: RestockPolicy,
-    /// `DEBUG_ROUTES` (default false): enables `POST /debug/trap`.
+    /// `DEBUG_ROUTES` (default false): enables `POST /debug/trap` and `POST /debug/spin`.
     pub debug_routes: bool,
 }
 
@@ -92,6 +93,7 @@ enum Route {
     Restock,
     Tick,
     Trap,
+    Spin,
 }
 
 fn routes(debug_routes: bool) -> Router<Route> {
@@ -104,7 +106,7 @@ fn routes(debug_routes: bool) -> Router<Route> {
         .post("/restock", Route::Restock)
         .post("/tick", Route::Tick);
     if debug_routes {
-        routes.post("/debug/trap", Route::Trap)
+        routes.post("/debug/trap", Route::Trap).post("/debug/spin", Route::Spin)
     } else {
         routes
     }
@@ -182,6 +184,10 @@ impl<N: Net> Catalog<N> {
             },
             Route::Tick => self.tick().await,
             Route::Trap => panic!("catalog: POST /debug/trap (DEBUG_ROUTES is on)"),
+            // Burns CPU without ever calling the host, for the host's spin guard to cut.
+            Route::Spin => loop {
+                std::hint::black_box(());
+            },
         }
     }
 

@@ -7,6 +7,7 @@
 //! | `POST /orders` or `POST /order`, `{name or toy, quantity}` | validated here, forwarded to the leader with an idempotency key (echoed in the `Idempotency-Key` response header) |
 //! | `GET /orders/<n>`, `GET /order/<n>`, `GET /order?<n>` (or `?number=`) | from the leader |
 //! | `POST /invalidate/<name>` | drop a cache entry (the catalog calls it) |
+//! | `GET /openapi.json` | the public API as an OpenAPI 3 document (`openapi.yaml`) |
 //! | `GET /cache/stats`, `GET /leader`, `POST /tick`, `GET /health` | internal |
 //! | `POST /debug/trap` | panic (only with `DEBUG_ROUTES=true`; else 404) |
 //!
@@ -113,6 +114,7 @@ enum Route {
     Leader,
     Tick,
     Health,
+    OpenApi,
     Trap,
 }
 
@@ -131,7 +133,8 @@ fn routes(debug_routes: bool) -> Router<Route> {
         .get("/cache/stats", Route::CacheStats)
         .get("/leader", Route::Leader)
         .post("/tick", Route::Tick)
-        .get("/health", Route::Health);
+        .get("/health", Route::Health)
+        .get("/openapi.json", Route::OpenApi);
     if debug_routes {
         routes.post("/debug/trap", Route::Trap)
     } else {
@@ -203,6 +206,7 @@ impl<N: Net> Frontend<N> {
             Route::Tick => self.tick().await,
             Route::Health => Reply::ok(json!({ "status": "ok", "service": "frontend" })),
             Route::Trap => panic!("frontend: POST /debug/trap (DEBUG_ROUTES is on)"),
+            Route::OpenApi => openapi(),
         }
     }
 
@@ -293,6 +297,17 @@ impl<N: Net> Frontend<N> {
         let mut data = self.leader.describe();
         data["health_checked"] = json!(checked);
         Reply::ok(data)
+    }
+}
+
+/// The repository's `openapi.json` (the public API as OpenAPI 3, the same document as
+/// `openapi.yaml`), embedded at build time and served as is, not in the envelope.
+pub const OPENAPI_JSON: &str = include_str!("../../../openapi.json");
+
+fn openapi() -> Reply {
+    match serde_json::from_str(OPENAPI_JSON) {
+        Ok(document) => Reply::raw(200, document),
+        Err(e) => Reply::internal(format!("the embedded OpenAPI document is not JSON: {e}")),
     }
 }
 

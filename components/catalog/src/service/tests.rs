@@ -270,6 +270,7 @@ fn routes_methods_and_debug_trap() {
     assert_eq!(call(&cat, Method::GET, "/buy", "").status, 405);
     assert_eq!(call(&cat, Method::POST, "/products/Tux", "").status, 405);
     assert_eq!(call(&cat, Method::POST, "/debug/trap", "").status, 404, "off by default");
+    assert_eq!(call(&cat, Method::POST, "/debug/spin", "").status, 404, "off by default");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(CATALOG_FILE), SEED).unwrap();
     let mut cfg = Config::new(dir.path(), None);

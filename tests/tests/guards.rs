@@ -1,0 +1,61 @@
+//! The host's guards, end to end: a guest call that spins forever is cut by the epoch guard,
+//! and the rest of the store keeps serving meanwhile.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use toystore_e2e::Cluster;
+
+#[test]
+fn a_spinning_catalog_is_cut_with_503_and_restarted_while_the_rest_serves() {
+    let c = Cluster::start();
+    let placed = c.order("Lego", 2);
+    assert_eq!(placed.status, 200, "{:?}", placed.body);
+    let number = placed.data()["order_number"].as_u64().expect("order number");
+    let stock_before = c.stock("Lego");
+
+    // While the catalog spins, the frontend (cached product and order reads) and every order
+    // replica keep answering.
+    let spinning = AtomicBool::new(true);
+    let served = AtomicUsize::new(0);
+    let reply = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            while spinning.load(Ordering::SeqCst) {
+                for id in 1..=3 {
+                    let r = c.request("GET", &format!("{}/ping", c.replica_url(id)), None).expect("replica answers");
+                    assert_eq!(r.status, 200, "order-{id} while the catalog spins: {:?}", r.body);
+                }
+                let r = c.get(&format!("/orders/{number}"));
+                assert_eq!(r.status, 200, "frontend while the catalog spins: {:?}", r.body);
+                served.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let started = Instant::now();
+        let reply = c.request("POST", &format!("{}/debug/spin", c.catalog_url()), Some(""));
+        let took = started.elapsed();
+        spinning.store(false, Ordering::SeqCst);
+        watcher.join().expect("the watcher's checks held");
+        (reply, took)
+    });
+    let (reply, took) = reply;
+    let reply = reply.expect("the spinning request gets an answer, not a dropped connection");
+    assert_eq!(reply.status, 503, "{:?}", reply.body);
+    assert_eq!(reply.body["error"]["code"], 503, "JSON envelope: {:?}", reply.body);
+    assert!(reply.error_message().contains("spinning"), "{:?}", reply.body);
+    assert!(took < Duration::from_secs(15), "cut within a bounded time, took {took:?}");
+    assert!(served.load(Ordering::SeqCst) > 0, "the other services answered meanwhile");
+
+    // The catalog comes back from its files, with the same stock.
+    c.wait_for("the catalog to serve again", Duration::from_secs(20), || {
+        c.request("GET", &format!("{}/products/Lego", c.catalog_url()), None).map(|r| r.status == 200).unwrap_or(false)
+    });
+    assert_eq!(c.stock("Lego"), stock_before);
+    let services = c.admin("GET", "/services");
+    let catalog = services.data().as_array().and_then(|all| all.iter().find(|s| s["name"] == "catalog").cloned())
+        .unwrap_or_else(|| panic!("catalog in {}", services.body));
+    assert_eq!(catalog["crashes"], 1, "{catalog}");
+    assert_eq!(catalog["last_crash_cause"], "spin", "{catalog}");
+    assert_eq!(catalog["state"], "running", "{catalog}");
+    assert_eq!(c.order("Lego", 1).status, 200, "orders go through the restarted catalog");
+}
