@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run every service of the manifest (frontend, catalog, order replicas) until Ctrl-C.
     Serve(toystore_host::ServeArgs),
-    /// List, kill or restart the order replicas of a running `toystore serve`.
+    /// List, kill, restart, pause or resume the order replicas of a running `toystore serve`.
     Replica(toystore_host::ReplicaArgs),
 
     /// The load client: look up random toys, order with probability `--prob`, verify every

@@ -66,6 +66,8 @@ pub enum State {
     Restarting,
     /// Stopped by the admin endpoint; stays down until restarted.
     Killed,
+    /// Frozen by the admin endpoint (like SIGSTOP, see [`crate::pause`]) until resumed.
+    Paused,
     /// The host is shutting down.
     Stopped,
 }
@@ -92,6 +94,9 @@ struct StatusInner {
     crashes: u64,
     last_crash: Option<String>,
     running_since: Option<Instant>,
+    /// Set by the admin endpoint; it overrides what the supervisor last said (which cannot
+    /// change while paused, since the supervisor is not polled then) until resumed or killed.
+    paused: bool,
 }
 
 /// A copy of a [`Status`] at one moment.
@@ -108,7 +113,7 @@ pub struct StatusSnapshot {
 impl Status {
     pub fn new() -> Self {
         Self {
-            inner: Mutex::new(StatusInner { state: State::Starting, crashes: 0, last_crash: None, running_since: None }),
+            inner: Mutex::new(StatusInner { state: State::Starting, crashes: 0, last_crash: None, running_since: None, paused: false }),
             ticked: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -139,13 +144,18 @@ impl Status {
     }
 
     pub fn state(&self) -> State {
-        self.lock().state
+        self.lock().reported()
+    }
+
+    /// Mark the service paused or not (the admin endpoint's pause and resume).
+    pub fn set_paused(&self, paused: bool) {
+        self.lock().paused = paused;
     }
 
     pub fn snapshot(&self) -> StatusSnapshot {
         let s = self.lock().clone();
         StatusSnapshot {
-            state: s.state,
+            state: s.reported(),
             crashes: s.crashes,
             last_crash: s.last_crash,
             uptime_secs: s.running_since.map(|t| (t.elapsed().as_secs_f64() * 10.0).round() / 10.0),
@@ -155,6 +165,16 @@ impl Status {
     fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
         // The lock guards plain data and is never held across a panic point that matters.
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl StatusInner {
+    fn reported(&self) -> State {
+        match self.state {
+            State::Killed | State::Stopped => self.state,
+            _ if self.paused => State::Paused,
+            state => state,
+        }
     }
 }
 
