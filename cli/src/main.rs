@@ -98,5 +98,10 @@ mod tests {
         let cli = Cli::try_parse_from(["toystore", "replica", "--admin", "127.0.0.1:9000", "list"]).unwrap();
         assert!(matches!(cli.command, Command::Replica(ReplicaArgs { action: ReplicaAction::List, .. })));
         assert!(Cli::try_parse_from(["toystore", "replica", "kill", "x"]).is_err());
+
+        let cli = Cli::try_parse_from(["toystore", "replica", "pause", "2"]).unwrap();
+        assert!(matches!(cli.command, Command::Replica(ReplicaArgs { action: ReplicaAction::Pause { id: 2 }, .. })));
+        let cli = Cli::try_parse_from(["toystore", "replica", "resume", "3"]).unwrap();
+        assert!(matches!(cli.command, Command::Replica(ReplicaArgs { action: ReplicaAction::Resume { id: 3 }, .. })));
     }
 }

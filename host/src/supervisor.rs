@@ -323,4 +323,18 @@ mod tests {
         assert!(snap.uptime_secs.is_none());
         assert_eq!(State::Restarting.to_string(), "restarting");
     }
+
+    #[test]
+    fn a_pause_is_reported_until_resumed_or_killed() {
+        let s = Status::new();
+        s.set(State::Running);
+        s.set_paused(true);
+        assert_eq!((s.state(), s.snapshot().state), (State::Paused, State::Paused));
+        s.set_paused(false);
+        assert_eq!(s.state(), State::Running);
+        s.set_paused(true);
+        s.set(State::Killed);
+        assert_eq!(s.state(), State::Killed, "a kill wins over a pause");
+        assert_eq!(State::Paused.to_string(), "paused");
+    }
 }
