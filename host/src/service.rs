@@ -435,8 +435,21 @@ mod tests {
         let (status, body) = service.call(Method::POST, "/tick", Duration::from_secs(5)).await.unwrap();
         assert_eq!((status, &body[..]), (StatusCode::OK, &br#"{"data":"hello"}"#[..]));
 
+        // Paused: nothing is answered, neither a client nor the host; resumed: both are.
+        service.pause().await.unwrap();
+        assert_eq!(service.state(), State::Paused);
+        let waiting = tokio::spawn(get(listen, "/while-paused"));
+        let call = service.call(Method::POST, "/tick", Duration::from_millis(300)).await;
+        assert!(matches!(call, Err(CallError::Reply(ReplyError::Timeout(_)))), "{call:?}");
+        assert!(!waiting.is_finished(), "a paused service answered");
+        assert!(matches!(service.pause().await, Err(PauseError::AlreadyPaused { .. })));
+        service.resume().await.unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap().0, StatusCode::OK, "the waiting request is answered on resume");
+        assert!(matches!(service.resume().await, Err(PauseError::NotPaused { .. })));
+
         service.kill().await;
         assert_eq!(service.state(), State::Killed);
+        assert!(matches!(service.pause().await, Err(PauseError::NotRunning { state: State::Killed, .. })));
         assert!(get(listen, "/x").await.is_err(), "connections are refused once killed");
         assert!(matches!(service.call(Method::GET, "/ping", Duration::from_secs(1)).await, Err(CallError::NotRunning)));
 
