@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run every service of the manifest (frontend, catalog, order replicas) until Ctrl-C.
     Serve(toystore_host::ServeArgs),
-    /// List, kill or restart the order replicas of a running `toystore serve`.
+    /// List, kill, restart, pause or resume the order replicas of a running `toystore serve`.
     Replica(toystore_host::ReplicaArgs),
 
     /// The load client: look up random toys, order with probability `--prob`, verify every
@@ -98,5 +98,10 @@ mod tests {
         let cli = Cli::try_parse_from(["toystore", "replica", "--admin", "127.0.0.1:9000", "list"]).unwrap();
         assert!(matches!(cli.command, Command::Replica(ReplicaArgs { action: ReplicaAction::List, .. })));
         assert!(Cli::try_parse_from(["toystore", "replica", "kill", "x"]).is_err());
+
+        let cli = Cli::try_parse_from(["toystore", "replica", "pause", "2"]).unwrap();
+        assert!(matches!(cli.command, Command::Replica(ReplicaArgs { action: ReplicaAction::Pause { id: 2 }, .. })));
+        let cli = Cli::try_parse_from(["toystore", "replica", "resume", "3"]).unwrap();
+        assert!(matches!(cli.command, Command::Replica(ReplicaArgs { action: ReplicaAction::Resume { id: 3 }, .. })));
     }
 }

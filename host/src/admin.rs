@@ -6,7 +6,9 @@
 //! | `GET /replicas` | the order replicas, plus what each one's `/ping` says (leader, epoch, ...) |
 //! | `POST /replicas/<id>/kill` | stop replica `<id>` abruptly; it stays down until restarted |
 //! | `POST /replicas/<id>/restart` | start a fresh instance of it (kills it first if running) |
-//! | `POST /services/<name>/kill`, `.../restart` | the same for any service |
+//! | `POST /replicas/<id>/pause` | freeze it like SIGSTOP (see [`crate::pause`]); 409 unless running |
+//! | `POST /replicas/<id>/resume` | let a paused replica continue where it stopped; 409 unless paused |
+//! | `POST /services/<name>/kill`, `.../restart`, `.../pause`, `.../resume` | the same for any service |
 //! | `GET /health` | `{"data":"ok"}` |
 //! | `GET /metrics` | Prometheus metrics (OpenMetrics text; see [`crate::metrics`]) |
 //! | `GET /` | the operations page (HTML; see [`crate::ops_page`]) |
@@ -68,7 +70,7 @@ impl Admin {
                 Some(service) => control(service, action).await,
                 None => reply::error(StatusCode::NOT_FOUND, format!("no service {name}")),
             },
-            (_, [] | ["health" | "metrics" | "services" | "replicas"] | ["replicas" | "services", _, "kill" | "restart"]) => {
+            (_, [] | ["health" | "metrics" | "services" | "replicas"] | ["replicas" | "services", _, "kill" | "restart" | "pause" | "resume"]) => {
                 reply::error(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed on {path}"))
             }
             _ => reply::error(StatusCode::NOT_FOUND, format!("no route for {method} {path}")),
@@ -85,16 +87,22 @@ impl Admin {
     }
 }
 
-/// Kill or restart `service`, answering with its state afterwards.
+/// Kill, restart, pause or resume `service`, answering with its state afterwards.
 async fn control(service: &Service, action: &str) -> Response {
     match action {
         "kill" => service.kill().await,
+        "pause" | "resume" => {
+            let done = if action == "pause" { service.pause().await } else { service.resume().await };
+            if let Err(e) = done {
+                return reply::error(StatusCode::CONFLICT, e.to_string());
+            }
+        }
         "restart" => {
             if let Err(e) = service.restart().await {
                 return reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
             }
         }
-        other => return reply::error(StatusCode::NOT_FOUND, format!("unknown action {other} (kill or restart)")),
+        other => return reply::error(StatusCode::NOT_FOUND, format!("unknown action {other} (kill, restart, pause or resume)")),
     }
     let report = match service.spec.replica_id() {
         Some(_) => replica_report(service, false).await,

@@ -33,5 +33,9 @@ pub enum ReplicaAction {
     Kill { id: u32 },
     /// Start a fresh instance of a replica on its port and data directory.
     Restart { id: u32 },
+    /// Freeze a replica like SIGSTOP: it keeps its port but answers nothing until resumed.
+    Pause { id: u32 },
+    /// Let a paused replica continue where it stopped.
+    Resume { id: u32 },
 }
 

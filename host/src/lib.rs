@@ -14,6 +14,7 @@
 //! - [`outgoing`]: how a component's outgoing HTTP calls are sent (a pooled client);
 //! - [`ticker`], [`admin`], [`datadir`], [`reply`]: the timer, the admin endpoint, data
 //!   directories and the host's own JSON replies;
+//! - [`pause`]: freezing a service like SIGSTOP (the admin's pause and resume);
 //! - [`metrics`], [`ops_page`]: `GET /metrics` and the operations page on the admin address;
 //! - [`cli`], [`serve`](mod@serve), [`replica_cli`]: the commands.
 
@@ -26,6 +27,7 @@ mod manifest;
 mod metrics;
 mod ops_page;
 mod outgoing;
+mod pause;
 mod replica_cli;
 mod reply;
 mod runtime;

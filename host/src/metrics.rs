@@ -5,7 +5,8 @@
 //! - **measured by the host at its boundary** (always exact, no guest cooperation): every
 //!   request a service's listener forwards ([`measure`]: count and latency per service,
 //!   route, method and status; orders committed and rejected at the public frontend), requests
-//!   refused as busy ([`busy`]), instance restarts by cause ([`restarted`]), and toys restocked
+//!   refused as busy ([`busy`]), instance restarts by cause ([`restarted`]), paused services
+//!   ([`paused`]), and toys restocked
 //!   (the catalog's `POST /tick` / `POST /restock` answers, [`restocked`]);
 //! - **scraped from the components when `/metrics` is read** ([`scrape`]): the frontend's cache
 //!   counters (`GET /cache/stats`) and each replica's `/ping` (leader, epoch, last order), from
@@ -126,6 +127,7 @@ struct Metrics {
     lag: Family<ReplicaLabel, Gauge>,
     last_contact: Family<ReplicaLabel, FloatGauge>,
     up: Family<ReplicaLabel, Gauge>,
+    paused: Family<ServiceLabel, Gauge>,
     /// What the previous scrape saw, to turn component counters into increases.
     seen: Mutex<Seen>,
 }
@@ -164,6 +166,7 @@ fn metrics() -> &'static Metrics {
             lag: Family::default(),
             last_contact: Family::default(),
             up: Family::default(),
+            paused: Family::default(),
             seen: Mutex::new(Seen::default()),
             registry: Registry::default(),
         };
@@ -185,6 +188,7 @@ fn metrics() -> &'static Metrics {
             m.last_contact.clone(),
         );
         registry.register("replica_up", "1 if the replica answered /ping at the last scrape", m.up.clone());
+        registry.register("paused", "1 while the service is paused by the admin endpoint", m.paused.clone());
         for event in CACHE_EVENTS {
             drop(m.cache.get_or_create(&EventLabel { event: event.into() }));
         }
@@ -199,6 +203,12 @@ pub fn register_service(service: &str) {
         drop(m.restarts.get_or_create(&RestartLabels { service: service.into(), cause: cause.label().into() }));
     }
     drop(m.busy.get_or_create(&ServiceLabel { service: service.into() }));
+    drop(m.paused.get_or_create(&ServiceLabel { service: service.into() }));
+}
+
+/// `service` was paused or resumed (hooks in `Service::pause`, `resume`, `kill`, `stop`).
+pub fn paused(service: &str, paused: bool) {
+    metrics().paused.get_or_create(&ServiceLabel { service: service.into() }).set(i64::from(paused));
 }
 
 /// One request a service's listener answered.

@@ -1,6 +1,6 @@
 //! The operations page: `GET /` on the admin address. One HTML page (embedded at compile time,
 //! no build step) that polls the admin API every second: `GET /services`, `GET /replicas`
-//! (state, leader, epoch, last order, lag, crashes; kill and restart buttons) and
+//! (state, leader, epoch, last order, lag, crashes; kill, restart, pause and resume buttons) and
 //! `GET /metrics` (live rates: orders/s, lookups/s, cache hit ratio, computed in the page from
 //! the difference between two scrapes).
 

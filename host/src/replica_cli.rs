@@ -1,4 +1,4 @@
-//! `toystore replica list|kill|restart`: a small client of the admin endpoint of a running
+//! `toystore replica list|kill|restart|pause|resume`: a small client of the admin endpoint of a running
 //! `toystore serve` that prints readable results.
 
 use std::net::SocketAddr;
@@ -39,6 +39,18 @@ pub async fn run(args: ReplicaArgs) -> anyhow::Result<()> {
                 field(&data, "address"),
                 field(&data, "state")
             );
+        }
+        ReplicaAction::Pause { id } => {
+            let data = call(admin, http::Method::POST, &format!("/replicas/{id}/pause")).await?;
+            println!(
+                "replica {id} paused ({}): state {}; it answers nothing until resumed",
+                field(&data, "address"),
+                field(&data, "state")
+            );
+        }
+        ReplicaAction::Resume { id } => {
+            let data = call(admin, http::Method::POST, &format!("/replicas/{id}/resume")).await?;
+            println!("replica {id} resumed ({}): state {}", field(&data, "address"), field(&data, "state"));
         }
     }
     Ok(())

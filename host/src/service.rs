@@ -10,6 +10,9 @@
 //! open connections are dropped mid-request, and the store, with everything in flight in it, is
 //! dropped. Restarting binds the same port again (SO_REUSEADDR) and builds a fresh instance on
 //! the same data directory.
+//!
+//! Pausing freezes the listener, the request handlers and the supervisor in place without
+//! dropping anything; resuming lets them continue ([`crate::pause`] says where the gate sits).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +29,7 @@ use crate::instance::{self, Job, ReplyError};
 use crate::manifest::ServiceSpec;
 use crate::runtime::{InstanceSpec, Runtime};
 use crate::server::{self, Gate, Handler};
+use crate::pause;
 use crate::supervisor::{State, Status, StatusSnapshot, Supervisor};
 use thread::ServiceThread;
 
@@ -40,6 +44,17 @@ pub enum ServiceError {
     Bind { service: String, addr: SocketAddr, error: std::io::Error },
     #[error("cannot start the thread of {service}: {error}")]
     Thread { service: String, error: std::io::Error },
+}
+
+/// Why a pause or resume was refused (the admin endpoint answers 409).
+#[derive(Debug, thiserror::Error)]
+pub enum PauseError {
+    #[error("{service} is {state}: only a running service can be paused")]
+    NotRunning { service: String, state: State },
+    #[error("{service} is already paused")]
+    AlreadyPaused { service: String },
+    #[error("{service} is not paused (it is {state})")]
+    NotPaused { service: String, state: State },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +87,8 @@ pub struct Service {
     control: tokio::sync::Mutex<Option<Running>>,
     /// Set while a timer tick is outstanding, so slow ticks do not pile up.
     tick_busy: AtomicBool,
+    /// `true` while paused; every task of the running service watches it.
+    pause: pause::Switch,
 }
 
 struct Running {
@@ -93,6 +110,7 @@ impl Service {
             jobs: Mutex::new(None),
             control: tokio::sync::Mutex::new(None),
             tick_busy: AtomicBool::new(false),
+            pause: pause::Switch::new(false),
         })
     }
 
@@ -139,9 +157,14 @@ impl Service {
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             status: self.status.clone(),
         });
+        let paused = self.pause.subscribe();
         let handler: Handler = Arc::new(move |request| {
             let gate = gate.clone();
-            Box::pin(crate::metrics::measure(gate.name.clone(), request, move |request| server::forward(gate, request)))
+            let mut paused = paused.clone();
+            Box::pin(crate::metrics::measure(gate.name.clone(), request, move |request| async move {
+                pause::wait_resumed(&mut paused).await;
+                server::forward(gate, request).await
+            }))
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
 
@@ -154,10 +177,11 @@ impl Service {
             seed: self.spec.seed.clone(),
             status: self.status.clone(),
         };
-        let supervisor = thread.spawn(supervisor.run(queue));
+        let supervisor = thread.spawn(pause::gated(supervisor.run(queue), self.pause.subscribe()));
+        let paused = self.pause.subscribe();
         let listener = thread.spawn(async move {
             match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => server::accept_loop(name, listener, handler, shutdown_rx).await,
+                Ok(listener) => pause::gated(server::accept_loop(name, listener, handler, shutdown_rx), paused).await,
                 Err(e) => tracing::error!(service = %name, error = %e, "cannot register the listener"),
             }
         });
@@ -179,6 +203,7 @@ impl Service {
             let _ = running.supervisor.await;
             crate::metrics::restarted(&self.spec.name, crate::metrics::RestartCause::Kill);
         }
+        self.unpause();
         self.status.set(State::Killed);
         tracing::warn!(service = %self.spec.name, "killed");
     }
@@ -193,12 +218,50 @@ impl Service {
         Ok(())
     }
 
+    /// Freeze the running service like SIGSTOP: no guest code runs, nothing is answered, and
+    /// connections wait (in the kernel's backlog or in their handler) until [`Self::resume`].
+    pub async fn pause(&self) -> Result<(), PauseError> {
+        // The control lock orders this against kill, restart and stop.
+        let _control = self.control.lock().await;
+        match self.state() {
+            State::Running => {}
+            State::Paused => return Err(PauseError::AlreadyPaused { service: self.spec.name.clone() }),
+            state => return Err(PauseError::NotRunning { service: self.spec.name.clone(), state }),
+        }
+        self.pause.send_replace(true);
+        self.status.set_paused(true);
+        crate::metrics::paused(&self.spec.name, true);
+        tracing::warn!(service = %self.spec.name, "paused");
+        Ok(())
+    }
+
+    /// Let a paused service continue where it stopped.
+    pub async fn resume(&self) -> Result<(), PauseError> {
+        let _control = self.control.lock().await;
+        if !*self.pause.borrow() {
+            return Err(PauseError::NotPaused { service: self.spec.name.clone(), state: self.state() });
+        }
+        self.unpause();
+        tracing::info!(service = %self.spec.name, "resumed");
+        Ok(())
+    }
+
+    /// Clear the pause (resume, or a kill or stop of a paused service, whose next start must
+    /// not begin frozen).
+    fn unpause(&self) {
+        self.pause.send_replace(false);
+        self.status.set_paused(false);
+        crate::metrics::paused(&self.spec.name, false);
+    }
+
     /// Stop accepting, let open connections finish their current request for up to `grace`,
     /// then drop everything.
     pub async fn stop(&self, grace: Duration) {
         let mut control = self.control.lock().await;
         self.lock_jobs().take();
         if let Some(mut running) = control.take() {
+            // A paused service is let go first, so it can finish its requests like the others.
+            self.unpause();
             let _ = running.shutdown.send(true);
             if tokio::time::timeout(grace, &mut running.listener).await.is_err() {
                 tracing::warn!(service = %self.spec.name, "requests still open after {grace:?}; cutting them");
@@ -207,6 +270,7 @@ impl Service {
             running.supervisor.abort();
             let _ = running.supervisor.await;
         }
+        self.unpause();
         self.status.set(State::Stopped);
     }
 
@@ -372,8 +436,21 @@ mod tests {
         let (status, body) = service.call(Method::POST, "/tick", Duration::from_secs(5)).await.unwrap();
         assert_eq!((status, &body[..]), (StatusCode::OK, &br#"{"data":"hello"}"#[..]));
 
+        // Paused: nothing is answered, neither a client nor the host; resumed: both are.
+        service.pause().await.unwrap();
+        assert_eq!(service.state(), State::Paused);
+        let waiting = tokio::spawn(get(listen, "/while-paused"));
+        let call = service.call(Method::POST, "/tick", Duration::from_millis(300)).await;
+        assert!(matches!(call, Err(CallError::Reply(ReplyError::Timeout(_)))), "{call:?}");
+        assert!(!waiting.is_finished(), "a paused service answered");
+        assert!(matches!(service.pause().await, Err(PauseError::AlreadyPaused { .. })));
+        service.resume().await.unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap().0, StatusCode::OK, "the waiting request is answered on resume");
+        assert!(matches!(service.resume().await, Err(PauseError::NotPaused { .. })));
+
         service.kill().await;
         assert_eq!(service.state(), State::Killed);
+        assert!(matches!(service.pause().await, Err(PauseError::NotRunning { state: State::Killed, .. })));
         assert!(get(listen, "/x").await.is_err(), "connections are refused once killed");
         assert!(matches!(service.call(Method::GET, "/ping", Duration::from_secs(1)).await, Err(CallError::NotRunning)));
 

@@ -68,6 +68,8 @@ pub enum State {
     Restarting,
     /// Stopped by the admin endpoint; stays down until restarted.
     Killed,
+    /// Frozen by the admin endpoint (like SIGSTOP, see [`crate::pause`]) until resumed.
+    Paused,
     /// The host is shutting down.
     Stopped,
 }
@@ -110,6 +112,9 @@ struct StatusInner {
     last_crash: Option<String>,
     last_crash_cause: Option<Cause>,
     running_since: Option<Instant>,
+    /// Set by the admin endpoint; it overrides what the supervisor last said (which cannot
+    /// change while paused, since the supervisor is not polled then) until resumed or killed.
+    paused: bool,
 }
 
 /// A copy of a [`Status`] at one moment.
@@ -133,6 +138,7 @@ impl Status {
                 last_crash: None,
                 last_crash_cause: None,
                 running_since: None,
+                paused: false,
             }),
             spin_cuts: Arc::new(AtomicU64::new(0)),
             ticked: tokio::sync::watch::Sender::new(0),
@@ -171,13 +177,18 @@ impl Status {
     }
 
     pub fn state(&self) -> State {
-        self.lock().state
+        self.lock().reported()
+    }
+
+    /// Mark the service paused or not (the admin endpoint's pause and resume).
+    pub fn set_paused(&self, paused: bool) {
+        self.lock().paused = paused;
     }
 
     pub fn snapshot(&self) -> StatusSnapshot {
         let s = self.lock().clone();
         StatusSnapshot {
-            state: s.state,
+            state: s.reported(),
             crashes: s.crashes,
             last_crash: s.last_crash,
             last_crash_cause: s.last_crash_cause,
@@ -188,6 +199,16 @@ impl Status {
     fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
         // The lock guards plain data and is never held across a panic point that matters.
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl StatusInner {
+    fn reported(&self) -> State {
+        match self.state {
+            State::Killed | State::Stopped => self.state,
+            _ if self.paused => State::Paused,
+            state => state,
+        }
     }
 }
 
@@ -352,5 +373,19 @@ mod tests {
         assert_eq!(snap.last_crash_cause, Some(Cause::Trap));
         assert!(snap.uptime_secs.is_none());
         assert_eq!(State::Restarting.to_string(), "restarting");
+    }
+
+    #[test]
+    fn a_pause_is_reported_until_resumed_or_killed() {
+        let s = Status::new();
+        s.set(State::Running);
+        s.set_paused(true);
+        assert_eq!((s.state(), s.snapshot().state), (State::Paused, State::Paused));
+        s.set_paused(false);
+        assert_eq!(s.state(), State::Running);
+        s.set_paused(true);
+        s.set(State::Killed);
+        assert_eq!(s.state(), State::Killed, "a kill wins over a pause");
+        assert_eq!(State::Paused.to_string(), "paused");
     }
 }

@@ -102,10 +102,18 @@ impl Browser {
         }
     }
 
-    /// Click the first element matching `css`.
+    /// Click the first element matching `css`. A page that redraws itself (the operations page
+    /// rebuilds its tables every second) can replace the element between finding and clicking
+    /// it; then it is found again, a few times.
     pub async fn click(&self, css: &str) {
-        let element = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find {css}: {e}"));
-        element.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        for attempt in 1.. {
+            let element = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find {css}: {e}"));
+            match element.click().await {
+                Ok(_) => return,
+                Err(e) if e.is_stale_element_reference() && attempt < 5 => {}
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     /// Replace the value of the input matching `css` with `text`.

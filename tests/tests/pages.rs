@@ -110,5 +110,12 @@ async fn operations_page_shows_the_leader_and_a_kill_there_moves_it() {
     // Restart it from the page too.
     b.click(&format!("#restart-{leader}")).await;
     b.wait_text("the restarted replica", &row, Duration::from_secs(30), |t| t.contains("running") && t.contains("follower")).await;
+
+    // Pause that follower from the page, see it paused, resume it.
+    b.click(&format!("#pause-{leader}")).await;
+    b.wait_text("the paused replica", &row, WAIT, |t| t.contains("paused")).await;
+    assert_eq!(c.order("Fox", 1).status, 200, "orders go on with a follower paused");
+    b.click(&format!("#resume-{leader}")).await;
+    b.wait_text("the resumed replica", &row, Duration::from_secs(30), |t| t.contains("running") && t.contains("follower")).await;
     b.close().await;
 }
