@@ -23,36 +23,20 @@ pub async fn run(args: ReplicaArgs) -> anyhow::Result<()> {
         None => manifest::admin_address(&args.manifest)
             .context("no --admin given, and the admin address could not be read from the manifest")?,
     };
-    match args.action {
+    // Every action but `list` is one POST to `/replicas/<id>/<verb>` and one line of output.
+    let (id, verb, done, note) = match args.action {
         ReplicaAction::List => {
             let data = call(admin, http::Method::GET, "/replicas").await?;
             print!("{}", format_table(&data));
+            return Ok(());
         }
-        ReplicaAction::Kill { id } => {
-            let data = call(admin, http::Method::POST, &format!("/replicas/{id}/kill")).await?;
-            println!("replica {id} killed ({}): state {}", field(&data, "address"), field(&data, "state"));
-        }
-        ReplicaAction::Restart { id } => {
-            let data = call(admin, http::Method::POST, &format!("/replicas/{id}/restart")).await?;
-            println!(
-                "replica {id} restarted ({}): state {}; it answers /ping once it has resynced",
-                field(&data, "address"),
-                field(&data, "state")
-            );
-        }
-        ReplicaAction::Pause { id } => {
-            let data = call(admin, http::Method::POST, &format!("/replicas/{id}/pause")).await?;
-            println!(
-                "replica {id} paused ({}): state {}; it answers nothing until resumed",
-                field(&data, "address"),
-                field(&data, "state")
-            );
-        }
-        ReplicaAction::Resume { id } => {
-            let data = call(admin, http::Method::POST, &format!("/replicas/{id}/resume")).await?;
-            println!("replica {id} resumed ({}): state {}", field(&data, "address"), field(&data, "state"));
-        }
-    }
+        ReplicaAction::Kill { id } => (id, "kill", "killed", ""),
+        ReplicaAction::Restart { id } => (id, "restart", "restarted", "; it answers /ping once it has resynced"),
+        ReplicaAction::Pause { id } => (id, "pause", "paused", "; it answers nothing until resumed"),
+        ReplicaAction::Resume { id } => (id, "resume", "resumed", ""),
+    };
+    let data = call(admin, http::Method::POST, &format!("/replicas/{id}/{verb}")).await?;
+    println!("replica {id} {done} ({}): state {}{note}", field(&data, "address"), field(&data, "state"));
     Ok(())
 }
 
