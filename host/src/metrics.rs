@@ -222,7 +222,7 @@ fn record(service: &str, method: &Method, route: &'static str, status: StatusCod
     };
     m.requests.get_or_create(&labels).inc();
     m.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
-    if service == FRONTEND && method == Method::POST && route == "/orders" {
+    if places_order(service, method, route) {
         match rejection_reason(status) {
             None => {
                 m.committed.inc();
@@ -270,18 +270,16 @@ fn rejection_reason(status: StatusCode) -> Option<&'static str> {
 /// so label values stay a small fixed set whatever clients send.
 pub fn route_of(path: &str) -> &'static str {
     let path = path.split('?').next().unwrap_or("");
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match segments.as_slice() {
-        [] => "/",
-        ["products"] => "/products",
-        ["products", _] => "/products/<name>",
-        ["product", _] => "/product/<name>",
-        ["orders"] => "/orders",
-        ["orders", _] => "/orders/<number>",
-        ["invalidate", _] => "/invalidate/<name>",
-        ["cache", "stats"] => "/cache/stats",
-        ["get_missed_orders", _] => "/get_missed_orders/<number>",
-        [single] => match *single {
+    // At most three segments matter; no allocation on the request path.
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    match (segments.next(), segments.next(), segments.next()) {
+        (None, ..) => "/",
+        (Some(first), None, _) => match first {
+            "products" => "/products",
+            "product" => "/product",
+            "orders" => "/orders",
+            "order" => "/order",
+            "openapi.json" => "/openapi.json",
             "leader" => "/leader",
             "health" => "/health",
             "ping" => "/ping",
@@ -296,8 +294,25 @@ pub fn route_of(path: &str) -> &'static str {
             "get_last_order_number" => "/get_last_order_number",
             _ => "other",
         },
+        (Some(first), Some(second), None) => match (first, second) {
+            ("products", _) => "/products/<name>",
+            ("product", _) => "/product/<name>",
+            ("orders", _) => "/orders/<number>",
+            ("order", _) => "/order/<number>",
+            ("invalidate", _) => "/invalidate/<name>",
+            ("cache", "stats") => "/cache/stats",
+            ("get_missed_orders", _) => "/get_missed_orders/<number>",
+            ("debug", "trap") => "/debug/trap",
+            ("debug", "spin") => "/debug/spin",
+            _ => "other",
+        },
         _ => "other",
     }
+}
+
+/// Is this request a client placing an order at the frontend (either spelling)?
+fn places_order(service: &str, method: &Method, route: &str) -> bool {
+    service == FRONTEND && method == Method::POST && matches!(route, "/orders" | "/order")
 }
 
 /// Refresh what the components know (cache counters, leader, epoch, lag, last contact).
@@ -408,6 +423,20 @@ mod tests {
         assert_eq!(route_of("/"), "/");
         assert_eq!(route_of("/no/such/thing"), "other");
         assert_eq!(route_of("/random-junk-123"), "other");
+        // The seed document's spellings are routes of their own, not "other".
+        assert_eq!(route_of("/product?Tux"), "/product");
+        assert_eq!(route_of("/order?3"), "/order");
+        assert_eq!(route_of("/order/3"), "/order/<number>");
+        assert_eq!(route_of("/openapi.json"), "/openapi.json");
+        assert_eq!(route_of("/a/b/c"), "other");
+    }
+
+    #[test]
+    fn orders_are_counted_under_both_spellings() {
+        assert!(places_order(FRONTEND, &Method::POST, route_of("/orders")));
+        assert!(places_order(FRONTEND, &Method::POST, route_of("/order")));
+        assert!(!places_order(FRONTEND, &Method::GET, route_of("/order?3")));
+        assert!(!places_order("order-1", &Method::POST, route_of("/orders")));
     }
 
     #[test]
