@@ -76,9 +76,9 @@ impl World {
         Self(Rc::new(RefCell::new(s)))
     }
 
-    pub fn replica_list(&self) -> String {
+    pub fn replica_list(&self) -> toystore_guest::settings::OrderReplicas {
         let s = self.0.borrow();
-        s.replicas.keys().map(|id| format!("{id}=http://order-{id}")).collect::<Vec<_>>().join(",")
+        toystore_guest::settings::OrderReplicas(s.replicas.keys().map(|id| (*id, format!("http://order-{id}"))).collect())
     }
 
     fn with_replica(&self, id: u32, f: impl FnOnce(&mut Replica)) {

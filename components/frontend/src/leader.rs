@@ -31,6 +31,7 @@ use toystore_guest::sync::Mutex;
 use http::Method;
 use serde_json::{json, Value};
 use toystore_guest::api::data_of;
+use toystore_guest::settings::OrderReplicas;
 use toystore_guest::{time, Net, NetResponse, Reply};
 
 /// The shortest timeout an attempt gets, however little of the budget is left.
@@ -255,9 +256,9 @@ pub fn pass_through(r: NetResponse) -> Reply {
     }
 }
 
-/// Parse `ORDER_REPLICAS` (`1=http://127.0.0.1:8091,2=...`).
-pub fn replicas_from(value: &str) -> Vec<Replica> {
-    toystore_guest::settings::id_urls(value).into_iter().map(|(id, url)| Replica { id, url }).collect()
+/// The replicas `ORDER_REPLICAS` names (already parsed by `toystore-manifest`).
+pub fn replicas_from(replicas: &OrderReplicas) -> Vec<Replica> {
+    replicas.0.iter().map(|(id, url)| Replica { id: *id, url: url.clone() }).collect()
 }
 
 #[cfg(test)]
@@ -273,7 +274,7 @@ mod tests {
 
     #[test]
     fn replicas_sorted_highest_first() {
-        let l = Leader::new(replicas_from("1=http://a,3=http://c/,2=http://b"), Duration::from_secs(1), RetryPolicy::default());
+        let l = Leader::new(replicas_from(&"1=http://a,3=http://c/,2=http://b".parse().expect("a replica list")), Duration::from_secs(1), RetryPolicy::default());
         let ids: Vec<_> = l.replicas().iter().map(|r| r.id).collect();
         assert_eq!(ids, [3, 2, 1]);
         assert_eq!(l.replicas()[0].url, "http://c");

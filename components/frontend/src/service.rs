@@ -23,6 +23,8 @@ use toystore_guest::request::encode_segment;
 use toystore_guest::{settings, time, ItemRequest, Net, Reply, Request, Router};
 
 use crate::cache::{Lookup, ProductCache};
+use toystore_guest::settings::OrderReplicas;
+
 use crate::leader::{pass_through, replicas_from, Leader, RetryPolicy};
 
 /// Longest `Idempotency-Key` header taken from a client; longer ones are refused (400).
@@ -33,8 +35,8 @@ pub const MAX_KEY_LEN: usize = 200;
 pub struct Config {
     /// `CATALOG_URL` (default `http://127.0.0.1:8081`).
     pub catalog_url: String,
-    /// `ORDER_REPLICAS` (`1=http://127.0.0.1:8091,...`).
-    pub order_replicas: String,
+    /// `ORDER_REPLICAS` (`1=http://127.0.0.1:8091,...`), parsed once by `toystore-manifest`.
+    pub order_replicas: OrderReplicas,
     /// `CACHE_ENABLED` (default true).
     pub cache_enabled: bool,
     /// `CACHE_CAPACITY` (default 5).
@@ -54,7 +56,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             catalog_url: "http://127.0.0.1:8081".into(),
-            order_replicas: "1=http://127.0.0.1:8091,2=http://127.0.0.1:8092,3=http://127.0.0.1:8093".into(),
+            order_replicas: OrderReplicas((1..=3).map(|id| (id, format!("http://127.0.0.1:{}", 8090 + id))).collect()),
             cache_enabled: true,
             cache_capacity: 5,
             cache_ttl: Duration::from_secs(30),
@@ -77,10 +79,7 @@ impl Config {
                 .map(|url| url.trim_end_matches('/').to_string())
                 .filter(|url| !url.is_empty())
                 .unwrap_or(d.catalog_url),
-            order_replicas: env
-                .order_replicas
-                .filter(|r| !r.0.is_empty())
-                .map_or(d.order_replicas, |r| r.to_string()),
+            order_replicas: env.order_replicas.filter(|r| !r.0.is_empty()).unwrap_or(d.order_replicas),
             cache_enabled: s.cache_enabled,
             cache_capacity: s.cache_capacity,
             cache_ttl: Duration::from_secs(s.cache_ttl_secs),

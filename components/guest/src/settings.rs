@@ -21,24 +21,3 @@ pub fn from_env() -> (Settings, ServiceEnv) {
     });
     (settings, service)
 }
-
-/// `ORDER_REPLICAS`-style lists: `1=http://127.0.0.1:8091,2=http://127.0.0.1:8092`.
-/// Entries that do not parse are skipped (the strict form is [`OrderReplicas`]).
-pub fn id_urls(value: &str) -> Vec<(u32, String)> {
-    value
-        .split(',')
-        .filter_map(|part| {
-            let (id, url) = part.trim().split_once('=')?;
-            Some((id.trim().parse().ok()?, url.trim().trim_end_matches('/').to_string()))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn id_urls_parse() {
-        let v = super::id_urls("1=http://a:1/, 2=http://b:2,bad,x=http://c");
-        assert_eq!(v, vec![(1, "http://a:1".to_string()), (2, "http://b:2".to_string())]);
-    }
-}
