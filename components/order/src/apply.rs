@@ -15,6 +15,7 @@ use http::Method;
 use serde::Serialize;
 use toystore_guest::Net;
 
+use crate::replica::Confirmation;
 use crate::stock::{Base, StockAnswer};
 use crate::service::Service;
 
@@ -37,6 +38,21 @@ struct Apply {
 }
 
 impl<N: Net> Service<N> {
+    /// `/tick` on a leader: a leader deposed while cut off from the election (nobody told it)
+    /// learns it here from the peers' promises and steps down — otherwise it would keep
+    /// calling itself leader, and keep its stale log, until an order happened to reach it.
+    /// Then push what the catalog lacks.
+    pub(crate) async fn leader_tick(&self) {
+        let own = self.state.borrow().own_epoch();
+        if let Some(epoch) = own {
+            if let Confirmation::Superseded(newer) = self.confirm_leadership(epoch).await {
+                self.state.borrow_mut().observe_promise(newer);
+                return;
+            }
+        }
+        self.push_applied().await;
+    }
+
     /// Push the committed orders the catalog has not applied (one at a time per instance).
     pub(crate) async fn push_applied(&self) {
         let _one_at_a_time = self.push_lock.lock().await;

@@ -54,7 +54,7 @@ impl<N: Net> Service<N> {
 
     /// One round to the peers asking what they promised (`/get_last_order_number`, which
     /// promises nothing): do a majority still not know of an epoch newer than ours?
-    async fn confirm_leadership(&self, epoch: u64) -> Confirmation {
+    pub(crate) async fn confirm_leadership(&self, epoch: u64) -> Confirmation {
         let peers = self.cfg.peers();
         let asks = peers.iter().map(|p| async move {
             let url = format!("{}/get_last_order_number", p.url);

@@ -267,7 +267,7 @@ impl<N: Net> Service<N> {
 
     /// `POST /tick`: finish the start-up resync if it is not done; a follower also checks
     /// whether a peer is ahead of it (it missed orders while slow) and catches up; a leader
-    /// pushes committed orders the catalog has not applied yet (retrying failed pushes).
+    /// checks it still leads and pushes committed orders the catalog has not applied yet.
     async fn tick(&self) -> Reply {
         let (synced, follower, leader) = {
             let s = self.state.borrow();
@@ -278,7 +278,7 @@ impl<N: Net> Service<N> {
         } else if follower {
             self.follower_tick().await;
         } else if leader {
-            self.push_applied().await;
+            self.leader_tick().await;
         }
         let s = self.state.borrow();
         Reply::ok(json!({ "synced": s.synced(), "role": s.role().name(), "last": self.position().last }))

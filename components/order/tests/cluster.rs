@@ -13,6 +13,7 @@ use futures::future::join_all;
 use http::Method;
 use serde_json::json;
 use sim::{Fault, Sim, TOYS};
+use toystore_guest::Reply;
 use toystore_guest::durable::crash::Point;
 
 /// Acknowledged orders: number → (key, toy, quantity).
@@ -57,10 +58,9 @@ fn assert_identical(sim: &Sim) {
     for _ in 0..3 {
         sim.tick_all();
     }
-    let files: Vec<Vec<u8>> = (1..=3).map(|id| sim.orders_file(id)).collect();
-    let text = String::from_utf8(files[0].clone()).unwrap();
-    assert_eq!(files[0], files[1], "orders.csv of replicas 1 and 2 differ:\n{text}\n---\n{}", String::from_utf8_lossy(&files[1]));
-    assert_eq!(files[1], files[2], "orders.csv of replicas 2 and 3 differ:\n{text}\n---\n{}", String::from_utf8_lossy(&files[2]));
+    let files: Vec<String> = (1..=3).map(|id| String::from_utf8(sim.orders_file(id)).unwrap()).collect();
+    assert!(files[0] == files[1], "orders.csv of replicas 1 and 2 differ:\n{}\n---\n{}", files[0], files[1]);
+    assert!(files[1] == files[2], "orders.csv of replicas 2 and 3 differ:\n{}\n---\n{}", files[1], files[2]);
     // Parsing checks indexes and numbers are contiguous; keys must be unique.
     let mut keys = std::collections::HashSet::new();
     for (_, _, key) in sim.orders(1) {
@@ -528,7 +528,7 @@ fn random_crashes_restarts_and_lost_messages_never_lose_or_reuse_an_acknowledged
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut acked = Acked::new();
         for step in 0..150 {
-            match rng.below(14) {
+            match rng.below(15) {
                 // Crash someone (at most two down at a time).
                 0 => {
                     let id = 1 + rng.below(3) as u32;
@@ -577,6 +577,42 @@ fn random_crashes_restarts_and_lost_messages_never_lose_or_reuse_an_acknowledged
                 }
                 // A restock (one atomic catalog write), racing whatever the leader admits.
                 5 => sim.restock(TOYS[rng.below(4) as usize], 1 + rng.below(6) as i64),
+                // Another frontend elects a leader the current one does not hear of (its fence
+                // and inform are lost): the old leader keeps taking orders from the first
+                // frontend until a follower's `stale` tells it.
+                6 => {
+                    if let Some(old) = sim.leader() {
+                        let others: Vec<u32> = (1..=3).filter(|&i| i != old && sim.is_up(i)).collect();
+                        if let Some(&new) = others.first() {
+                            sim.set_fault(move |c| {
+                                if c.to == old && matches!(c.path.as_str(), "/fence" | "/inform_replica" | "/replicate_order") {
+                                    Fault::DropRequest
+                                } else {
+                                    Fault::None
+                                }
+                            });
+                            if let Ok(r) = sim.post(new, "/leaderselection", json!({})) {
+                                if let Some(epoch) = r.body["data"]["epoch"].as_u64() {
+                                    for i in others {
+                                        let _ = sim.post(i, "/inform_replica", json!({"leader": new, "epoch": epoch}));
+                                    }
+                                }
+                            }
+                            sim.clear_fault();
+                            // The first frontend still sends to the old leader.
+                            let key = format!("s{seed}-{step}-old");
+                            if let Ok(r) = sim.post(old, "/orders", json!({"name": "Lego", "quantity": 1, "key": key})) {
+                                if r.status == 200 {
+                                    let n = r.body["data"]["order_number"].as_u64().unwrap();
+                                    if let Some((k, _, _)) = acked.get(&n) {
+                                        panic!("seed {seed}: number {n} acknowledged for {k} and {key}");
+                                    }
+                                    acked.insert(n, (key, "Lego".into(), 1));
+                                }
+                            }
+                        }
+                    }
+                }
                 _ => {
                     // Keep a majority up most of the time (faults also kill callers).
                     let down: Vec<u32> = (1..=3).filter(|&i| !sim.is_up(i)).collect();
@@ -681,4 +717,236 @@ fn the_same_key_for_a_different_order_is_422_and_changes_nothing() {
     // The same order under the key is still its number.
     assert_eq!(sim.post(3, "/orders", json!({"name": "Lego", "quantity": 2, "key": "k"})).unwrap().body["data"]["order_number"], n);
     assert_identical(&sim);
+}
+
+#[test]
+fn an_election_started_while_an_order_is_in_flight_loses_nothing() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 3);
+    // Replica 2 runs an election while leader 3 is replicating an order: whichever wins, the
+    // order is either acknowledged (and survives) or not (and is never applied).
+    for (i, first) in [(0, true), (1, false)] {
+        let key = format!("flight-{i}");
+        let order = sim.request(3, Method::POST, "/orders", Some(json!({"name": "Fox", "quantity": 2, "key": key})));
+        let election = sim.request(2, Method::POST, "/leaderselection", Some(json!({})));
+        let (placed, elected) = if first {
+            block_on(futures::future::join(order, election))
+        } else {
+            let (e, o) = block_on(futures::future::join(election, order));
+            (o, e)
+        };
+        if let Ok(r) = &placed {
+            if r.status == 200 {
+                acked.insert(r.body["data"]["order_number"].as_u64().unwrap(), (key.clone(), "Fox".into(), 2));
+            }
+        }
+        assert!(elected.is_ok(), "{elected:?}");
+        // The client retries with the same key, through whoever leads now.
+        place(&sim, &mut acked, &key, "Fox", 2);
+        round(&sim, &mut acked, &format!("after-{i}"), 2);
+    }
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+    sim.assert_conserved("election in flight");
+}
+
+/// A frontend of its own: it keeps the leader it believes in and, when that fails, elects
+/// the first healthy replica in its own order (two such frontends fight over the leadership).
+struct Frontend<'a> {
+    sim: &'a Sim,
+    order: [u32; 3],
+    believed: std::cell::Cell<Option<u32>>,
+}
+
+impl Frontend<'_> {
+    async fn place(&self, key: &str, toy: &str, qty: i64) -> Result<u64, String> {
+        let body = json!({"name": toy, "quantity": qty, "key": key});
+        let mut last = String::new();
+        for _ in 0..8 {
+            let leader = match self.believed.get() {
+                Some(l) => l,
+                None => match self.sim.elect_from(&self.order).await {
+                    Some(l) => l,
+                    None => return Err(format!("no leader ({last})")),
+                },
+            };
+            self.believed.set(Some(leader));
+            match self.sim.request(leader, Method::POST, "/orders", Some(body.clone())).await {
+                Ok(r) if r.status == 200 => return Ok(r.body["data"]["order_number"].as_u64().unwrap()),
+                Ok(r) if r.status == 400 || r.status == 404 || r.status == 422 => return Err(format!("{} {}", r.status, r.body)),
+                Ok(r) => last = format!("{} {}", r.status, r.body),
+                Err(e) => last = e,
+            }
+            self.believed.set(None);
+        }
+        Err(last)
+    }
+}
+
+/// Two frontends that choose leaders independently, ordering concurrently (with a few
+/// replicas killed and restarted underneath), over little stock with restocks in between.
+fn two_frontends(sim: &Rc<Sim>, rounds: usize) -> Acked {
+    let a = Frontend { sim, order: [3, 2, 1], believed: None.into() };
+    let b = Frontend { sim, order: [1, 2, 3], believed: None.into() };
+    let mut acked = Acked::new();
+    for r in 0..rounds {
+        let runs = [&a, &b].map(|f| {
+            let tag = if f.order[0] == 3 { "A" } else { "B" };
+            async move {
+                let mut out = Vec::new();
+                for k in 0..4 {
+                    let (key, toy, qty) = (format!("{tag}{r}-{k}"), TOYS[(k + r) % 4], 1 + (k % 2) as i64);
+                    if let Ok(n) = f.place(&key, toy, qty).await {
+                        out.push((n, (key, toy.to_string(), qty)));
+                    }
+                }
+                out
+            }
+        });
+        let [ra, rb] = runs;
+        let (ra, rb) = block_on(futures::future::join(ra, rb));
+        for (n, order) in ra.into_iter().chain(rb) {
+            if let Some(prev) = acked.insert(n, order.clone()) {
+                panic!("number {n} acknowledged for {prev:?} and {order:?}");
+            }
+        }
+        match r % 4 {
+            1 => sim.kill(3),
+            2 => sim.restart(3),
+            3 => sim.restock(TOYS[r % 4], 3),
+            _ => sim.tick_all(),
+        }
+    }
+    acked
+}
+
+#[test]
+fn two_frontends_electing_their_own_leaders_and_ordering_concurrently_lose_nothing() {
+    let sim = Sim::with_stock(30);
+    sim.tick_all();
+    let acked = two_frontends(&sim, 12);
+    assert!(acked.len() > 10, "orders went through: {}", acked.len());
+    sim.quiesce();
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+    sim.assert_conserved("two frontends");
+}
+
+#[test]
+fn a_replica_dying_inside_a_file_operation_loses_nothing() {
+    // (who dies, in which file, where) — the leader mid-append of an order or of its epoch
+    // record, a follower mid-merge, a fenced replica before its promise is renamed in place.
+    let cases: Vec<(&str, u32, &str, Point)> = vec![
+        ("leader, torn order line", 3, "orders.csv", Point::AppendTorn { keep: 7 }),
+        ("leader, nothing of the line written", 3, "orders.csv", Point::AppendTorn { keep: 0 }),
+        ("leader, written but not synced", 3, "orders.csv", Point::AppendBeforeSync),
+        ("follower, torn merge", 2, "orders.csv", Point::AppendTorn { keep: 20 }),
+        ("follower, merged but not synced", 1, "orders.csv", Point::AppendBeforeSync),
+        ("follower, promise not renamed", 2, "epoch", Point::ReplaceBeforeRename),
+    ];
+    for (name, id, file, point) in cases {
+        let sim = start();
+        let mut acked = Acked::new();
+        round(&sim, &mut acked, "a", 3);
+        sim.crash_in_file_op(id, file, point);
+        if file == "epoch" {
+            // The next promise replica 2 makes is to a candidate (1), which then lacks 2 and
+            // must get 3's promise instead.
+            sim.kill(3);
+            let r = sim.post(1, "/leaderselection", json!({})).unwrap();
+            assert_ne!(r.status, 200, "{name}: with 2 dead mid-promise and 3 down there is no majority: {r:?}");
+            assert!(!sim.is_up(2), "{name}: replica 2 died in the rename");
+            assert_eq!(std::fs::read_to_string(sim.dir(2).join("epoch")).unwrap().trim(), "1", "{name}: old promise kept");
+            sim.restart(2);
+            sim.restart(3);
+            sim.tick_all();
+        } else {
+            let r = sim.post(3, "/orders", json!({"name": "Fox", "quantity": 1, "key": "crash"}));
+            assert!(!sim.is_up(id), "{name}: replica {id} died ({r:?})");
+            if let Ok(r) = &r {
+                if r.status == 200 {
+                    acked.insert(r.body["data"]["order_number"].as_u64().unwrap(), ("crash".into(), "Fox".into(), 1));
+                }
+            }
+            sim.restart(id);
+            sim.tick_all();
+            place(&sim, &mut acked, "crash", "Fox", 1);
+        }
+        round(&sim, &mut acked, "b", 3);
+        sim.quiesce();
+        assert_all_present(&sim, &acked);
+        assert_identical(&sim);
+        sim.assert_conserved(name);
+    }
+}
+
+#[test]
+fn catalog_timeouts_and_lost_replies_never_change_an_order_or_the_count() {
+    let sim = start();
+    let mut acked = Acked::new();
+    // No base yet and /stock unanswered: 503, nothing written.
+    sim.set_fault(|c| if c.path == "/stock" { Fault::DropRequest } else { Fault::None });
+    let r = sim.post(3, "/orders", json!({"name": "Tux", "quantity": 1, "key": "nobase"})).unwrap();
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(sim.orders(3).is_empty());
+    sim.clear_fault();
+    // The catalog applies but its answer is lost: the order is acknowledged all the same, and
+    // the next push resends from the stale base, which the catalog skips.
+    sim.set_fault(|c| if c.path == "/apply" { Fault::LoseReply } else { Fault::None });
+    round(&sim, &mut acked, "lost", 3);
+    assert_eq!(sim.catalog.borrow().applied_orders, 3);
+    sim.clear_fault();
+    round(&sim, &mut acked, "next", 1);
+    // The catalog is down: orders go on from the base the leader has; /tick pushes them later.
+    sim.catalog.borrow_mut().down = true;
+    round(&sim, &mut acked, "down", 3);
+    assert_eq!(sim.catalog.borrow().applied_orders, 4);
+    sim.catalog.borrow_mut().down = false;
+    sim.post(3, "/tick", json!({})).unwrap();
+    assert_eq!(sim.catalog.borrow().applied_orders, 7, "the tick drained the pushes");
+    // /apply requests that never arrive, then a catalog that forgot what it applied (a gap):
+    // the leader re-reads /stock and resends from there.
+    sim.set_fault(|c| if c.path == "/apply" { Fault::DropRequest } else { Fault::None });
+    round(&sim, &mut acked, "dropped", 2);
+    sim.clear_fault();
+    sim.post(3, "/tick", json!({})).unwrap();
+    assert_eq!(sim.catalog.borrow().gaps, 0);
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+    sim.assert_conserved("catalog faults");
+    assert!(sim.catalog.borrow().applies >= 4);
+}
+
+#[test]
+fn the_last_units_go_once_and_restocks_are_seen_when_short() {
+    let sim = Sim::with_stock(5);
+    sim.tick_all();
+    assert_eq!(sim.elect(), Some(3));
+    let mut acked = Acked::new();
+    // Ten concurrent orders of 1 for 5 units: exactly five are admitted.
+    let replies = block_on(join_all((0..10).map(|i| {
+        let body = json!({"name": "Tux", "quantity": 1, "key": format!("last-{i}")});
+        sim.request(3, Method::POST, "/orders", Some(body))
+    })));
+    let statuses: Vec<u16> = replies.iter().map(|r| r.as_ref().unwrap().status).collect();
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 5, "{statuses:?}");
+    let short = replies.iter().flatten().find(|r| r.status == 400).unwrap();
+    assert_eq!(short.body["error"]["message"], "not enough stock: only 0 left");
+    // A restock the leader has not seen: the short order re-reads the base and goes through.
+    sim.restock("Tux", 3);
+    assert_eq!(place(&sim, &mut acked, "after-restock", "Tux", 2), 5);
+    assert_eq!(sim.post(3, "/orders", json!({"name": "Tux", "quantity": 2, "key": "too-many"})).unwrap().body["error"]["message"], "not enough stock: only 1 left");
+    // Restocks racing orders: whatever the interleaving, the counts add up.
+    let orders = (0..6).map(|i| sim.request(3, Method::POST, "/orders", Some(json!({"name": "Tux", "quantity": 1, "key": format!("race-{i}")}))));
+    let restock = async {
+        sim.restock("Tux", 2);
+        Ok(Reply::raw(200, json!({})))
+    };
+    let all: Vec<_> = orders.map(futures::future::Either::Left).chain([futures::future::Either::Right(restock)]).collect();
+    block_on(join_all(all));
+    sim.assert_conserved("restocks racing orders");
+    let c = sim.catalog.borrow();
+    assert!(c.toys["Tux"].quantity >= 0);
+    assert_eq!(c.toys["Tux"].restocked, 5);
 }
