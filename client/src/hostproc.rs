@@ -184,10 +184,12 @@ pub fn manifest_text(config: &HostConfig, ports: &Ports, data: &Path, seed: &Pat
 }
 
 /// The seed catalog: the ten toys, `stock` each.
+/// The seed prices of [`SEED_TOYS`], as the seed catalog spells them.
+const SEED_PRICES: [&str; 10] = ["25.99", "19.99", "34.50", "29.99", "15.00", "39.95", "24.99", "49.99", "5.99", "22.50"];
+
 pub fn catalog_csv(stock: u64) -> String {
-    let prices = ["25.99", "19.99", "34.50", "29.99", "15.00", "39.95", "24.99", "49.99", "5.99", "22.50"];
     let mut s = String::from("name,price,quantity\n");
-    for (t, p) in SEED_TOYS.iter().zip(prices) {
+    for (t, p) in SEED_TOYS.iter().zip(SEED_PRICES) {
         s.push_str(&format!("{t},{p},{stock}\n"));
     }
     s
@@ -402,9 +404,9 @@ fn parse_status_kib(text: &str, field: &str) -> Option<u64> {
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
-/// Write an order log of `count` orders (`number,name,quantity,key,epoch`, numbers 0..count,
-/// all of `epoch`) into the data directory of a replica, plus its `epoch` promise — what a
-/// replica that took those orders would have on disk. Used by the bench to start from a long log
+/// Write an order log of `count` orders (an epoch record at index 0, then orders 0..count at
+/// indexes 1..=count, all of `epoch`, at the seed prices) into the data directory of a replica,
+/// plus its `epoch` promise — what a replica that took those orders would have on disk. Used by the bench to start from a long log
 /// without placing 100 k orders through the store.
 pub fn write_order_log(dir: &Path, count: u64, epoch: u64) -> anyhow::Result<()> {
     use std::io::Write;
@@ -414,15 +416,17 @@ pub fn write_order_log(dir: &Path, count: u64, epoch: u64) -> anyhow::Result<()>
     // The order crate's own header and line format, so this file is exactly what a replica
     // would have written.
     w.write_all(log::HEADER.as_bytes())?;
+    w.write_all(log::Entry::epoch_record(0, epoch).to_line().as_bytes())?;
     for n in 0..count {
-        let entry = log::Entry {
+        let toy = (n % SEED_TOYS.len() as u64) as usize;
+        let order = log::Order {
             number: n,
-            name: SEED_TOYS[(n % SEED_TOYS.len() as u64) as usize].to_string(),
+            name: SEED_TOYS[toy].to_string(),
             quantity: 1 + (n % 3) as i64,
+            price: SEED_PRICES[toy].to_string(),
             key: format!("bench-{n:016x}"),
-            epoch,
         };
-        w.write_all(entry.to_line().as_bytes())?;
+        w.write_all(log::Entry::order_record(n + 1, epoch, order).to_line().as_bytes())?;
     }
     w.flush()?;
     w.into_inner().map_err(|e| anyhow!("flush {}: {e}", path.display()))?.sync_all()?;
@@ -430,8 +434,8 @@ pub fn write_order_log(dir: &Path, count: u64, epoch: u64) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Cut a replica's order log to its first `keep` orders (the replica must not be running): it
-/// has then missed every later order, which its peers still have.
+/// Cut a replica's order log to its first `keep` records (the replica must not be running): it
+/// has then missed every later record, which its peers still have.
 pub fn truncate_order_log(dir: &Path, keep: u64) -> anyhow::Result<()> {
     let path = dir.join("orders.csv");
     let text = fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
@@ -505,14 +509,18 @@ mod tests {
         write_order_log(d.path(), 25, 3).unwrap();
         let text = fs::read_to_string(d.path().join("orders.csv")).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 26);
-        assert_eq!(lines[0], "number,name,quantity,key,epoch");
-        assert_eq!(lines[1], "0,Tux,1,bench-0000000000000000,3");
-        assert!(lines[25].starts_with("24,Python,1,"));
+        assert_eq!(lines.len(), 27);
+        assert_eq!(lines[0], "index,epoch,kind,number,name,quantity,price,key");
+        assert_eq!(lines[1], "0,3,epoch,,,,,");
+        assert_eq!(lines[2], "1,3,order,0,Tux,1,25.99,bench-0000000000000000");
+        assert!(lines[26].starts_with("25,3,order,24,Python,1,15.00,"));
         assert_eq!(fs::read_to_string(d.path().join("epoch")).unwrap().trim(), "3");
+        // The order crate reads it back as its own.
+        let parsed = log::parse(&d.path().join("orders.csv"), text.as_bytes()).unwrap();
+        assert_eq!(parsed.orders().count(), 25);
         truncate_order_log(d.path(), 10).unwrap();
         let text = fs::read_to_string(d.path().join("orders.csv")).unwrap();
         assert_eq!(text.lines().count(), 11);
-        assert!(text.ends_with("9,Barbie,1,bench-0000000000000009,3\n"));
+        assert!(text.ends_with("9,3,order,8,Marbles,3,5.99,bench-0000000000000008\n"));
     }
 }

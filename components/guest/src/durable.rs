@@ -30,6 +30,7 @@ pub fn atomic_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
     }
+    crash::at(path, crash::Point::ReplaceBeforeRename);
     fs::rename(&tmp, path)?;
     sync_parent(path)
 }
@@ -42,7 +43,12 @@ pub fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (OpenOptions::new().append(true).open(path)?, false),
         Err(e) => return Err(e),
     };
+    if let Some(keep) = crash::torn(path, bytes.len()) {
+        f.write_all(&bytes[..keep])?;
+        crash::now();
+    }
     f.write_all(bytes)?;
+    crash::at(path, crash::Point::AppendBeforeSync);
     f.sync_data()?;
     if created {
         sync_parent(path)?;
@@ -74,6 +80,85 @@ pub fn read_or_empty(path: &Path) -> io::Result<Vec<u8>> {
         Ok(b) => Ok(b),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e),
+    }
+}
+
+/// Crash injection for simulated clusters (tests only; nothing arms it in a real store): the
+/// next durable operation on a matching path stops at a chosen point by unwinding with an
+/// [`crash::InjectedCrash`] payload, which the simulation catches and turns into the death of
+/// that replica. On a real file system "written, not yet fsync'd" leaves the bytes in the page
+/// cache, which is what a process crash (not a power cut) leaves too.
+#[doc(hidden)]
+pub mod crash {
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    /// Where to crash.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Point {
+        /// An append writes only its first `keep` bytes (clamped below the whole), then dies.
+        AppendTorn { keep: usize },
+        /// An append wrote everything, and dies before its fsync.
+        AppendBeforeSync,
+        /// An atomic replace wrote and synced the temporary file, and dies before the rename.
+        ReplaceBeforeRename,
+    }
+
+    /// The panic payload of an injected crash.
+    #[derive(Debug)]
+    pub struct InjectedCrash;
+
+    struct Plan {
+        path_contains: String,
+        point: Point,
+    }
+
+    thread_local! {
+        static PLAN: RefCell<Option<Plan>> = const { RefCell::new(None) };
+    }
+
+    /// Crash at `point` in the next operation on a path containing `path_contains` (once).
+    pub fn arm(path_contains: &str, point: Point) {
+        PLAN.with(|p| *p.borrow_mut() = Some(Plan { path_contains: path_contains.to_string(), point }));
+    }
+
+    pub fn disarm() {
+        PLAN.with(|p| *p.borrow_mut() = None);
+    }
+
+    pub fn armed() -> bool {
+        PLAN.with(|p| p.borrow().is_some())
+    }
+
+    /// Take the plan if it matches `path` and `want`.
+    fn take(path: &Path, want: impl Fn(Point) -> bool) -> Option<Point> {
+        PLAN.with(|p| {
+            let mut p = p.borrow_mut();
+            let hit = p.as_ref().is_some_and(|plan| want(plan.point) && path.to_string_lossy().contains(&plan.path_contains));
+            if hit {
+                p.take().map(|plan| plan.point)
+            } else {
+                None
+            }
+        })
+    }
+
+    pub(super) fn at(path: &Path, point: Point) {
+        if take(path, |p| p == point).is_some() {
+            now();
+        }
+    }
+
+    /// How many bytes of an append of `len` to write before a torn crash, if one is planned.
+    pub(super) fn torn(path: &Path, len: usize) -> Option<usize> {
+        match take(path, |p| matches!(p, Point::AppendTorn { .. })) {
+            Some(Point::AppendTorn { keep }) => Some(keep.min(len.saturating_sub(1))),
+            _ => None,
+        }
+    }
+
+    pub(super) fn now() -> ! {
+        std::panic::panic_any(InjectedCrash)
     }
 }
 

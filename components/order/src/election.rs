@@ -5,20 +5,23 @@
 //!    older leader can get anything onto a majority: every majority contains a replica that
 //!    refuses its epoch.
 //! 3. Adopt the most up-to-date log among the fenced replicas (Raft's order: epoch of the last
-//!    entry, then length). It holds every committed order, because every committed order is on
+//!    record, then length). It holds every committed order, because every committed order is on
 //!    a majority and that majority overlaps ours.
-//! 4. Re-stamp our last entry with the new epoch and replicate the log to a majority. Only then
-//!    is the whole log committed and do we take orders. The re-stamp is Raft's "no-op entry at
-//!    the start of a term" (order numbers cannot have holes, so we rewrite the last entry
-//!    instead of adding one): without a current-epoch entry on a majority, old-epoch entries
-//!    copied to a majority can still be overwritten by a replica holding a later-epoch tail
-//!    (Raft paper, figure 8), and an order acknowledged on a retry would be lost.
+//! 4. Append one **epoch record** of the new epoch (one append, one fsync; it takes no order
+//!    number) and replicate the log up to it to a majority. Only then is the whole log
+//!    committed and do we take orders. This is Raft's "no-op entry at the start of a term":
+//!    without a current-epoch record on a majority, old-epoch records copied to a majority can
+//!    still be overwritten by a replica holding a later-epoch tail (Raft paper, figure 8), and
+//!    an order acknowledged on a retry would be lost. Nothing is rewritten: the old
+//!    "truncate the last entry, re-append it re-stamped" took two writes, and a crash between
+//!    them could lose a committed order.
 
 use futures::future::join_all;
 use http::Method;
 use serde_json::json;
 use toystore_guest::{Net, Reply};
 
+use crate::log::Entry;
 use crate::protocol::{refusal, Claim, Refusal, Status};
 use crate::replica::{most_up_to_date, tally_fence, FenceTally};
 use crate::service::{internal, Peer, Service};
@@ -103,33 +106,24 @@ impl<N: Net> Service<N> {
                 }
             }
 
-            // 4. Re-stamp the last entry, then get the log onto a majority.
+            // 4. Append our epoch record, then get the log up to it onto a majority.
             let last = self
                 .on_disk(|disk, state| {
                     let peer_last = fenced.iter().map(|(p, st)| (p.id, st.last)).collect();
                     if disk.promised != epoch || !state.become_leader(epoch, peer_last) {
                         return Err(Reply::unavailable(format!("epoch {epoch} was superseded during the election")));
                     }
-                    if let Some(mut entry) = disk.log.get(disk.log.last().max(0) as u64).cloned() {
-                        if entry.epoch != epoch {
-                            entry.epoch = epoch;
-                            disk.log.truncate_from(entry.number).map_err(internal)?;
-                            disk.log.append(&[entry]).map_err(internal)?;
-                        }
-                    }
-                    Ok(disk.log.last())
+                    let index = (disk.log.last() + 1) as u64;
+                    disk.log.append(&[Entry::epoch_record(index, epoch)]).map_err(internal)?;
+                    Ok(index)
                 })
                 .await??;
-            if last >= 0 {
-                let out = self.replicate(epoch, last as u64).await;
-                if let Some(e) = out.stale {
-                    self.state.borrow_mut().observe_promise(e);
-                }
-                if !out.committed() {
-                    return Err(Reply::unavailable(format!("could not replicate the log to a majority in epoch {epoch}")));
-                }
+            let out = self.replicate(epoch, last).await;
+            self.state.borrow_mut().replicated(epoch, last, &out);
+            if !out.committed() {
+                return Err(Reply::unavailable(format!("could not replicate the log to a majority in epoch {epoch}")));
             }
-            if !self.state.borrow_mut().become_ready(epoch, last) {
+            if !self.state.borrow_mut().become_ready(epoch, last as i64) {
                 return Err(Reply::unavailable(format!("epoch {epoch} was superseded during the election")));
             }
             return Ok(epoch);

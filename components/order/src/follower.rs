@@ -40,23 +40,23 @@ impl<N: Net> Service<N> {
         done.unwrap_or_else(|r| r)
     }
 
-    /// `POST /replicate_order {leader, epoch, prev, orders}`: a follower applies the leader's
-    /// entries in number order.
+    /// `POST /replicate_order {leader, epoch, prev, records}`: a follower applies the leader's
+    /// records in index order.
     ///
     /// - epoch older than the promise → 409 `stale` (the sender is no longer leader);
-    /// - our entry at `prev` missing → 409 `gap` with our `last` (resend from `last + 1`);
-    /// - our entry at `prev` has another epoch → our tail from there was never committed (the
+    /// - our record at `prev` missing → 409 `gap` with our `last` (resend from `last + 1`);
+    /// - our record at `prev` has another epoch → our tail from there was never committed (the
     ///   leader's log holds every committed entry): cut it, 409 `mismatch` with the new `last`;
-    /// - otherwise entries we already hold are skipped, a differing one and everything after it
+    /// - otherwise records we already hold are skipped, a differing one and everything after it
     ///   is replaced, the rest appended — one write, one fsync — and we answer our `last`.
     pub(crate) async fn replicate_order(&self, req: &Request) -> Reply {
         let msg: Replicate = match req.json() {
             Ok(m) => m,
             Err(r) => return r,
         };
-        let start = msg.prev.map(|p| p.number + 1).unwrap_or(0);
-        if msg.orders.iter().enumerate().any(|(i, e)| e.number != start + i as u64 || !e.is_valid()) {
-            return Reply::bad_request("orders must be valid and numbered contiguously after prev");
+        let start = msg.prev.map(|p| p.index + 1).unwrap_or(0);
+        if msg.records.iter().enumerate().any(|(i, e)| e.index != start + i as u64 || !e.is_valid()) {
+            return Reply::bad_request("records must be valid and indexed contiguously after prev");
         }
         let me = self.cfg.id;
         let done = self
@@ -68,7 +68,7 @@ impl<N: Net> Service<N> {
                     sender: msg.leader,
                     epoch: msg.epoch,
                     prev: msg.prev,
-                    ours_at_prev: msg.prev.and_then(|p| disk.log.anchor_at(p.number as i64)),
+                    ours_at_prev: msg.prev.and_then(|p| disk.log.anchor_at(p.index as i64)),
                 };
                 let ReplicateDecision::Accept { promise, step } = decide_replicate(check) else {
                     let text = format!("epoch {} is stale; replica {me} promised {}", msg.epoch, disk.promised);
@@ -87,7 +87,7 @@ impl<N: Net> Service<N> {
                         Ok(()) => refused(Refusal::Mismatch, "divergent tail cut", disk.status()),
                         Err(e) => internal(e),
                     },
-                    LogStep::Merge => match disk.log.merge(&msg.orders) {
+                    LogStep::Merge => match disk.log.merge(&msg.records) {
                         Ok(Merge::Applied) => Reply::ok(disk.status()),
                         Ok(Merge::Gap) => refused(Refusal::Gap, "missing entries before this batch", disk.status()),
                         Err(e) => internal(e),
@@ -111,23 +111,25 @@ impl<N: Net> Service<N> {
         Reply::ok(json!({ "leader": leader, "epoch": epoch }))
     }
 
-    /// `GET /get_last_order_number` → `{last, last_epoch, epoch}`.
+    /// `GET /get_last_order_number` → `{last, last_epoch, epoch}` (`last`: the index of the
+    /// last record; the route keeps its historical name).
     pub(crate) async fn last_order_number(&self) -> Reply {
         self.on_disk(|disk, _| Reply::ok(disk.status())).await.unwrap_or_else(|r| r)
     }
 
-    /// `GET /get_missed_orders/<n>`: entries after `n` (a page of at most [`PAGE`]), the anchor
-    /// of our entry `n` so the reader can check it agrees with us up to there, and our status.
+    /// `GET /get_missed_orders/<i>`: records after index `i` (a page of at most [`PAGE`]), the
+    /// anchor of our record `i` so the reader can check it agrees with us up to there, and our
+    /// status.
     pub(crate) async fn missed_orders(&self, n: &str) -> Reply {
-        let Ok(after) = n.parse::<i64>() else { return Reply::bad_request(format!("not an order number: {n:?}")) };
+        let Ok(after) = n.parse::<i64>() else { return Reply::bad_request(format!("not a record index: {n:?}")) };
         if after < -1 {
-            return Reply::bad_request("order number must be -1 or more");
+            return Reply::bad_request("record index must be -1 or more");
         }
         self.on_disk(|disk, _| {
-            let orders = disk.log.after(after, PAGE).to_vec();
-            let more = orders.last().is_some_and(|e| (e.number as i64) < disk.log.last());
+            let records = disk.log.after(after, PAGE).to_vec();
+            let more = records.last().is_some_and(|e| (e.index as i64) < disk.log.last());
             let st = disk.status();
-            Reply::ok(Page { orders, more, prev: disk.log.anchor_at(after), last: st.last, last_epoch: st.last_epoch, epoch: st.epoch })
+            Reply::ok(Page { records, more, prev: disk.log.anchor_at(after), last: st.last, last_epoch: st.last_epoch, epoch: st.epoch })
         })
         .await
         .unwrap_or_else(|r| r)

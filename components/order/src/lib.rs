@@ -3,13 +3,16 @@
 //! protocol"). The logic is plain Rust over the [`toystore_guest::Net`] trait, tested natively
 //! with an in-process three-replica cluster; [`wasm`] only adapts it to WASI HTTP.
 //!
-//! - [`log`]: `orders.csv` — parse, serialise, append, cut, the in-memory index.
+//! - [`log`]: `orders.csv` — records (epoch and order), parse, serialise, append, cut, the
+//!   in-memory index (with the per-toy sums of orders the catalog has not applied).
+//! - [`stock`]: the leader's stock view and the admission decision.
 //! - [`replica`]: the protocol state (the role and what only a leader has) and every
 //!   decision, as pure functions with table tests — start reading here.
 //! - [`epoch`]: the durable promise.
 //! - [`protocol`]: the JSON messages between replicas.
 //! - [`service`]: configuration, file access discipline, the route table.
 //! - Drivers that do the I/O a decision names and apply it: `order`: the leader's order path;
+//!   `apply`: pushing committed orders to the catalog;
 //!   `read`: `GET /orders/<n>` (leader only, committed only);
 //!   `replication`: the leader pushing entries; `follower`: the peer routes; `election`:
 //!   becoming leader; `sync`: catching up.
@@ -19,7 +22,9 @@ pub mod log;
 pub mod protocol;
 pub mod replica;
 pub mod service;
+pub mod stock;
 
+mod apply;
 mod election;
 mod follower;
 mod order;

@@ -2,16 +2,15 @@
 //! of every exchange read the same definition.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use toystore_guest::api::ErrorBody;
 use toystore_guest::{ItemRequest, NetResponse, Reply};
 
-use crate::log::{Anchor, Entry, Position};
+use crate::log::{Anchor, Entry, Order, Position};
 
-/// Largest page `GET /get_missed_orders/<n>` returns.
+/// Largest page (records) `GET /get_missed_orders/<n>` returns.
 pub const PAGE: usize = 10_000;
-/// Largest batch a leader sends in one `/replicate_order` (the follower's request body limit
-/// is 1 MiB; entries are under ~450 bytes with names and keys of at most 200).
+/// Largest batch (records) a leader sends in one `/replicate_order` (the follower's request
+/// body limit is 1 MiB; records are under ~500 bytes with names and keys of at most 200).
 pub const BATCH: usize = 2_000;
 
 /// `POST /fence` and `POST /inform_replica`: `{leader, epoch}`.
@@ -37,9 +36,9 @@ impl Status {
     }
 }
 
-/// `POST /replicate_order`: entries `orders` (contiguous) that follow the entry `prev`
-/// (None when they start at 0). The follower appends only if its own entry at `prev.number`
-/// has the same epoch — Raft's log-matching check, which is what lets a follower trust that
+/// `POST /replicate_order`: records (contiguous) that follow the record `prev` (None when they
+/// start at index 0). The follower appends only if its own record at `prev.index` has the same
+/// epoch — Raft's log-matching check, which is what lets a follower trust that
 /// everything before the batch already agrees with the leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Replicate {
@@ -47,14 +46,14 @@ pub struct Replicate {
     pub epoch: u64,
     #[serde(default)]
     pub prev: Option<Anchor>,
-    pub orders: Vec<Entry>,
+    pub records: Vec<Entry>,
 }
 
-/// `GET /get_missed_orders/<n>`: entries after `n`, the anchor of the sender's entry `n` (so
-/// the reader can check that its own log agrees up to there), and the sender's status.
+/// `GET /get_missed_orders/<i>`: records after index `i`, the anchor of the sender's record `i`
+/// (so the reader can check that its own log agrees up to there), and the sender's status.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Page {
-    pub orders: Vec<Entry>,
+    pub records: Vec<Entry>,
     pub more: bool,
     pub prev: Option<Anchor>,
     pub last: i64,
@@ -130,14 +129,14 @@ impl NewOrder {
         })
     }
 
-    /// Is `stored` (the entry already logged under this key) the order this request asks for?
+    /// Is `stored` (the order already logged under this key) the order this request asks for?
     /// A key names one order: the same key with another toy or quantity is a client error.
-    pub fn is_same_order_as(&self, stored: &Entry) -> bool {
+    pub fn is_same_order_as(&self, stored: &Order) -> bool {
         stored.key == self.key && stored.name == self.name && stored.quantity == self.quantity
     }
 
     /// 422 for a key already used by `stored`, a different order. Nothing was changed.
-    pub fn key_reused(&self, stored: &Entry) -> Reply {
+    pub fn key_reused(&self, stored: &Order) -> Reply {
         Reply::error(
             422,
             format!(
@@ -146,15 +145,12 @@ impl NewOrder {
             ),
         )
     }
-
-    pub fn catalog_body(&self) -> Value {
-        json!({ "name": self.name, "quantity": self.quantity, "key": self.key })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn order_validation() {
@@ -174,7 +170,7 @@ mod tests {
     #[test]
     fn a_key_names_one_order() {
         let order = NewOrder { name: "Tux".into(), quantity: 2, key: "k".into() };
-        let stored = |name: &str, quantity| Entry { number: 4, name: name.into(), quantity, key: "k".into(), epoch: 1 };
+        let stored = |name: &str, quantity| Order { number: 4, name: name.into(), quantity, price: "1.50".into(), key: "k".into() };
         // (stored entry, same order?)
         let cases = [(stored("Tux", 2), true), (stored("Tux", 1), false), (stored("Lego", 2), false)];
         for (e, same) in cases {

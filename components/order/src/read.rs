@@ -20,8 +20,10 @@ impl<N: Net> Service<N> {
         // At most two rounds: a second confirmation is needed only if we renewed meanwhile.
         for _ in 0..2 {
             let view = self.state.borrow().read_view();
-            match decide_read(view, n, confirmed) {
-                ReadDecision::Answer => return self.committed_entry(n),
+            // Where order `n` is in our log; past the end if we do not hold it.
+            let index = self.read_log(|log| log.index_of(n).unwrap_or((log.last() + 1) as u64)).unwrap_or(0);
+            match decide_read(view, index, confirmed) {
+                ReadDecision::Answer => return self.committed_order(n),
                 ReadDecision::NotLeader => return self.not_leader(),
                 ReadDecision::Absent => return Reply::not_found(format!("order {n} not found")),
                 ReadDecision::ConfirmLeadership(epoch) => match self.confirm_leadership(epoch).await {
@@ -41,10 +43,10 @@ impl<N: Net> Service<N> {
         Reply::unavailable("leadership changed during the read; retry")
     }
 
-    /// Entry `n`, which the decision found committed.
-    fn committed_entry(&self, n: u64) -> Reply {
-        match self.read_log(|log| log.get(n).cloned()).flatten() {
-            Some(e) => Reply::ok(json!({ "number": e.number, "name": e.name, "quantity": e.quantity })),
+    /// Order `n`, which the decision found committed, with the unit price it was admitted at.
+    fn committed_order(&self, n: u64) -> Reply {
+        match self.read_log(|log| log.order(n).map(|(_, o)| o.clone())).flatten() {
+            Some(o) => Reply::ok(json!({ "number": o.number, "name": o.name, "quantity": o.quantity, "price": o.price_number() })),
             // A committed entry is in the leader's log; reaching this is a bug, not a 404.
             None => Reply::internal(format!("order {n} is committed but missing from the local log")),
         }
@@ -52,7 +54,7 @@ impl<N: Net> Service<N> {
 
     /// One round to the peers asking what they promised (`/get_last_order_number`, which
     /// promises nothing): do a majority still not know of an epoch newer than ours?
-    async fn confirm_leadership(&self, epoch: u64) -> Confirmation {
+    pub(crate) async fn confirm_leadership(&self, epoch: u64) -> Confirmation {
         let peers = self.cfg.peers();
         let asks = peers.iter().map(|p| async move {
             let url = format!("{}/get_last_order_number", p.url);

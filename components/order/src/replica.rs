@@ -35,9 +35,9 @@ pub struct Leadership {
     /// Numbers orders only when `ready`: its whole log is on a majority and it has not since
     /// failed to replicate (after a failure it must renew with a new epoch).
     pub ready: bool,
-    /// Every entry up to here is on a majority.
+    /// Every record up to this index is on a majority.
     pub commit: i64,
-    /// Each follower's last entry as it last reported it.
+    /// Each follower's last record index as it last reported it.
     peer_last: HashMap<u32, i64>,
     /// Followers that timed out recently, skipped while a majority is reachable without them
     /// (so a hung follower does not cost a timeout per order): id → until (ms).
@@ -133,9 +133,18 @@ impl Replica {
         }
     }
 
-    /// Is order `n` known to be on a majority (so it may be acknowledged)?
-    pub fn committed(&self, n: u64) -> bool {
-        matches!(&self.role, Role::Leader(l) if l.ready && (n as i64) <= l.commit)
+    /// Is the record at `index` known to be on a majority (so its order may be acknowledged)?
+    pub fn committed(&self, index: u64) -> bool {
+        matches!(&self.role, Role::Leader(l) if l.ready && (index as i64) <= l.commit)
+    }
+
+    /// The commit index of the leadership this replica holds (ready or renewing), if any: what
+    /// may be pushed to the catalog.
+    pub fn commit_index(&self) -> Option<i64> {
+        match &self.role {
+            Role::Leader(l) => Some(l.commit),
+            _ => None,
+        }
     }
 
     /// What `GET /orders/<n>` needs to know: the leadership this replica holds, if any.
@@ -265,7 +274,7 @@ impl Replica {
         true
     }
 
-    /// Election done: the whole log up to `last` is on a majority; take orders. False when
+    /// Election done: the whole log up to `last` (our epoch record) is on a majority; take orders. False when
     /// `epoch` was superseded meanwhile.
     pub fn become_ready(&mut self, epoch: u64, last: i64) -> bool {
         match &mut self.role {
@@ -315,7 +324,7 @@ impl Replica {
         }
     }
 
-    /// Apply the tally of replicating up to entry `n` in `epoch`.
+    /// Apply the tally of replicating up to record `n` in `epoch`.
     pub fn replicated(&mut self, epoch: u64, n: u64, out: &Outcome) {
         if let Some(e) = out.stale {
             self.observe_promise(e);
@@ -381,9 +390,9 @@ pub struct ReplicateCheck {
     pub own_epoch: Option<u64>,
     pub sender: u32,
     pub epoch: u64,
-    /// The anchor the batch follows (None: it starts at entry 0).
+    /// The anchor the batch follows (None: it starts at record 0).
     pub prev: Option<Anchor>,
-    /// Our own anchor at `prev.number` (None: we do not have that entry).
+    /// Our own anchor at `prev.index` (None: we do not have that record).
     pub ours_at_prev: Option<Anchor>,
 }
 
@@ -401,8 +410,8 @@ pub enum ReplicateDecision {
 pub enum LogStep {
     /// We lack the entry at `prev`: 409 `gap` with our `last`.
     Gap,
-    /// Our entry at `prev` has another epoch, so our tail from there was never committed: cut
-    /// it from this number and answer 409 `mismatch` with the new `last`.
+    /// Our record at `prev` has another epoch, so our tail from there was never committed: cut
+    /// it from this index and answer 409 `mismatch` with the new `last`.
     CutFrom(u64),
     /// Merge the entries (skip what we hold, replace a differing tail, append the rest).
     Merge,
@@ -418,7 +427,7 @@ pub fn decide_replicate(c: ReplicateCheck) -> ReplicateDecision {
         None => LogStep::Merge,
         Some(prev) => match c.ours_at_prev {
             None => LogStep::Gap,
-            Some(own) if own != prev => LogStep::CutFrom(prev.number),
+            Some(own) if own != prev => LogStep::CutFrom(prev.index),
             Some(_) => LogStep::Merge,
         },
     };
@@ -516,28 +525,6 @@ pub fn push_step(answer: PeerAnswer, upto: u64, carries_upto: bool) -> PushStep 
     }
 }
 
-/// What becomes of an order the leader appended, once its replication is tallied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderFate {
-    /// On a majority: acknowledge its number.
-    Acknowledge,
-    /// Some follower might hold it: keep the entry (the renewal commits it; a retry with the
-    /// same key gets its number), answer 503.
-    KeepAndRetry,
-    /// Nobody else holds it: cut it and give the stock back, answer 503.
-    TakeBack,
-}
-
-pub fn order_fate(out: &Outcome) -> OrderFate {
-    if out.committed() {
-        OrderFate::Acknowledge
-    } else if out.unknown {
-        OrderFate::KeepAndRetry
-    } else {
-        OrderFate::TakeBack
-    }
-}
-
 /// How a candidate's `/fence` round went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FenceTally {
@@ -588,11 +575,13 @@ pub enum ReadDecision {
     Absent,
 }
 
-/// `GET /orders/<n>` on a replica with leadership `view` (None: follower or candidate), after a
-/// majority confirmed our epoch `confirmed` (None: not asked yet). See ARCHITECTURE.md, "Reads".
-pub fn decide_read(view: Option<ReadView>, n: u64, confirmed: Option<u64>) -> ReadDecision {
+/// `GET /orders/<n>` on a replica with leadership `view` (None: follower or candidate), where
+/// `index` is the record holding order `n` in the local log (one past the log's end when the
+/// log does not hold it), after a majority confirmed our epoch `confirmed` (None: not asked
+/// yet). See ARCHITECTURE.md, "Reads".
+pub fn decide_read(view: Option<ReadView>, index: u64, confirmed: Option<u64>) -> ReadDecision {
     match view {
-        Some(v) if n as i64 <= v.commit => ReadDecision::Answer,
+        Some(v) if index as i64 <= v.commit => ReadDecision::Answer,
         Some(v) if v.ready && confirmed == Some(v.epoch) => ReadDecision::Absent,
         Some(v) if v.ready => ReadDecision::ConfirmLeadership(v.epoch),
         _ => ReadDecision::NotLeader,
@@ -637,8 +626,8 @@ mod tests {
         Position { last_epoch, last }
     }
 
-    fn anchor(number: u64, epoch: u64) -> Anchor {
-        Anchor { number, epoch }
+    fn anchor(index: u64, epoch: u64) -> Anchor {
+        Anchor { index, epoch }
     }
 
     #[test]
@@ -679,24 +668,24 @@ mod tests {
     #[test]
     fn tally() {
         use PeerResult::*;
-        // (majority of the cluster, follower results) → (committed, stale, unknown, fate)
-        let cases: Vec<(usize, Vec<PeerResult>, bool, Option<u64>, bool, OrderFate)> = vec![
-            (2, vec![Acked, Without], true, None, false, OrderFate::Acknowledge),
-            (2, vec![Unknown, Acked], true, None, true, OrderFate::Acknowledge),
-            (2, vec![Without, Without], false, None, false, OrderFate::TakeBack),
-            (2, vec![Without, Unknown], false, None, true, OrderFate::KeepAndRetry),
-            (2, vec![Stale(7), Stale(5)], false, Some(7), false, OrderFate::TakeBack),
-            (2, vec![Stale(4), Unknown], false, Some(4), true, OrderFate::KeepAndRetry),
-            (3, vec![Acked, Without, Acked, Without], true, None, false, OrderFate::Acknowledge),
-            (3, vec![Acked, Without, Unknown, Without], false, None, true, OrderFate::KeepAndRetry),
-            (1, vec![], true, None, false, OrderFate::Acknowledge),
+        // (majority of the cluster, follower results) → (committed, stale, unknown)
+        let cases: Vec<(usize, Vec<PeerResult>, bool, Option<u64>, bool)> = vec![
+            (2, vec![Acked, Without], true, None, false),
+            (2, vec![Unknown, Acked], true, None, true),
+            (2, vec![Without, Without], false, None, false),
+            (2, vec![Without, Unknown], false, None, true),
+            (2, vec![Stale(7), Stale(5)], false, Some(7), false),
+            (2, vec![Stale(4), Unknown], false, Some(4), true),
+            (3, vec![Acked, Without, Acked, Without], true, None, false),
+            (3, vec![Acked, Without, Unknown, Without], false, None, true),
+            (1, vec![], true, None, false),
         ];
-        for (majority, results, committed, stale, unknown, fate) in cases {
+        for (majority, results, committed, stale, unknown) in cases {
             let mut out = Outcome::new(majority);
             for r in &results {
                 out.add(*r);
             }
-            assert_eq!((out.committed(), out.stale, out.unknown, order_fate(&out)), (committed, stale, unknown, fate), "{results:?}");
+            assert_eq!((out.committed(), out.stale, out.unknown), (committed, stale, unknown), "{results:?}");
             assert_eq!(out.needs_suspects(), !committed && stale.is_none(), "{results:?}");
         }
     }

@@ -1,4 +1,4 @@
-//! The leader's side of replication: bring followers up to entry `upto`, in parallel, and count
+//! The leader's side of replication: bring followers up to record `upto`, in parallel, and count
 //! who has it on disk.
 //!
 //! For each follower the leader sends the entries after the last one it believes the follower
@@ -10,9 +10,9 @@
 //! Each follower's final answer is one of: has `upto` (ack), certainly does not have it
 //! (our own 409, or the connection was refused — the request never arrived), or *might* have
 //! it (timeout, connection lost mid-request, any other error). The leader acknowledges an order
-//! when it plus the acks make a majority. Otherwise the order fails; the entry may only be taken
-//! back (and its stock released) when no follower might have it — see `order.rs`. The tally
-//! itself ([`Outcome`]) and the leader's per-follower progress are in `replica.rs`.
+//! when it plus the acks make a majority. Otherwise the order fails with 503 and the record
+//! stays: it is committed by the leader's renewal or cut by a newer leader, never taken back by
+//! hand (see `order.rs`). The tally itself ([`Outcome`]) and the leader's per-follower progress are in `replica.rs`.
 
 use futures::future::join_all;
 use http::Method;
@@ -65,7 +65,7 @@ impl<N: Net> Service<N> {
         let mut next = known.map(|l| l + 1).unwrap_or(upto as i64).clamp(0, upto as i64) as u64;
         for _ in 0..MAX_ROUNDS {
             let Some(msg) = self.batch(epoch, next, upto) else { return PeerResult::Without };
-            let carries_upto = msg.orders.last().is_some_and(|e| e.number == upto);
+            let carries_upto = msg.records.last().is_some_and(|e| e.index == upto);
             let body = serde_json::to_value(&msg).unwrap_or_default();
             let reply = self.net.call(Method::POST, &url, Some(body), self.cfg.timeout).await;
             let answer = match reply {
@@ -98,23 +98,23 @@ impl<N: Net> Service<N> {
         PeerResult::Without
     }
 
-    /// Entries `next..=upto` (capped) with the anchor of entry `next - 1`.
+    /// Records `next..=upto` (capped) with the anchor of record `next - 1`.
     fn batch(&self, epoch: u64, next: u64, upto: u64) -> Option<Replicate> {
         self.read_log(|log| {
             if log.last() < upto as i64 {
                 return None; // our own log changed under us (a newer leader cut it)
             }
             let prev = if next == 0 { None } else { Some(log.get(next - 1)?.anchor()) };
-            let mut orders = Vec::new();
+            let mut records = Vec::new();
             let mut bytes = 0;
             for e in log.after(next as i64 - 1, (upto - next + 1) as usize) {
-                bytes += 2 * (e.name.len() + e.key.len()) + 80;
-                if !orders.is_empty() && (orders.len() >= BATCH || bytes > BATCH_BYTES) {
+                bytes += e.order.as_ref().map_or(0, |o| 2 * (o.name.len() + o.key.len() + o.price.len())) + 120;
+                if !records.is_empty() && (records.len() >= BATCH || bytes > BATCH_BYTES) {
                     break;
                 }
-                orders.push(e.clone());
+                records.push(e.clone());
             }
-            Some(Replicate { leader: self.cfg.id, epoch, prev, orders })
+            Some(Replicate { leader: self.cfg.id, epoch, prev, records })
         })
         .flatten()
     }

@@ -25,6 +25,7 @@ use crate::epoch;
 use crate::log::{Log, Position};
 use crate::protocol::Status;
 use crate::replica::Replica;
+use crate::stock::Base;
 
 /// Where this replica and its peers are, and how long to wait for any of them.
 #[derive(Debug, Clone)]
@@ -150,6 +151,11 @@ pub struct Service<N: Net> {
     pub(crate) order_lock: Mutex<()>,
     /// One start-up resync / catch-up at a time.
     pub(crate) sync_lock: Mutex<()>,
+    /// The catalog's stock as last read (`/stock`, or a `/apply` answer): the base of the
+    /// leader's stock view. Memory only; re-read when missing.
+    pub(crate) stock: RefCell<Option<Base>>,
+    /// One push of committed orders to the catalog at a time.
+    pub(crate) push_lock: Mutex<()>,
     dir: DirLock,
     routes: Router<Route>,
 }
@@ -159,7 +165,18 @@ impl<N: Net> Service<N> {
         let dir = DirLock::new(&cfg.data_dir);
         let state = RefCell::new(Replica::new(cfg.id));
         let routes = routes(cfg.debug_routes);
-        Service { cfg, net, state, log: RefCell::new(None), order_lock: Mutex::new(()), sync_lock: Mutex::new(()), dir, routes }
+        Service {
+            cfg,
+            net,
+            state,
+            log: RefCell::new(None),
+            order_lock: Mutex::new(()),
+            sync_lock: Mutex::new(()),
+            stock: RefCell::new(None),
+            push_lock: Mutex::new(()),
+            dir,
+            routes,
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -249,16 +266,19 @@ impl<N: Net> Service<N> {
     }
 
     /// `POST /tick`: finish the start-up resync if it is not done; a follower also checks
-    /// whether a peer is ahead of it (it missed orders while slow) and catches up.
+    /// whether a peer is ahead of it (it missed orders while slow) and catches up; a leader
+    /// checks it still leads and pushes committed orders the catalog has not applied yet.
     async fn tick(&self) -> Reply {
-        let (synced, follower) = {
+        let (synced, follower, leader) = {
             let s = self.state.borrow();
-            (s.synced(), s.is_follower())
+            (s.synced(), s.is_follower(), s.is_leader())
         };
         if !synced {
             self.resync().await;
         } else if follower {
             self.follower_tick().await;
+        } else if leader {
+            self.leader_tick().await;
         }
         let s = self.state.borrow();
         Reply::ok(json!({ "synced": s.synced(), "role": s.role().name(), "last": self.position().last }))

@@ -7,7 +7,7 @@
 //! where the two differ ours is an uncommitted tail and may be replaced. Taking a peer's log:
 //! find the last entry on which both agree (ask for the entries after our last and compare the
 //! anchor the peer sends back; on disagreement back off exponentially), then merge page by page
-//! (each page one write and one fsync, so 10 000 missed orders cost one fsync).
+//! (each page one write and one fsync, so 10 000 missed records cost one fsync).
 
 use futures::future::join_all;
 use http::Method;
@@ -111,7 +111,7 @@ impl<N: Net> Service<N> {
                     if from >= 0 && disk.log.anchor_at(from) != page.prev {
                         return Ok(Step::Retry); // our log changed meanwhile
                     }
-                    match disk.log.merge(&page.orders) {
+                    match disk.log.merge(&page.records) {
                         Ok(Merge::Applied) => Ok(Step::Continue),
                         Ok(Merge::Gap) => Ok(Step::Retry),
                         Err(e) => Err(e.to_string()),
@@ -122,8 +122,8 @@ impl<N: Net> Service<N> {
             match step {
                 Step::Done => return Ok(()),
                 Step::Retry => from = self.position().last,
-                Step::Continue => match page.orders.last() {
-                    Some(last) if page.more => from = last.number as i64,
+                Step::Continue => match page.records.last() {
+                    Some(last) if page.more => from = last.index as i64,
                     _ => return Ok(()),
                 },
             }

@@ -10,15 +10,19 @@ use serde_json::{json, Value};
 use toystore_guest::{CallError, Net, NetResponse, Reply, Request};
 use toystore_order::{Config, Service};
 
-/// The catalog always sells; there are no peers.
+/// A catalog with plenty of Tux that has applied nothing (its `/apply` fails, which never
+/// changes an order's answer); there are no peers.
 struct CatalogOnly;
 
 impl Net for CatalogOnly {
     async fn call(&self, _: Method, url: &str, _: Option<Value>, _: Duration) -> Result<NetResponse, CallError> {
-        if url.starts_with("http://catalog/") {
-            Ok(NetResponse { status: 200, body: serde_json::json!({"data": {}}) })
-        } else {
-            Err(CallError::Refused { url: url.into() })
+        match url {
+            "http://catalog/stock" => Ok(NetResponse {
+                status: 200,
+                body: json!({"data": {"applied_orders": 0, "toys": [{"name": "Tux", "price": 2.5, "price_text": "2.50", "quantity": 1000}]}}),
+            }),
+            "http://catalog/apply" => Ok(NetResponse { status: 503, body: json!({"error": {"code": 503, "message": "busy"}}) }),
+            _ => Err(CallError::Refused { url: url.into() }),
         }
     }
 }
@@ -62,7 +66,8 @@ fn instances_sharing_a_directory_never_reuse_a_number() {
     assert_eq!(call(&a, Method::GET, "/orders/1", Value::Null).status, 409);
     assert_eq!(call(&b, Method::GET, "/orders/1", Value::Null).status, 200);
     let file = std::fs::read_to_string(dir.path().join("orders.csv")).unwrap();
-    assert_eq!(file, "number,name,quantity,key,epoch\n0,Tux,1,k0,2\n1,Tux,1,k1,2\n", "0 re-stamped by epoch 2");
+    let want = "index,epoch,kind,number,name,quantity,price,key\n0,1,epoch,,,,,\n1,1,order,0,Tux,1,2.50,k0\n2,2,epoch,,,,,\n3,2,order,1,Tux,1,2.50,k1\n";
+    assert_eq!(file, want, "epoch 2 appended its epoch record; nothing was rewritten");
 }
 
 #[test]
@@ -86,20 +91,20 @@ fn health_ping_and_peer_routes_answer_from_the_local_log() {
         order(&s, &format!("k{k}"));
     }
     let page = call(&s, Method::GET, "/get_missed_orders/0", Value::Null);
-    assert_eq!(page.body["data"]["orders"].as_array().unwrap().len(), 2);
-    assert_eq!(page.body["data"]["prev"], json!({"number": 0, "epoch": 1}));
+    assert_eq!(page.body["data"]["records"].as_array().unwrap().len(), 3);
+    assert_eq!(page.body["data"]["prev"], json!({"index": 0, "epoch": 1}));
     assert_eq!(page.body["data"]["more"], false);
     assert_eq!(call(&s, Method::GET, "/get_missed_orders/x", Value::Null).status, 400);
     assert_eq!(call(&s, Method::POST, "/fence", json!({"leader": 2})).status, 400);
     assert_eq!(call(&s, Method::POST, "/replicate_order", json!({"leader": 2, "epoch": 9, "prev": null,
-        "orders": [{"number": 5, "name": "Tux", "quantity": 1, "key": "x", "epoch": 9}]})).status, 400, "not contiguous after prev");
+        "records": [{"index": 5, "epoch": 9}]})).status, 400, "not contiguous after prev");
 }
 
 #[test]
 fn a_corrupt_line_stops_the_replica_with_the_file_and_line_and_cuts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("orders.csv");
-    let damaged = "number,name,quantity,key,epoch\n0,Tux,1,a,1\n1,Tux,#,b,1\n2,Tux,1,c,1\n";
+    let damaged = "index,epoch,kind,number,name,quantity,price,key\n0,1,epoch,,,,,\n1,1,order,0,Tux,#,1,b\n2,1,order,1,Tux,1,1,c\n";
     std::fs::write(&path, damaged).unwrap();
     let s = service(dir.path(), false);
     for (method, route) in [(Method::GET, "/health"), (Method::GET, "/orders/0"), (Method::POST, "/orders"), (Method::POST, "/leaderselection")] {
@@ -110,6 +115,6 @@ fn a_corrupt_line_stops_the_replica_with_the_file_and_line_and_cuts_nothing() {
     }
     assert_eq!(std::fs::read_to_string(&path).unwrap(), damaged, "nothing cut, nothing appended");
     // Repaired by hand, the replica serves again.
-    std::fs::write(&path, "number,name,quantity,key,epoch\n0,Tux,1,a,1\n1,Tux,1,b,1\n2,Tux,1,c,1\n").unwrap();
+    std::fs::write(&path, "index,epoch,kind,number,name,quantity,price,key\n0,1,epoch,,,,,\n1,1,order,0,Tux,1,1,b\n2,1,order,1,Tux,1,1,c\n").unwrap();
     assert_eq!(call(&s, Method::GET, "/get_last_order_number", Value::Null).body["data"]["last"], 2);
 }

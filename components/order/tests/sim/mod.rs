@@ -7,12 +7,19 @@
 //! is still handling vanish at its next await (its future is dropped, as when an instance dies),
 //! so it writes nothing more; [`Sim::restart`] builds a fresh service on the same directory.
 //! [`Sim::set_fault`] injects faults into single calls (drop the request, lose the reply, kill the
-//! caller after the callee applied it, ...).
+//! caller after the callee applied it, ...), catalog calls included; [`Sim::crash_in_file_op`]
+//! makes a replica die inside a file operation (a torn append, between write and fsync, before
+//! a rename), through `toystore_guest::durable::crash`.
+//!
+//! The catalog implements the issue-9 contract exactly: `GET /stock` (quantities and
+//! `applied_orders` as one pair), `POST /apply` (gap → 409 with `applied_orders`, already
+//! applied orders skipped, unknown toy → 422 and nothing applied), restocks that count in
+//! `restocked`; `/buy` and `/release` do not exist. [`Sim::assert_conserved`] is the check.
 
 #![allow(dead_code)]
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -21,8 +28,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures::future::{select, Either};
+use futures::FutureExt;
 use http::Method;
 use serde_json::{json, Value};
+use toystore_guest::durable::crash;
 use toystore_guest::{CallError, Net, NetResponse, Reply, Request};
 use toystore_order::{Config, Service};
 
@@ -63,12 +72,41 @@ struct Node {
     wakers: Vec<Waker>,
 }
 
+/// One toy in the tiny catalog: its row of `catalog.csv`.
+#[derive(Debug, Clone)]
+pub struct CatalogToy {
+    pub price: String,
+    pub quantity: i64,
+    pub seeded: i64,
+    pub restocked: i64,
+}
+
 #[derive(Default)]
 pub struct Catalog {
-    pub stock: HashMap<String, i64>,
-    pub buys: usize,
-    pub releases: usize,
+    pub toys: BTreeMap<String, CatalogToy>,
+    /// Orders `0..applied_orders` are reflected in the quantities.
+    pub applied_orders: u64,
+    /// Every order applied, by number (to check each is applied once and as logged).
+    pub applied: Vec<(String, i64)>,
+    /// `/apply` calls answered 200, and calls refused with a gap.
+    pub applies: usize,
+    pub gaps: usize,
+    /// The lowest quantity any toy ever had (an oversell makes it negative).
+    pub lowest: i64,
     pub down: bool,
+}
+
+impl Catalog {
+    fn stock_body(&self) -> Value {
+        let toys: Vec<Value> = self
+            .toys
+            .iter()
+            .map(|(name, t)| {
+                json!({"name": name, "price": t.price.parse::<f64>().unwrap(), "price_text": t.price, "quantity": t.quantity})
+            })
+            .collect();
+        json!({"data": {"applied_orders": self.applied_orders, "toys": toys}})
+    }
 }
 
 pub struct Sim {
@@ -82,6 +120,7 @@ pub struct Sim {
 }
 
 pub const INITIAL_STOCK: i64 = 1_000_000;
+pub const PRICES: [&str; 4] = ["25.99", "9.50", "19.99", "34.50"];
 
 pub fn url(id: u32) -> String {
     format!("http://order-{id}")
@@ -89,6 +128,13 @@ pub fn url(id: u32) -> String {
 
 impl Sim {
     pub fn new() -> Rc<Sim> {
+        Sim::with_stock(INITIAL_STOCK)
+    }
+
+    /// A store whose catalog starts with `stock` of each toy.
+    pub fn with_stock(stock: i64) -> Rc<Sim> {
+        quiet_injected_crashes();
+        crash::disarm();
         let root = tempfile::tempdir().unwrap();
         let nodes = (1..=3)
             .map(|id| {
@@ -97,7 +143,12 @@ impl Sim {
                 Node { dir, service: None, generation: 0, wakers: Vec::new() }
             })
             .collect();
-        let catalog = Catalog { stock: TOYS.iter().map(|t| (t.to_string(), INITIAL_STOCK)).collect(), ..Catalog::default() };
+        let toys = TOYS
+            .iter()
+            .zip(PRICES)
+            .map(|(t, p)| (t.to_string(), CatalogToy { price: p.into(), quantity: stock, seeded: stock, restocked: 0 }))
+            .collect();
+        let catalog = Catalog { toys, lowest: stock, ..Catalog::default() };
         let sim = Rc::new_cyclic(|me| Sim {
             _root: root,
             nodes: RefCell::new(nodes),
@@ -235,13 +286,22 @@ impl Sim {
         };
         let bytes = body.map(|b| b.to_string()).unwrap_or_default();
         let req = Request::new(method, path, bytes);
-        let handling = Box::pin(async { service.handle(&req).await });
+        let handling = Box::pin(std::panic::AssertUnwindSafe(async { service.handle(&req).await }).catch_unwind());
         let death = Death { sim: self, id, generation };
+        let reset = || CallError::Unreachable { url: url(id), reason: "connection reset".into() };
         let outcome = match select(handling, death).await {
-            Either::Left((reply, _)) => Ok(NetResponse { status: reply.status, body: reply.body }),
+            Either::Left((Ok(reply), _)) => Ok(NetResponse { status: reply.status, body: reply.body }),
+            Either::Left((Err(panic), _)) => {
+                if !panic.is::<crash::InjectedCrash>() {
+                    std::panic::resume_unwind(panic);
+                }
+                // Died inside a file operation: as dead as a kill.
+                self.kill(id);
+                Err(reset())
+            }
             Either::Right(((), handling)) => {
                 drop(handling); // the crash: whatever it was doing stops here
-                Err(CallError::Unreachable { url: url(id), reason: "connection reset".into() })
+                Err(reset())
             }
         };
         outcome
@@ -250,33 +310,117 @@ impl Sim {
     fn catalog_handle(&self, path: &str, body: Value) -> NetResponse {
         let mut c = self.catalog.borrow_mut();
         let reply = |status: u16, v: Value| NetResponse { status, body: v };
+        let error = |status: u16, message: &str| reply(status, json!({"error": {"code": status, "message": message}}));
         if c.down {
-            return reply(503, json!({"error": {"code": 503, "message": "catalog down"}}));
+            return error(503, "catalog down");
         }
-        let name = body["name"].as_str().unwrap_or("").to_string();
-        let qty = body["quantity"].as_i64().unwrap_or(0);
-        let Some(&stock) = c.stock.get(&name) else {
-            return reply(404, json!({"error": {"code": 404, "message": "product not found"}}));
-        };
         match path {
-            "/buy" if stock < qty => reply(400, json!({"error": {"code": 400, "message": "not enough stock"}})),
-            "/buy" => {
-                c.stock.insert(name.clone(), stock - qty);
-                c.buys += 1;
-                reply(200, json!({"data": {"name": name, "price": 1.0, "quantity": stock - qty}}))
+            "/stock" => reply(200, c.stock_body()),
+            "/apply" => {
+                let from = body["from"].as_u64().unwrap_or(u64::MAX);
+                let orders = body["orders"].as_array().cloned().unwrap_or_default();
+                let a = c.applied_orders;
+                if from > a {
+                    c.gaps += 1;
+                    let message = format!("gap: orders from {from} sent, {a} applied");
+                    return reply(409, json!({"error": {"code": 409, "message": message, "applied_orders": a}}));
+                }
+                let mut parsed = Vec::new();
+                for (i, o) in orders.iter().enumerate() {
+                    let (Some(n), Some(name), Some(q)) = (o["number"].as_u64(), o["name"].as_str(), o["quantity"].as_i64()) else {
+                        return error(400, "bad order");
+                    };
+                    if n != from + i as u64 {
+                        return error(400, "orders must be numbered contiguously from `from`");
+                    }
+                    if !c.toys.contains_key(name) {
+                        return error(422, "unknown toy");
+                    }
+                    parsed.push((n, name.to_string(), q));
+                }
+                for (n, name, q) in parsed {
+                    if n < c.applied_orders {
+                        continue; // already applied: idempotent
+                    }
+                    let t = c.toys.get_mut(&name).unwrap();
+                    t.quantity -= q;
+                    let now = t.quantity;
+                    c.lowest = c.lowest.min(now);
+                    c.applied.push((name, q));
+                    c.applied_orders = n + 1;
+                }
+                c.applies += 1;
+                reply(200, c.stock_body())
             }
-            "/release" => {
-                c.stock.insert(name, stock + qty);
-                c.releases += 1;
-                reply(200, json!({"data": {}}))
-            }
-            _ => reply(404, json!({"error": {"code": 404, "message": "no route"}})),
+            _ => error(404, "no route"),
         }
     }
 
-    /// Total quantity taken from the catalog.
+    /// A restock of `delta` units of `toy` (one atomic write: quantity and `restocked`).
+    pub fn restock(&self, toy: &str, delta: i64) {
+        let mut c = self.catalog.borrow_mut();
+        let t = c.toys.get_mut(toy).unwrap();
+        t.quantity += delta;
+        t.restocked += delta;
+    }
+
+    /// Total quantity taken from the catalog (applied orders).
     pub fn taken(&self) -> i64 {
-        self.catalog.borrow().stock.values().map(|s| INITIAL_STOCK - s).sum()
+        self.catalog.borrow().toys.values().map(|t| t.seeded + t.restocked - t.quantity).sum()
+    }
+
+    /// Make the next durable operation of replica `id` on `file` crash at `point`.
+    pub fn crash_in_file_op(&self, id: u32, file: &str, point: crash::Point) {
+        crash::arm(&format!("order-{id}/{file}"), point);
+    }
+
+    /// The orders of replica `id`'s `orders.csv`, in number order: (toy, quantity, key).
+    pub fn orders(&self, id: u32) -> Vec<(String, i64, String)> {
+        let path = self.dir(id).join(toystore_order::log::FILE);
+        let parsed = toystore_order::log::parse(&path, &self.orders_file(id)).unwrap();
+        parsed.orders().map(|o| (o.name.clone(), o.quantity, o.key.clone())).collect()
+    }
+
+    /// Bring the store to a quiet point: every replica up and caught up, a leader elected, and
+    /// the leader's pushes to the catalog drained (`applied_orders` = the orders in its log,
+    /// all committed by its election).
+    pub fn quiesce(&self) {
+        crash::disarm();
+        self.clear_fault();
+        self.catalog.borrow_mut().down = false;
+        for id in 1..=3 {
+            if !self.is_up(id) {
+                self.restart(id);
+            }
+        }
+        for _ in 0..3 {
+            self.tick_all();
+        }
+        let leader = self.leader().or_else(|| self.elect()).expect("a leader at a quiet point");
+        for _ in 0..10 {
+            let _ = self.post(leader, "/tick", json!({}));
+            if self.catalog.borrow().applied_orders == self.orders(leader).len() as u64 {
+                break;
+            }
+        }
+    }
+
+    /// At a quiet point, for each toy: `seeded + restocked − quantity == Σ quantity of the
+    /// committed orders` (taken == logged, equality), each order applied once, exactly as
+    /// logged; and no quantity ever went below zero.
+    pub fn assert_conserved(&self, context: &str) {
+        self.quiesce();
+        let leader = self.leader().expect("a leader");
+        let orders = self.orders(leader);
+        let c = self.catalog.borrow();
+        assert_eq!(c.applied_orders, orders.len() as u64, "{context}: the pushes drained");
+        let applied: Vec<(String, i64)> = orders.iter().map(|(t, q, _)| (t.clone(), *q)).collect();
+        assert_eq!(c.applied, applied, "{context}: the catalog applied each committed order once, as logged");
+        for (name, t) in &c.toys {
+            let logged: i64 = orders.iter().filter(|(toy, _, _)| toy == name).map(|(_, q, _)| q).sum();
+            assert_eq!(t.seeded + t.restocked - t.quantity, logged, "{context}: {name}: taken == logged");
+        }
+        assert!(c.lowest >= 0, "{context}: a quantity went to {} (oversold)", c.lowest);
     }
 
     // --- what the frontend does -------------------------------------------------------
@@ -284,18 +428,23 @@ impl Sim {
     /// Leader selection as the frontend does it: ping from the highest id down, the first
     /// healthy replica gets `/leaderselection`, then everyone is informed.
     pub fn elect(&self) -> Option<u32> {
-        for id in (1..=3).rev() {
-            let healthy = self.get(id, "/ping").map(|r| r.status == 200).unwrap_or(false);
+        futures::executor::block_on(self.elect_from(&[3, 2, 1]))
+    }
+
+    /// Leader selection by a frontend that tries replicas in `order`.
+    pub async fn elect_from(&self, order: &[u32]) -> Option<u32> {
+        for &id in order {
+            let healthy = self.request(id, Method::GET, "/ping", None).await.map(|r| r.status == 200).unwrap_or(false);
             if !healthy {
                 continue;
             }
-            let Ok(r) = self.post(id, "/leaderselection", json!({})) else { continue };
+            let Ok(r) = self.request(id, Method::POST, "/leaderselection", Some(json!({}))).await else { continue };
             if r.status != 200 {
                 continue;
             }
             let epoch = r.body["data"]["epoch"].as_u64().unwrap();
             for other in 1..=3 {
-                let _ = self.post(other, "/inform_replica", json!({"leader": id, "epoch": epoch}));
+                let _ = self.request(other, Method::POST, "/inform_replica", Some(json!({"leader": id, "epoch": epoch}))).await;
             }
             return Some(id);
         }
@@ -304,24 +453,39 @@ impl Sim {
 
     /// The replica that is a ready leader, if any.
     pub fn leader(&self) -> Option<u32> {
-        (1..=3).rev().find(|&id| {
-            self.get(id, "/health").map(|r| r.body["data"]["role"] == "leader").unwrap_or(false)
-        })
+        futures::executor::block_on(self.leader_among(&[3, 2, 1]))
+    }
+
+    /// The first replica in `order` that says it is a ready leader.
+    pub async fn leader_among(&self, order: &[u32]) -> Option<u32> {
+        for &id in order {
+            let r = self.request(id, Method::GET, "/health", None).await;
+            if r.is_ok_and(|r| r.body["data"]["role"] == "leader") {
+                return Some(id);
+            }
+        }
+        None
     }
 
     /// Place an order the way the frontend does: to the leader, re-electing and retrying with
     /// the same key on 409, 503 or a dead leader.
     pub fn place(&self, key: &str, name: &str, qty: i64) -> Result<u64, String> {
+        futures::executor::block_on(self.place_via(&[3, 2, 1], key, name, qty))
+    }
+
+    /// [`Sim::place`] by a frontend that looks for (and elects) leaders in `order`.
+    pub async fn place_via(&self, order: &[u32], key: &str, name: &str, qty: i64) -> Result<u64, String> {
         let body = json!({"name": name, "quantity": qty, "key": key});
         let mut last = String::new();
         for _ in 0..6 {
-            let leader = match self.leader().or_else(|| self.elect()) {
-                Some(l) => l,
-                None => return Err(format!("no leader ({last})")),
+            let leader = match self.leader_among(order).await {
+                Some(l) => Some(l),
+                None => self.elect_from(order).await,
             };
-            match self.post(leader, "/orders", body.clone()) {
+            let Some(leader) = leader else { return Err(format!("no leader ({last})")) };
+            match self.request(leader, Method::POST, "/orders", Some(body.clone())).await {
                 Ok(r) if r.status == 200 => return Ok(r.body["data"]["order_number"].as_u64().unwrap()),
-                Ok(r) if r.status == 400 || r.status == 404 => return Err(format!("{} {}", r.status, r.body)),
+                Ok(r) if r.status == 400 || r.status == 404 || r.status == 422 => return Err(format!("{} {}", r.status, r.body)),
                 Ok(r) => last = format!("{} {}", r.status, r.body),
                 Err(e) => last = e,
             }
@@ -361,12 +525,26 @@ impl Sim {
         Err(last)
     }
 
-    /// Entry `n` as replica `id`'s own `orders.csv` holds it (toy, quantity).
+    /// Order `n` as replica `id`'s own `orders.csv` holds it (toy, quantity).
     pub fn local(&self, id: u32, n: u64) -> Option<(String, i64)> {
         let path = self.dir(id).join(toystore_order::log::FILE);
         let parsed = toystore_order::log::parse(&path, &self.orders_file(id)).ok()?;
-        parsed.entries.get(n as usize).map(|e| (e.name.clone(), e.quantity))
+        let found = parsed.orders().nth(n as usize).map(|o| (o.name.clone(), o.quantity));
+        found
     }
+}
+
+/// Injected crashes unwind; keep the default panic message for every other panic only.
+fn quiet_injected_crashes() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<crash::InjectedCrash>() {
+                default(info);
+            }
+        }));
+    });
 }
 
 /// Resolves when replica `id` has died since `generation`.
