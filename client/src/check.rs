@@ -194,7 +194,7 @@ pub struct ToyReport {
     pub quantity: i64,
     /// Σ quantity of the committed orders for it with number < applied_orders (None: not
     /// computable, the catalog claims orders that are not committed).
-    pub ordered: Option<u64>,
+    pub ordered: Option<i128>,
 }
 
 /// The catalog's side.
@@ -251,17 +251,17 @@ fn parse_replica(dir: &Path, violations: &mut Vec<Violation>, notes: &mut Vec<St
     }
     match raw.header.as_deref() {
         None => return parsed,
-        Some(log::HEADER) => {}
-        Some(log::OLD_HEADER) => {
+        Some(h) if h == log::header() => {}
+        Some(h) if h == log::old_header() => {
             violation(
                 ViolationKind::Unreadable,
                 Some(1),
-                format!("the format before issue 9 (`{}`); the replicas refuse it", log::OLD_HEADER),
+                format!("the format before issue 9 (`{h}`); the replicas refuse it"),
             );
             return parsed;
         }
         Some(other) => {
-            violation(ViolationKind::Unreadable, Some(1), format!("header `{other}`, expected `{}`", log::HEADER));
+            violation(ViolationKind::Unreadable, Some(1), format!("header `{other}`, expected `{}`", log::header()));
             return parsed;
         }
     }
@@ -447,17 +447,18 @@ fn check_catalog(
     for (i, p) in inv.products().iter().enumerate() {
         // Rows are written one per line under the header.
         let line = Some(i as u64 + 2);
-        let ordered = known.then(|| applied_orders.iter().filter(|o| o.name == p.name).map(|o| o.quantity).sum::<u64>());
+        let ordered =
+            known.then(|| applied_orders.iter().filter(|o| o.name == p.name).map(|o| i128::from(o.quantity)).sum::<i128>());
         if p.quantity < 0 {
             violation(ViolationKind::Oversold, line, format!("{}: quantity {} (oversold by {})", p.name, p.quantity, -p.quantity));
         }
         if let Some(ordered) = ordered {
             let taken = p.taken();
-            if taken != i128::from(ordered) {
-                let how = if taken > i128::from(ordered) {
-                    format!("{} unit(s) taken with no committed order behind them (leaked)", taken - i128::from(ordered))
+            if taken != ordered {
+                let how = if taken > ordered {
+                    format!("{} unit(s) taken with no committed order behind them (leaked)", taken - ordered)
                 } else {
-                    format!("{} unit(s) ordered but not taken", i128::from(ordered) - taken)
+                    format!("{} unit(s) ordered but not taken", ordered - taken)
                 };
                 violation(
                     ViolationKind::NotConserved,
@@ -514,7 +515,7 @@ impl Report {
             say(format!("  {}: {} records, {} orders{extra}", r.file.display(), r.records, r.orders));
         }
         if let Some(c) = &self.catalog {
-            let conserved = c.toys.iter().filter(|t| t.ordered.is_some_and(|o| i128::from(t.seeded) + i128::from(t.restocked) - i128::from(t.quantity) == i128::from(o))).count();
+            let conserved = c.toys.iter().filter(|t| t.ordered == Some(i128::from(t.seeded) + i128::from(t.restocked) - i128::from(t.quantity))).count();
             say(format!(
                 "catalog {}: applied_orders {} ({} committed not applied yet); seeded + restocked - quantity = ordered for {} of {} toys",
                 c.file.display(),

@@ -6,36 +6,24 @@
 //! 1,1,order,0,Tux,2,25.99,k-7f3a
 //! ```
 //!
-//! Written against the format's contract, independently of the order service's own reader
-//! (`toystore_order::log`), which it should be switched to once that lands: the record and
-//! line rules are the same. Only whole lines count; a last line without its `\n` is a torn
-//! append (a crash mid-write, never acknowledged) and is reported as such, not as damage.
+//! Records are parsed by the order service's own reader ([`toystore_order::log::Entry::parse`]),
+//! so the check accepts exactly what a replica accepts. Only whole lines count; a last line
+//! without its `\n` is a torn append (a crash mid-write, never acknowledged) and is reported as
+//! such, not as damage. Sequence rules (indexes, numbers, keys, epochs) are judged by the caller,
+//! which names every one that breaks rather than stopping at the first.
 
 use std::path::Path;
 
-/// The header of the record format.
-pub const HEADER: &str = "index,epoch,kind,number,name,quantity,price,key";
-/// The header of the format before issue 9 (no longer read by the replicas).
-pub const OLD_HEADER: &str = "number,name,quantity,key,epoch";
+pub use toystore_order::log::{Entry as Record, Order};
 
-/// The order an order record carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
-    pub number: u64,
-    pub name: String,
-    pub quantity: u64,
-    /// The unit price text, as the catalog spelt it when the order was admitted.
-    pub price: String,
-    pub key: String,
+/// The header of the record format (without its `\n`).
+pub fn header() -> &'static str {
+    toystore_order::log::HEADER.trim_end_matches('\n')
 }
 
-/// One record: its position, the epoch of the leader that wrote it, and its order (`None`: an
-/// epoch record).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub index: u64,
-    pub epoch: u64,
-    pub order: Option<Order>,
+/// The header of the format before issue 9 (no longer read by the replicas).
+pub fn old_header() -> &'static str {
+    toystore_order::log::OLD_HEADER.trim_end_matches('\n')
 }
 
 /// One complete line of the file (with its 1-based line number and exact text).
@@ -78,53 +66,7 @@ pub fn read(path: &Path) -> std::io::Result<RawLog> {
     }
 }
 
-/// Parse one line (without its `\n`), or say what is wrong with it.
+/// Parse one line (without its `\n`) exactly as a replica does.
 pub fn parse_line(line: &str) -> Result<Record, String> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
-    let f = match reader.records().next() {
-        Some(Ok(f)) => f,
-        Some(Err(e)) => return Err(format!("not CSV: {e}")),
-        None => return Err("empty line".into()),
-    };
-    if f.len() != 8 {
-        return Err(format!("{} fields, expected 8", f.len()));
-    }
-    let num = |i: usize, what: &str| -> Result<u64, String> {
-        let s = &f[i];
-        // Canonical digits only, as the log writes them (`01` is damage).
-        if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("{what} `{s}` is not a number"));
-        }
-        s.parse().map_err(|_| format!("{what} `{s}` is out of range"))
-    };
-    let index = num(0, "index")?;
-    let epoch = num(1, "epoch")?;
-    let order = match &f[2] {
-        "epoch" => {
-            if (3..8).any(|i| !f[i].is_empty()) {
-                return Err("an epoch record carries no order fields".into());
-            }
-            None
-        }
-        "order" => {
-            let number = num(3, "number")?;
-            let quantity = num(5, "quantity")?;
-            if quantity == 0 {
-                return Err("quantity 0".into());
-            }
-            let (name, price, key) = (&f[4], &f[6], &f[7]);
-            if name.is_empty() {
-                return Err("empty name".into());
-            }
-            if !price.parse::<f64>().is_ok_and(|p| p.is_finite() && p >= 0.0) {
-                return Err(format!("price `{price}` is not a non-negative number"));
-            }
-            if key.is_empty() {
-                return Err("empty key".into());
-            }
-            Some(Order { number, name: name.into(), quantity, price: price.into(), key: key.into() })
-        }
-        other => return Err(format!("kind `{other}` is neither `epoch` nor `order`")),
-    };
-    Ok(Record { index, epoch, order })
+    Record::parse(line).ok_or_else(|| format!("`{line}` is not a record in the log's exact form"))
 }
