@@ -1,7 +1,7 @@
 //! `toystore check`: an fsck for a store's data directories, running or stopped. It reads
 //! files only and never writes.
 //!
-//! What it verifies (ARCHITECTURE.md, "Stock"), each failure a named [`Violation`] with the
+//! What it verifies (ARCHITECTURE.md, "Stock at the catalog"), each failure a named [`Violation`] with the
 //! file, the line and what is wrong:
 //! - every replica's `orders.csv` parses, record indexes run 0,1,2,... without gaps, epochs
 //!   never decrease, order numbers run 0,1,2,... over the order records, and no key appears
@@ -217,7 +217,7 @@ pub struct Report {
     pub committed: Committed,
     pub catalog: Option<CatalogReport>,
     pub violations: Vec<Violation>,
-    /// What is worth knowing but breaks nothing (torn lines, trailing replicas, tails).
+    /// What is worth knowing but breaks nothing (torn lines, differing uncommitted tails).
     pub notes: Vec<String>,
 }
 
@@ -359,10 +359,8 @@ pub fn check(dirs: &Dirs, strict: bool) -> Report {
                 ),
             });
         }
+        // Reported in the replica's line of the summary (a replica that was down, catching up).
         let trails_by = (committed.len() - agree) as u64;
-        if trails_by > 0 && agree == log.records.len() {
-            notes.push(format!("{} trails the committed prefix by {trails_by} record(s)", log.file.display()));
-        }
         replicas.push(ReplicaReport {
             file: log.file.clone(),
             records: log.records.len() as u64,
