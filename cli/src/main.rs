@@ -4,7 +4,7 @@
 //! links wasmtime.
 //!
 //! - `serve`, `replica`: [`toystore_host`];
-//! - `client`, `eval`, `bench`: [`toystore_client`].
+//! - `client`, `eval`, `bench`, `check`: [`toystore_client`].
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -33,6 +33,10 @@ enum Command {
     Eval(toystore_client::EvalArgs),
     /// Throughput, latency and memory, with ratios against a baseline measured in the same run.
     Bench(toystore_client::BenchArgs),
+    /// Check a store's data directories (running or stopped; reads only): the replicas agree
+    /// on their committed prefix, numbers are contiguous, keys unique, and the catalog's stock
+    /// is conserved. Exit 0 all good, 1 a violation, 2 usage.
+    Check(toystore_client::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Client(args) => return toystore_client::run_client(args).await,
         Command::Eval(args) => return toystore_client::run_eval(args).await,
         Command::Bench(args) => return toystore_client::run_bench(args).await,
+        Command::Check(args) => return toystore_client::run_check(args),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -103,5 +108,15 @@ mod tests {
         assert!(matches!(cli.command, Command::Replica(ReplicaArgs { action: ReplicaAction::Pause { id: 2 }, .. })));
         let cli = Cli::try_parse_from(["toystore", "replica", "resume", "3"]).unwrap();
         assert!(matches!(cli.command, Command::Replica(ReplicaArgs { action: ReplicaAction::Resume { id: 3 }, .. })));
+    }
+
+    #[test]
+    fn parses_check() {
+        let cli = Cli::try_parse_from(["toystore", "check", "--catalog", "c", "--replica", "a", "--replica", "b", "--json"]).unwrap();
+        let Command::Check(args) = cli.command else { panic!("check") };
+        assert_eq!((args.catalog, args.replica, args.json, args.strict), (Some("c".into()), vec!["a".into(), "b".into()], true, false));
+        let cli = Cli::try_parse_from(["toystore", "check", "--manifest", "m.toml", "--quiet-point"]).unwrap();
+        let Command::Check(args) = cli.command else { panic!("check") };
+        assert!(args.strict && args.manifest == Some("m.toml".into()));
     }
 }

@@ -284,8 +284,8 @@ pub fn route_of(path: &str) -> &'static str {
             "health" => "/health",
             "ping" => "/ping",
             "tick" => "/tick",
-            "buy" => "/buy",
-            "release" => "/release",
+            "stock" => "/stock",
+            "apply" => "/apply",
             "restock" => "/restock",
             "leaderselection" => "/leaderselection",
             "inform_replica" => "/inform_replica",
@@ -420,6 +420,9 @@ mod tests {
         assert_eq!(route_of("/products/Tux"), "/products/<name>");
         assert_eq!(route_of("/orders/17?x=1"), "/orders/<number>");
         assert_eq!(route_of("/orders"), "/orders");
+        assert_eq!(route_of("/stock"), "/stock");
+        assert_eq!(route_of("/apply"), "/apply");
+        assert_eq!(route_of("/buy"), "other", "gone with issue 9");
         assert_eq!(route_of("/"), "/");
         assert_eq!(route_of("/no/such/thing"), "other");
         assert_eq!(route_of("/random-junk-123"), "other");

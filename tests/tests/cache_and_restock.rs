@@ -14,14 +14,17 @@ fn stat(c: &Cluster, name: &str) -> u64 {
     stats(c)[name].as_u64().unwrap_or_else(|| panic!("stat {name} in {}", stats(c)))
 }
 
-/// Rewrite one toy's quantity in catalog.csv behind every service's back.
+/// Rewrite one toy's quantity in catalog.csv behind every service's back (either form of the
+/// file: the seed's `name,price,quantity` or the full one with `seeded,restocked,applied_orders`).
 fn edit_stock_on_disk(c: &Cluster, toy: &str, quantity: u32) {
     let path = c.data_dir("catalog").join("catalog.csv");
     let text = std::fs::read_to_string(&path).unwrap();
     let edited: Vec<String> = text
         .lines()
         .map(|line| match line.split(',').collect::<Vec<_>>().as_slice() {
-            [name, price, _] if *name == toy => format!("{name},{price},{quantity}"),
+            [name, price, _, rest @ ..] if *name == toy => {
+                [&[*name, *price, &quantity.to_string()][..], rest].concat().join(",")
+            }
             _ => line.to_string(),
         })
         .collect();
@@ -29,6 +32,15 @@ fn edit_stock_on_disk(c: &Cluster, toy: &str, quantity: u32) {
     let tmp = path.with_extension("edit");
     std::fs::write(&tmp, edited.join("\n") + "\n").unwrap();
     std::fs::rename(&tmp, &path).unwrap();
+}
+
+/// How long the catalog may trail a commit: the leader pushes `/apply` right after it, and
+/// retries on its tick.
+const APPLY_WITHIN: Duration = Duration::from_secs(5);
+
+/// Wait (bounded) until the catalog itself has applied orders taking `toy` to `quantity`.
+fn wait_for_stock(c: &Cluster, toy: &str, quantity: i64) {
+    c.wait_for(&format!("{toy} at {quantity} in the catalog"), APPLY_WITHIN, || c.stock(toy) == quantity);
 }
 
 #[test]
@@ -52,8 +64,13 @@ fn second_lookup_is_a_hit_and_an_order_invalidates() {
 
     let inval = stat(&c, "invalidations");
     assert_eq!(c.order("Tux", 5).status, 200);
-    assert_eq!(c.get("/products/Tux").data()["quantity"], 95, "never the old quantity after an order");
-    assert!(stat(&c, "invalidations") > inval, "the order invalidated Tux");
+    // The catalog's quantity trails the commit by one `/apply` push (sent right after it). Two
+    // invalidations follow an order: the frontend's own when the order succeeds, and the
+    // catalog's once it has applied it (dropping whatever was cached from before the apply).
+    c.wait_for("the frontend's and the catalog's invalidation of Tux", APPLY_WITHIN, || {
+        stat(&c, "invalidations") >= inval + 2
+    });
+    assert_eq!(c.get("/products/Tux").data()["quantity"], 95, "never the old quantity once applied");
     // Back in the cache with the new value.
     let hits = stat(&c, "hits");
     assert_eq!(c.get("/products/Tux").data()["quantity"], 95);
@@ -111,8 +128,13 @@ fn low_stock_is_restocked_within_one_period() {
     c.get("/products/Python");
     let r = c.order("Python", 90);
     assert_eq!(r.status, 200, "{}", r.body);
-    let low = c.get("/products/Python").data()["quantity"].as_i64().unwrap();
+    // The order reaches the catalog with the leader's `/apply` push, right after the commit;
+    // only from then on can a restock see Python low.
+    c.wait_for("the order applied at the catalog", APPLY_WITHIN, || {
+        c.catalog("/stock").data()["applied_orders"].as_u64() >= Some(1)
+    });
     let started = Instant::now();
+    let low = c.get("/products/Python").data()["quantity"].as_i64().unwrap();
     assert!(low <= 10 || low == 100, "either not yet restocked (<= 10) or already: {low}");
     let deadline = Duration::from_secs(period + 1);
     loop {
@@ -124,9 +146,26 @@ fn low_stock_is_restocked_within_one_period() {
     }
     assert_eq!(c.stock("Python"), 100, "restock is durable in the catalog");
     let on_disk = std::fs::read_to_string(c.data_dir("catalog").join("catalog.csv")).unwrap();
-    assert!(on_disk.lines().any(|l| l.starts_with("Python,") && l.ends_with(",100")), "{on_disk}");
+    assert!(on_disk.lines().any(|l| l.starts_with("Python,15.00,100,100,90,")), "restock recorded: {on_disk}");
     // A toy above the threshold is left alone.
     assert_eq!(c.order("Tux", 5).status, 200);
+    wait_for_stock(&c, "Tux", 95);
     std::thread::sleep(Duration::from_secs(period + 1));
     assert_eq!(c.stock("Tux"), 95);
+}
+
+#[test]
+fn the_catalog_invalidates_right_after_its_apply_reply_not_on_a_tick() {
+    // Ticks a minute apart and a long TTL: only the catalog's after-reply work can drop the entry.
+    let c = Cluster::start_with(Settings { tick_interval_ms: 60_000, cache_ttl_secs: 600, ..test_settings() });
+    assert_eq!(c.get("/products/Fox").data()["quantity"], 100);
+    assert_eq!(c.get("/products/Fox").data()["quantity"], 100, "cached");
+    // What an order leader pushes after a commit (sent here by hand: no order is placed).
+    let body = r#"{"from":0,"orders":[{"number":0,"name":"Fox","quantity":3}]}"#;
+    let r = c.request("POST", &format!("{}/apply", c.catalog_url()), Some(body)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.data()["applied_orders"], 1);
+    c.wait_for("the catalog's invalidation of Fox", Duration::from_secs(3), || {
+        c.get("/products/Fox").data()["quantity"] == 97
+    });
 }

@@ -1,10 +1,13 @@
 //! Telling the frontend that a toy changed: `POST {FRONTEND_URL}/invalidate/<name>`.
 //!
-//! Sent after the change is on disk and the data-directory lock is released (a slow frontend
-//! must never hold up other writers). The change stands whatever the frontend answers: a toy
-//! whose invalidation failed is kept in a small in-memory set of pending names and sent again
-//! on the next tick or write. Losing that set (a crash) is covered by the frontend's cache TTL,
-//! which bounds how long a stale entry can be served.
+//! A change queues the names it touched ([`Invalidator::queue`]); they are sent after the
+//! change is on disk, the data-directory lock is released and the reply has gone out
+//! ([`Invalidator::flush`], run by the entry's `after_reply` hook and on every tick). Neither a
+//! writer nor its caller ever waits for the frontend: the order leader's `/apply` push and a
+//! restock answer as soon as the file is replaced. The change stands whatever the frontend
+//! answers: a toy whose invalidation failed stays in the small in-memory set of pending names
+//! and is sent again on the next tick or flush. Losing that set (a crash) is covered by the
+//! frontend's cache TTL, which bounds how long a stale entry can be served.
 //!
 //! Names in the set are catalog toys, so the set is bounded by the catalog's size.
 
@@ -67,19 +70,37 @@ impl Invalidator {
         acked
     }
 
-    /// Send the pending invalidations again, unless a retry is already running.
-    pub async fn retry_pending<N: Net>(&self, net: &N) {
-        if self.retrying.get() {
-            return;
+    /// Remember `names` to be sent by the next [`flush`](Self::flush) (no frontend: nothing).
+    pub fn queue(&self, names: &[String]) {
+        if self.frontend_url.is_some() {
+            self.pending.borrow_mut().extend(names.iter().cloned());
         }
-        let names = self.pending();
-        if names.is_empty() {
+    }
+
+    /// Is anything waiting to be sent?
+    pub fn has_pending(&self) -> bool {
+        !self.pending.borrow().is_empty()
+    }
+
+    /// Send the pending invalidations, unless a flush is already running. Names queued while
+    /// this one runs get their attempt before it returns; a name that fails waits for the next
+    /// flush or tick (so a dead frontend costs one timeout per flush, not a loop).
+    pub async fn flush<N: Net>(&self, net: &N) {
+        if self.retrying.get() {
             return;
         }
         self.retrying.set(true);
         // Reset even if this future is dropped half-way (the request was cancelled).
         let _reset = ResetOnDrop(&self.retrying);
-        self.send(net, &names).await;
+        let mut tried: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let names: Vec<String> = self.pending().into_iter().filter(|n| !tried.contains(n)).collect();
+            if names.is_empty() {
+                return;
+            }
+            self.send(net, &names).await;
+            tried.extend(names);
+        }
     }
 }
 
@@ -123,7 +144,7 @@ mod tests {
             assert_eq!(inv.send(&fe, &["Tux".into(), "Fox".into()]).await, 0);
             assert_eq!(inv.pending(), ["Fox", "Tux"]);
             fe.up.set(true);
-            inv.retry_pending(&fe).await;
+            inv.flush(&fe).await;
             assert!(inv.pending().is_empty());
             assert_eq!(inv.send(&fe, &["Tux Jr".into()]).await, 1);
         });
@@ -133,10 +154,25 @@ mod tests {
     }
 
     #[test]
+    fn queued_names_are_sent_by_the_next_flush() {
+        let inv = Invalidator::new(Some("http://fe".into()), Duration::from_millis(5));
+        let fe = Frontend::default();
+        inv.queue(&["Tux".into(), "Fox".into()]);
+        assert!(inv.has_pending());
+        block_on(inv.flush(&fe));
+        assert_eq!(inv.pending(), ["Fox", "Tux"], "frontend down: still pending, tried once");
+        fe.up.set(true);
+        block_on(inv.flush(&fe));
+        assert!(!inv.has_pending());
+        assert_eq!(fe.seen.borrow().len(), 2);
+    }
+
+    #[test]
     fn no_frontend_means_nothing_to_send() {
         let inv = Invalidator::new(None, Duration::from_millis(5));
         let fe = Frontend::default();
         assert_eq!(block_on(inv.send(&fe, &["Tux".into()])), 0);
+        inv.queue(&["Fox".into()]);
         assert!(inv.pending().is_empty());
     }
 }

@@ -1,11 +1,11 @@
-//! The catalog's routes (see ARCHITECTURE.md):
+//! The catalog's routes (see ARCHITECTURE.md, "Stock"):
 //!
 //! | route | what |
 //! |---|---|
 //! | `GET /products` | every toy, in file order |
 //! | `GET /products/<name>` | one toy (404 `product not found`) |
-//! | `POST /buy {name,quantity,key}` | take stock → the toy with the quantity left |
-//! | `POST /release {name,quantity,key}` | give stock back (an order that did not commit) |
+//! | `GET /stock` | `{applied_orders, toys:[{name,price,price_text,quantity}]}`: the order leader's base |
+//! | `POST /apply {from,orders}` | apply committed orders (idempotent) → the new `/stock`; 409 gap, 422 unknown toy |
 //! | `POST /restock` | restock now |
 //! | `POST /tick` | restock if due; resend pending invalidations |
 //! | `GET /health` | liveness |
@@ -14,24 +14,28 @@
 //!
 //! `catalog.csv` is the truth and is read on every request (ten rows), so several instances
 //! sharing the data directory never disagree. Every change happens under the data-directory
-//! lock, re-reading the file inside it, and is on disk (atomic replace) before the reply.
+//! lock, re-reading the file inside it, and is one atomic replace on disk before the reply.
 //!
-//! Buy and release bodies are validated by [`ItemRequest`] (the same rules at every hop).
-//! `key` is the order's idempotency key; the catalog does not deduplicate on it: the order
-//! leader already answers a repeated key with the order it numbered, and a catalog that
-//! remembered keys would need a second durable file updated atomically with `catalog.csv`.
-//! ARCHITECTURE.md ("Guarantees") names the one window where stock can stay taken.
+//! The replicated order log is the only authority for stock: the catalog never takes stock on
+//! its own. The order leader admits an order against `GET /stock`, and once the order is
+//! committed pushes it here with `POST /apply`; `applied_orders` (in the same file as the
+//! quantities) makes a resent batch harmless. There is no `/buy` or `/release`.
+//!
+//! No reply waits for the frontend: the toys a change touched are queued and invalidated after
+//! the reply ([`Catalog::after_reply`]) and on tick.
 
 use std::cell::Cell;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::json;
 use toystore_guest::lock::DirLock;
-use toystore_guest::{durable, settings, time, ItemRequest, Net, Reply, Request, Router};
+use toystore_guest::{durable, settings, time, AfterReply, Net, Reply, Request, Router};
 
-use crate::inventory::{Inventory, StockError};
+use crate::apply::{self, ApplyRequest};
+use crate::inventory::Inventory;
 use crate::invalidation::Invalidator;
 use crate::restock::{self, RestockPolicy};
 
@@ -88,8 +92,8 @@ enum Route {
     Health,
     List,
     Product,
-    Buy,
-    Release,
+    Stock,
+    Apply,
     Restock,
     Tick,
     Trap,
@@ -101,8 +105,8 @@ fn routes(debug_routes: bool) -> Router<Route> {
         .get("/health", Route::Health)
         .get("/products", Route::List)
         .get("/products/{name}", Route::Product)
-        .post("/buy", Route::Buy)
-        .post("/release", Route::Release)
+        .get("/stock", Route::Stock)
+        .post("/apply", Route::Apply)
         .post("/restock", Route::Restock)
         .post("/tick", Route::Tick);
     if debug_routes {
@@ -145,6 +149,19 @@ impl<N: Net> Catalog<N> {
         self.invalidator.pending()
     }
 
+    /// The work to run once a reply has gone out: the queued invalidations, if any. The WASI
+    /// entry spawns it (`export_service!`'s `after_reply`); a failure leaves the names for the
+    /// next flush or tick.
+    pub fn after_reply(self: Rc<Self>) -> Option<AfterReply>
+    where
+        N: 'static,
+    {
+        if !self.invalidator.has_pending() {
+            return None;
+        }
+        Some(Box::pin(async move { self.invalidator.flush(&self.net).await }))
+    }
+
     pub async fn handle(&self, req: &Request) -> Reply {
         let is_tick = req.segments() == ["tick"];
         if !is_tick {
@@ -170,12 +187,12 @@ impl<N: Net> Catalog<N> {
                 },
                 Err(reply) => reply,
             },
-            Route::Buy => match ItemRequest::parse(&req.body) {
-                Ok(c) => self.change(|inv| inv.take(&c.name, c.quantity)).await,
+            Route::Stock => match self.load() {
+                Ok(inv) => Reply::ok(inv.stock_json()),
                 Err(reply) => reply,
             },
-            Route::Release => match ItemRequest::parse(&req.body) {
-                Ok(c) => self.change(|inv| inv.give_back(&c.name, c.quantity)).await,
+            Route::Apply => match ApplyRequest::parse(&req.body) {
+                Ok(batch) => self.apply(batch).await,
                 Err(reply) => reply,
             },
             Route::Restock => match self.restock(true).await {
@@ -207,9 +224,10 @@ impl<N: Net> Catalog<N> {
         durable::atomic_replace(&path, &inv.to_csv()).map_err(|e| io_error(&path, "write", e))
     }
 
-    /// Apply one stock change durably, then tell the frontend (outside the lock).
-    async fn change(&self, f: impl FnOnce(&mut Inventory) -> Result<crate::inventory::Product, StockError>) -> Reply {
-        let product = {
+    /// `POST /apply`: committed orders, under the lock, one atomic replace; the frontend is
+    /// told after the reply.
+    async fn apply(&self, batch: ApplyRequest) -> Reply {
+        let (inv, changed) = {
             let _guard = match self.lock.lock().await {
                 Ok(g) => g,
                 Err(e) => return Reply::unavailable(format!("catalog busy: {e}")),
@@ -218,26 +236,32 @@ impl<N: Net> Catalog<N> {
                 Ok(inv) => inv,
                 Err(reply) => return reply,
             };
-            let product = match f(&mut inv) {
-                Ok(p) => p,
-                Err(e) => return stock_error(e),
+            let before = inv.applied_orders();
+            let applied = match inv.apply(batch.from, &batch.orders) {
+                Ok(applied) => applied,
+                Err(e) => return apply::refusal(e),
             };
-            if let Err(reply) = self.store(&inv) {
-                return reply;
+            if inv.applied_orders() != before {
+                if let Err(reply) = self.store(&inv) {
+                    return reply;
+                }
             }
-            product
+            for (name, quantity) in &applied.oversold {
+                // The log is the authority, so the order stands; this is a bug upstream, kept
+                // on disk as a negative quantity for `toystore check` to report.
+                eprintln!(
+                    "catalog: ERROR oversold: {name} is at {quantity} after applying orders up to {}",
+                    inv.applied_orders()
+                );
+            }
+            (inv, applied.changed)
         };
-        // Committed and unlocked: now the frontend, together with any earlier failures.
-        let mut names = self.invalidator.pending();
-        if !names.contains(&product.name) {
-            names.push(product.name.clone());
-        }
-        self.invalidator.send(&self.net, &names).await;
-        Reply::ok(product.to_json())
+        self.invalidator.queue(&changed);
+        Reply::ok(inv.stock_json())
     }
 
     /// Restock if due (or now, with `force`). `Ok(None)`: not due. `Ok(Some(names))`: done,
-    /// `names` changed (and were sent to the frontend).
+    /// `names` changed (and are queued for the frontend).
     async fn restock(&self, force: bool) -> Result<Option<Vec<String>>, Reply> {
         let policy = self.cfg.restock;
         if !force && !policy.is_due(self.last_restock_seen.get(), (self.clock)()) {
@@ -265,7 +289,7 @@ impl<N: Net> Catalog<N> {
             self.last_restock_seen.set(Some(now));
             changed
         };
-        self.invalidator.send(&self.net, &changed).await;
+        self.invalidator.queue(&changed);
         Ok(Some(changed))
     }
 
@@ -275,17 +299,8 @@ impl<N: Net> Catalog<N> {
             Ok(names) => names.unwrap_or_default(),
             Err(reply) => return reply,
         };
-        self.invalidator.retry_pending(&self.net).await;
+        self.invalidator.flush(&self.net).await;
         Reply::ok(json!({ "restocked": restocked, "pending_invalidations": self.invalidator.pending() }))
-    }
-}
-
-fn stock_error(e: StockError) -> Reply {
-    match e {
-        StockError::UnknownProduct => Reply::not_found(e.to_string()),
-        StockError::NotEnough { .. } | StockError::InvalidQuantity | StockError::Overflow => {
-            Reply::bad_request(e.to_string())
-        }
     }
 }
 

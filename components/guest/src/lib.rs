@@ -35,6 +35,9 @@ pub use request::Request;
 pub use reply::StaticPage;
 pub use router::{Matched, Router};
 
+/// Work a service hands [`export_service!`] to run after its reply has been sent.
+pub type AfterReply = ::std::pin::Pin<Box<dyn ::std::future::Future<Output = ()>>>;
+
 /// The bindings, for [`export_service!`]'s expansion (components need no direct dependency).
 #[doc(hidden)]
 pub use wasip3;
@@ -59,12 +62,27 @@ pub use wasip3;
 /// ```ignore
 /// toystore_guest::export_service!(Frontend<WasiNet> = Frontend::new(..), pages = storefront::page);
 /// ```
+///
+/// Work that must not hold up the reply (the catalog's invalidations to the frontend) is named
+/// after `after_reply =`: a `fn(Rc<Service>) -> Option<AfterReply>` asked once the reply is
+/// ready; the future it returns is spawned and runs after the response has gone out (the
+/// component-model task outlives its return value), driven by the same long-lived instance:
+///
+/// ```ignore
+/// toystore_guest::export_service!(Catalog<WasiNet> = Catalog::new(..), after_reply = Catalog::after_reply);
+/// ```
 #[macro_export]
 macro_rules! export_service {
     ($service:ty = $make:expr) => {
-        $crate::export_service!($service = $make, pages = |_| None);
+        $crate::export_service!($service = $make, pages = |_| None, after_reply = |_| None);
     };
     ($service:ty = $make:expr, pages = $pages:expr) => {
+        $crate::export_service!($service = $make, pages = $pages, after_reply = |_| None);
+    };
+    ($service:ty = $make:expr, after_reply = $after:expr) => {
+        $crate::export_service!($service = $make, pages = |_| None, after_reply = $after);
+    };
+    ($service:ty = $make:expr, pages = $pages:expr, after_reply = $after:expr) => {
         #[cfg(target_arch = "wasm32")]
         mod __toystore_entry {
             #[allow(unused_imports)]
@@ -91,6 +109,12 @@ macro_rules! export_service {
                         }
                         Err(reply) => reply,
                     };
+                    let after: fn(::std::rc::Rc<$service>) -> Option<$crate::AfterReply> = $after;
+                    if let Some(work) = after(service) {
+                        // Detached: it runs after this function's value (the response) is
+                        // returned, within the same component-model task.
+                        drop($crate::wasip3::spawn_local(work));
+                    }
                     $crate::wasi::into_response(reply)
                 }
             }
