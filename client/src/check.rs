@@ -1,7 +1,7 @@
 //! `toystore check`: an fsck for a store's data directories, running or stopped. It reads
 //! files only and never writes.
 //!
-//! What it verifies (ARCHITECTURE.md, "Stock at the catalog"), each failure a named [`Violation`] with the
+//! What it verifies (ARCHITECTURE.md, "Stock"), each failure a named [`Violation`] with the
 //! file, the line and what is wrong:
 //! - every replica's `orders.csv` parses, record indexes run 0,1,2,... without gaps, epochs
 //!   never decrease, order numbers run 0,1,2,... over the order records, and no key appears

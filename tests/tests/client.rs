@@ -43,9 +43,10 @@ fn client_verifies_its_orders_and_catches_a_tampered_one() {
         let path = c.data_dir(&format!("order-{id}")).join("orders.csv");
         let text = std::fs::read_to_string(&path).unwrap();
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-        let row = lines.iter().position(|l| l.starts_with("0,")).expect("order 0 on disk");
+        // `index,epoch,kind,number,name,...`: the order record numbered 0.
+        let row = lines.iter().position(|l| l.split(',').nth(2) == Some("order") && l.split(',').nth(3) == Some("0")).expect("order 0 on disk");
         let mut cols: Vec<String> = lines[row].split(',').map(str::to_string).collect();
-        cols[1] = if cols[1] == "Whale" { "Dolphin".into() } else { "Whale".into() };
+        cols[4] = if cols[4] == "Whale" { "Dolphin".into() } else { "Whale".into() };
         lines[row] = cols.join(",");
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     }

@@ -5,7 +5,7 @@
 //!
 //! ## The file
 //! `name,price,quantity,seeded,restocked,applied_orders`, one row per toy. Stock changes in
-//! exactly two ways, each one rewrite of the whole file (ARCHITECTURE.md, "Stock at the catalog"):
+//! exactly two ways, each one rewrite of the whole file (ARCHITECTURE.md, "Stock"):
 //! - [`Inventory::apply`]: committed orders, in order-number order, each exactly once;
 //!   `applied_orders` counts the orders (numbers `0..applied_orders`) reflected in `quantity`.
 //! - [`Inventory::restock`]: adds its delta to `quantity` and to `restocked` together.

@@ -1,4 +1,4 @@
-//! The catalog's routes (see ARCHITECTURE.md, "Stock at the catalog"):
+//! The catalog's routes (see ARCHITECTURE.md, "Stock"):
 //!
 //! | route | what |
 //! |---|---|

@@ -599,9 +599,11 @@ fn random_crashes_restarts_and_lost_messages_never_lose_or_reuse_an_acknowledged
                                 }
                             }
                             sim.clear_fault();
-                            // The first frontend still sends to the old leader.
-                            let key = format!("s{seed}-{step}-old");
-                            if let Ok(r) = sim.post(old, "/orders", json!({"name": "Lego", "quantity": 1, "key": key})) {
+                            // The second frontend orders at the new leader; the first still
+                            // sends to the old one (whose epoch every follower must refuse).
+                            for (at, tag) in [(new, "new"), (old, "old")] {
+                                let key = format!("s{seed}-{step}-{tag}");
+                                let Ok(r) = sim.post(at, "/orders", json!({"name": "Lego", "quantity": 1, "key": key})) else { continue };
                                 if r.status == 200 {
                                     let n = r.body["data"]["order_number"].as_u64().unwrap();
                                     if let Some((k, _, _)) = acked.get(&n) {
@@ -949,4 +951,29 @@ fn the_last_units_go_once_and_restocks_are_seen_when_short() {
     let c = sim.catalog.borrow();
     assert!(c.toys["Tux"].quantity >= 0);
     assert_eq!(c.toys["Tux"].restocked, 5);
+}
+
+#[test]
+fn an_order_that_never_committed_is_never_applied_even_when_its_leader_ticks() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "a", 2);
+    // Neither follower gets the record: 503, the record stays in 3's log, uncommitted.
+    sim.set_fault(|c| if c.from == 3 && c.path == "/replicate_order" { Fault::DropRequest } else { Fault::None });
+    let r = sim.post(3, "/orders", json!({"name": "Barbie", "quantity": 7, "key": "never"})).unwrap();
+    assert_eq!(r.status, 503, "{r:?}");
+    // Its leader ticks (and pushes what the catalog lacks) while still cut off.
+    sim.post(3, "/tick", json!({})).unwrap();
+    assert_eq!(sim.catalog.borrow().applied_orders, 2, "only committed orders are pushed");
+    sim.clear_fault();
+    // 3 dies; 2 and 1 elect a leader that never saw the record, which is cut when 3 returns.
+    sim.kill(3);
+    assert_eq!(sim.elect(), Some(2));
+    round(&sim, &mut acked, "b", 2);
+    sim.restart(3);
+    sim.quiesce();
+    assert!(!String::from_utf8(sim.orders_file(3)).unwrap().contains(",never\n"));
+    assert_all_present(&sim, &acked);
+    assert_identical(&sim);
+    sim.assert_conserved("never committed");
 }
