@@ -199,6 +199,13 @@ impl Cluster {
         }
     }
 
+    /// Start the host again on the same ports and data directories after [`Self::crash`]
+    /// (or [`Self::stop`]), and wait until it is ready.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the host is still running: crash() or stop() it first");
+        self.spawn();
+    }
+
     /// Start the host again on the same ports and data directories.
     pub fn restart(&mut self) {
         self.stop();
@@ -314,6 +321,12 @@ impl Cluster {
     /// The frontend's current order leader, if any.
     pub fn leader(&self) -> Option<u64> {
         self.get("/leader").data()["leader"].as_u64()
+    }
+
+    /// The frontend's current order leader, or `None` when there is none or the frontend
+    /// does not answer (never panics: for fault loops that run while things are down).
+    pub fn leader_now(&self) -> Option<u64> {
+        self.try_get("/leader").ok()?.data()["leader"].as_u64()
     }
 
     /// Wait until `check` holds, or panic with `what` and the host log.
