@@ -31,9 +31,9 @@ pub use toystore_api as api;
 pub use item::ItemRequest;
 pub use net::{CallError, Net, NetResponse};
 pub use reply::Reply;
-pub use request::Request;
+pub use request::{Listener, Request};
 pub use reply::StaticPage;
-pub use router::{Matched, Router};
+pub use router::{Matched, Router, Visibility};
 
 /// The bindings, for [`export_service!`]'s expansion (components need no direct dependency).
 #[doc(hidden)]
