@@ -17,7 +17,7 @@ use http::Method;
 use serde_json::Value;
 
 use toystore_order::log;
-use toystore_manifest::{ManifestFile, OrderTable, ReplicaTable, ServiceTable};
+use toystore_manifest::{FrontendTable, ManifestFile, OrderTable, ReplicaTable, ServiceTable};
 
 use crate::args::{HostArgs, SEED_TOYS};
 use crate::conn;
@@ -115,17 +115,20 @@ impl HostConfig {
 /// Ports of one host.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
+    /// The frontend's public listener.
     pub frontend: u16,
+    /// The frontend's internal listener (`internal_listen`: its internal routes).
+    pub frontend_internal: u16,
     pub catalog: u16,
     pub replicas: [u16; 3],
     pub admin: u16,
 }
 
 impl Ports {
-    /// Six distinct ports that were free a moment ago (see [`free_ports`]).
+    /// Seven distinct ports that were free a moment ago (see [`free_ports`]).
     pub fn pick() -> anyhow::Result<Self> {
-        let p = free_ports(6)?;
-        Ok(Self { frontend: p[0], catalog: p[1], replicas: [p[2], p[3], p[4]], admin: p[5] })
+        let p = free_ports(7)?;
+        Ok(Self { frontend: p[0], catalog: p[1], replicas: [p[2], p[3], p[4]], admin: p[5], frontend_internal: p[6] })
     }
 }
 
@@ -157,6 +160,13 @@ pub fn manifest(config: &HostConfig, ports: &Ports, data: &Path, seed: &Path) ->
         data_dir: data.join(name),
         seed,
     };
+    let frontend = FrontendTable {
+        component: config.components.frontend.clone(),
+        listen: listen(ports.frontend),
+        internal_listen: listen(ports.frontend_internal),
+        data_dir: data.join("frontend"),
+        seed: Vec::new(),
+    };
     let replica = |(i, port): (usize, &u16)| ReplicaTable {
         id: i as u32 + 1,
         listen: listen(*port),
@@ -166,8 +176,9 @@ pub fn manifest(config: &HostConfig, ports: &Ports, data: &Path, seed: &Path) ->
     ManifestFile {
         admin: listen(ports.admin),
         outgoing_http: config.outgoing_http,
+        expose_internal: false,
         settings: config.settings.clone(),
-        frontend: service(&config.components.frontend, ports.frontend, "frontend", Vec::new()),
+        frontend,
         catalog: service(&config.components.catalog, ports.catalog, "catalog", vec![seed.to_path_buf()]),
         order: OrderTable {
             component: config.components.order.clone(),
@@ -243,8 +254,14 @@ impl Host {
         self.root.join("host.log")
     }
 
+    /// The frontend's public address (the store's API).
     pub fn frontend_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.ports.frontend)
+    }
+
+    /// The frontend's internal address (`/leader`, `/cache/stats`, ...).
+    pub fn frontend_internal_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.frontend_internal)
     }
 
     pub fn admin_url(&self) -> String {
@@ -314,9 +331,9 @@ impl Host {
         is_200(&self.replica_url(id), "/ping", Duration::from_secs(2)).await
     }
 
-    /// The frontend's current order leader (`GET /leader`).
+    /// The frontend's current order leader (`GET /leader`, an internal route).
     pub async fn leader(&self) -> anyhow::Result<Option<u32>> {
-        let r = conn::once(&self.frontend_url(), Method::GET, "/leader", None, Duration::from_secs(5)).await?;
+        let r = conn::once(&self.frontend_internal_url(), Method::GET, "/leader", None, Duration::from_secs(5)).await?;
         if !r.status.is_success() {
             bail!("GET /leader: {}", r.status);
         }
@@ -466,6 +483,8 @@ mod tests {
         assert_eq!(back.outgoing_http, OutgoingHttp::Fresh);
         assert!(!back.settings.cache_enabled);
         assert_eq!(back.frontend.component, Path::new("/w/toystore_frontend.wasm"));
+        assert_eq!(back.frontend.internal_listen, format!("127.0.0.1:{}", ports.frontend_internal));
+        assert!(!m.contains("expose_internal"), "left at its default");
         assert_eq!(back.catalog.seed, vec![PathBuf::from("/s/cat \"x\".csv")]);
         assert_eq!(back.order.replica.len(), 3);
         for (i, (r, p)) in back.order.replica.iter().zip(ports.replicas).enumerate() {
@@ -481,10 +500,10 @@ mod tests {
     #[test]
     fn ports_are_distinct() {
         let p = Ports::pick().unwrap();
-        let mut all = vec![p.frontend, p.catalog, p.admin, p.replicas[0], p.replicas[1], p.replicas[2]];
+        let mut all = vec![p.frontend, p.frontend_internal, p.catalog, p.admin, p.replicas[0], p.replicas[1], p.replicas[2]];
         all.sort();
         all.dedup();
-        assert_eq!(all.len(), 6);
+        assert_eq!(all.len(), 7);
     }
 
     #[test]

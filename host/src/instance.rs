@@ -94,15 +94,17 @@ fn start<'a>(
     Ok(prepared.run(accessor, std::future::pending()))
 }
 
-/// A request made by the host itself (ticks, the admin's `/ping`), addressed like one from
-/// outside: `http://{listen}{path}`.
-pub fn host_request(listen: std::net::SocketAddr, method: Method, path: &str, body: Bytes) -> http::Request<WasiBody> {
+/// A request made by the host itself (ticks, the admin's `/ping`, metrics scrapes), addressed
+/// like one from outside to the service's internal listener, `http://{internal}{path}`, and
+/// marked as arriving there.
+pub fn host_request(internal: std::net::SocketAddr, method: Method, path: &str, body: Bytes) -> http::Request<WasiBody> {
     let mut request = http::Request::new(full_body(body));
     *request.method_mut() = method;
     // `listen` and `path` come from the host's own constants and manifest; a bad one is a bug
     // that shows up as a request for `/`.
-    *request.uri_mut() = format!("http://{listen}{path}").parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    *request.uri_mut() = format!("http://{internal}{path}").parse().unwrap_or_else(|_| http::Uri::from_static("/"));
     request.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    crate::server::mark(request.headers_mut(), crate::manifest::Listener::Internal);
     request
 }
 

@@ -8,8 +8,10 @@
 //!    keys instead of being ignored;
 //! 2. [`Manifest::from_raw`] resolves relative paths against the manifest's directory, turns
 //!    the three kinds of services into one flat list of [`ServiceSpec`]s and validates the
-//!    whole: unique names/ids/addresses/data directories, files that exist, loopback-only
-//!    internal addresses.
+//!    whole: unique names/ids/addresses/data directories, files that exist, a loopback admin
+//!    address. Internal listeners on non-loopback addresses are allowed (several machines on a
+//!    private network) but listed by [`Manifest::unprotected_internal_listeners`], which
+//!    `serve` warns about unless the manifest says `expose_internal = true`.
 //!
 //! Everything after this module works with the validated [`Manifest`] only.
 
@@ -17,8 +19,10 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use toystore_manifest::OutgoingHttp;
-use toystore_manifest::{ManifestFile, OrderReplicas, ReplicaTable, ServiceEnv, ServiceTable, Settings};
+pub use toystore_manifest::{Listener, OutgoingHttp};
+use toystore_manifest::{
+    FrontendTable, InternalRoutes, ManifestFile, OrderReplicas, ReplicaTable, ServiceEnv, ServiceTable, Settings,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -38,23 +42,43 @@ pub enum ServiceKind {
     Order { replica: u32 },
 }
 
-/// One service to run: one long-lived instance of `component` on `listen`.
+/// One service to run: one long-lived instance of `component` on `listen` (and, for the
+/// frontend, on `internal_listen` too).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSpec {
     pub kind: ServiceKind,
     /// `frontend`, `catalog` or `order-N`; also the `SERVICE_NAME` the component sees.
     pub name: String,
     pub component: PathBuf,
+    /// The frontend's public address; for the other services their only (internal) one.
     pub listen: SocketAddr,
+    /// The frontend's internal listener (port 0 until `serve` has bound it); `None` for the
+    /// other services, whose `listen` is internal.
+    pub internal_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// Files copied into `data_dir` when they are not there yet.
     pub seed: Vec<PathBuf>,
 }
 
 impl ServiceSpec {
-    /// The URL other components use to reach this service.
+    /// Where other components and the host reach this service: its internal listener.
+    pub fn internal_addr(&self) -> SocketAddr {
+        self.internal_listen.unwrap_or(self.listen)
+    }
+
+    /// The URL other components use to reach this service (its internal listener).
     pub fn url(&self) -> String {
-        format!("http://{}", self.listen)
+        format!("http://{}", self.internal_addr())
+    }
+
+    /// Every listener of the service, each with what it is: the frontend has a public and an
+    /// internal one, the other services one internal listener.
+    pub fn listeners(&self) -> Vec<(Listener, SocketAddr)> {
+        match (self.kind, self.internal_listen) {
+            (ServiceKind::Frontend, Some(internal)) => vec![(Listener::Public, self.listen), (Listener::Internal, internal)],
+            (ServiceKind::Frontend, None) => vec![(Listener::Public, self.listen)],
+            _ => vec![(Listener::Internal, self.listen)],
+        }
     }
 
     pub fn replica_id(&self) -> Option<u32> {
@@ -74,6 +98,9 @@ pub struct Manifest {
     /// Loopback address of the admin endpoint.
     pub admin: SocketAddr,
     pub outgoing_http: OutgoingHttp,
+    /// `expose_internal = true`: internal listeners on non-loopback addresses are intended (a
+    /// private network), so `serve` does not warn about them.
+    pub expose_internal: bool,
     /// `[settings]`, typed; absent keys hold their defaults.
     pub settings: Settings,
     /// Frontend, catalog, then the order replicas by id.
@@ -115,22 +142,26 @@ impl Manifest {
             let Some(listen) = parse_addr(&format!("{name}.listen"), raw.listen, problems) else {
                 return;
             };
-            // Only the frontend is meant to be reached from outside; everything else talks
-            // over loopback.
-            if kind != ServiceKind::Frontend && !listen.ip().is_loopback() {
-                problems.push(format!("{name}.listen = \"{listen}\" must be a loopback address"));
-            }
             if listen.port() == 0 {
                 problems.push(format!(
                     "{name}.listen = \"{listen}\" needs a fixed port: other components are told \
                      its URL"
                 ));
             }
+            // Port 0 is fine here: `serve` binds it before any component is told the URL.
+            let internal_listen = match raw.internal_listen {
+                Some(text) => match parse_addr(&format!("{name}.internal_listen"), text, problems) {
+                    Some(addr) => Some(addr),
+                    None => return,
+                },
+                None => None,
+            };
             services.push(ServiceSpec {
                 kind,
                 name,
                 component: resolve(component),
                 listen,
+                internal_listen,
                 data_dir: resolve(raw.data_dir),
                 seed: extra_seed.iter().chain(raw.seed).map(|p| resolve(p)).collect(),
             });
@@ -181,9 +212,26 @@ impl Manifest {
             // `admin` is Some: a parse failure would have been a problem above.
             admin: admin.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
             outgoing_http: raw.outgoing_http,
+            expose_internal: raw.expose_internal,
             settings: raw.settings,
             services,
         })
+    }
+
+    /// Internal listeners (the catalog's, the replicas', the frontend's `internal_listen`) bound
+    /// to a non-loopback address, as `(service, address)`, unless the manifest says
+    /// `expose_internal = true`. Their routes trust every caller (stock changes, replication,
+    /// cache invalidation), so anyone who can reach them can break the store: `serve` warns.
+    pub fn unprotected_internal_listeners(&self) -> Vec<(&str, SocketAddr)> {
+        if self.expose_internal {
+            return Vec::new();
+        }
+        self.services
+            .iter()
+            .flat_map(|s| s.listeners().into_iter().map(move |(listener, addr)| (s.name.as_str(), listener, addr)))
+            .filter(|(_, listener, addr)| *listener == Listener::Internal && !addr.ip().is_loopback())
+            .map(|(name, _, addr)| (name, addr))
+            .collect()
     }
 
     /// `settings.tick_interval_ms`; 0 would spin the timer, so it means the default.
@@ -211,6 +259,8 @@ impl Manifest {
             catalog_url: url_of(ServiceKind::Catalog),
             order_replicas: Some(OrderReplicas(replicas)),
             replica_id: service.replica_id(),
+            // Every listener marks its requests (`server::forward`), so the mark can be trusted.
+            internal_routes: InternalRoutes::Marked,
         };
         let mut env = self.settings.to_env();
         env.extend(identity.to_env());
@@ -247,10 +297,16 @@ fn check_unique(services: &[ServiceSpec], admin: Option<SocketAddr>, problems: &
         if !names.insert(&s.name) {
             problems.push(format!("two services are named {} (replica ids must be unique)", s.name));
         }
-        if let Some((_, other)) = ports.iter().find(|(p, _)| *p == s.listen.port()) {
-            problems.push(format!("{} and {other} both use port {}", s.name, s.listen.port()));
+        for (_, addr) in s.listeners() {
+            // Port 0 is a fresh ephemeral port each time: it cannot collide.
+            if addr.port() == 0 {
+                continue;
+            }
+            if let Some((_, other)) = ports.iter().find(|(p, _)| *p == addr.port()) {
+                problems.push(format!("{} and {other} both use port {}", s.name, addr.port()));
+            }
+            ports.push((addr.port(), s.name.clone()));
         }
-        ports.push((s.listen.port(), s.name.clone()));
         if let Some((_, other)) = dirs.iter().find(|(d, _)| *d == s.data_dir.as_path()) {
             problems.push(format!(
                 "{} and {other} share the data directory {}: each service needs its own",
@@ -284,22 +340,30 @@ fn check_files(services: &[ServiceSpec], problems: &mut Vec<String>) {
     }
 }
 
-/// What every running service has: an address, a data directory and optional seed files.
+/// What every running service has: an address (the frontend two), a data directory and
+/// optional seed files.
 struct Endpoint<'a> {
     listen: &'a str,
+    internal_listen: Option<&'a str>,
     data_dir: &'a Path,
     seed: &'a [PathBuf],
 }
 
+impl<'a> From<&'a FrontendTable> for Endpoint<'a> {
+    fn from(t: &'a FrontendTable) -> Self {
+        Endpoint { listen: &t.listen, internal_listen: Some(&t.internal_listen), data_dir: &t.data_dir, seed: &t.seed }
+    }
+}
+
 impl<'a> From<&'a ServiceTable> for Endpoint<'a> {
     fn from(t: &'a ServiceTable) -> Self {
-        Endpoint { listen: &t.listen, data_dir: &t.data_dir, seed: &t.seed }
+        Endpoint { listen: &t.listen, internal_listen: None, data_dir: &t.data_dir, seed: &t.seed }
     }
 }
 
 impl<'a> From<&'a ReplicaTable> for Endpoint<'a> {
     fn from(t: &'a ReplicaTable) -> Self {
-        Endpoint { listen: &t.listen, data_dir: &t.data_dir, seed: &t.seed }
+        Endpoint { listen: &t.listen, internal_listen: None, data_dir: &t.data_dir, seed: &t.seed }
     }
 }
 
@@ -326,6 +390,7 @@ debug_routes = true
 [frontend]
 component = "front.wasm"
 listen = "127.0.0.1:8080"
+internal_listen = "127.0.0.1:8070"
 data_dir = "run/frontend"
 
 [catalog]
@@ -391,7 +456,9 @@ data_dir = "run/order-1"
         assert_eq!(env["DATA_DIR"], "/data");
         assert_eq!(env["SERVICE_NAME"], "order-1");
         assert_eq!(env["REPLICA_ID"], "1");
-        assert_eq!(env["FRONTEND_URL"], "http://127.0.0.1:8080");
+        // Other components reach the frontend on its internal listener.
+        assert_eq!(env["FRONTEND_URL"], "http://127.0.0.1:8070");
+        assert_eq!(env["INTERNAL_ROUTES"], "marked");
         assert_eq!(env["CATALOG_URL"], "http://127.0.0.1:8081");
         assert_eq!(env["ORDER_REPLICAS"], "1=http://127.0.0.1:8091,2=http://127.0.0.1:8092");
         let front: BTreeMap<String, String> = m.env_for(m.service("frontend").unwrap()).into_iter().collect();
@@ -438,13 +505,53 @@ data_dir = "run/order-1"
     }
 
     #[test]
-    fn internal_services_must_be_loopback_and_settings_typed() {
+    fn the_frontend_has_a_public_and_an_internal_listener() {
         let dir = tempfile::tempdir().unwrap();
-        let text = sample(dir.path()).replace("127.0.0.1:8081", "0.0.0.0:8081");
-        assert!(problems(&text, dir.path()).contains("catalog.listen"));
-        // The frontend may listen publicly.
-        let text = sample(dir.path()).replace("127.0.0.1:8080", "0.0.0.0:8080");
-        assert!(parse(&text, dir.path()).is_ok());
+        let m = parse(&sample(dir.path()), dir.path()).unwrap();
+        let front = m.service("frontend").unwrap();
+        let (public, internal): (SocketAddr, SocketAddr) = ("127.0.0.1:8080".parse().unwrap(), "127.0.0.1:8070".parse().unwrap());
+        assert_eq!(front.listeners(), vec![(Listener::Public, public), (Listener::Internal, internal)]);
+        assert_eq!(front.url(), "http://127.0.0.1:8070");
+        let catalog = m.service("catalog").unwrap();
+        assert_eq!(catalog.listeners(), vec![(Listener::Internal, "127.0.0.1:8081".parse().unwrap())]);
+        // Left out: a free loopback port, taken when `serve` starts.
+        let text = sample(dir.path()).replace("internal_listen = \"127.0.0.1:8070\"\n", "");
+        let m = parse(&text, dir.path()).unwrap();
+        assert_eq!(m.service("frontend").unwrap().internal_listen, Some("127.0.0.1:0".parse().unwrap()));
+        // Its port is checked against the others like any listener's.
+        let text = sample(dir.path()).replace("127.0.0.1:8070", "127.0.0.1:8081");
+        assert!(problems(&text, dir.path()).contains("both use port 8081"));
+        let text = sample(dir.path()).replace("127.0.0.1:8070", "nowhere");
+        assert!(problems(&text, dir.path()).contains("frontend.internal_listen = \"nowhere\""));
+        // Only the frontend has one.
+        let text = sample(dir.path()).replace("seed = [\"catalog.csv\"]", "internal_listen = \"127.0.0.1:8071\"");
+        assert!(problems(&text, dir.path()).contains("internal_listen"));
+    }
+
+    #[test]
+    fn non_loopback_internal_listeners_are_listed_unless_exposed_on_purpose() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(parse(&sample(dir.path()), dir.path()).unwrap().unprotected_internal_listeners().is_empty());
+        let text = sample(dir.path())
+            .replace("127.0.0.1:8081", "0.0.0.0:8081")
+            .replace("127.0.0.1:8070", "10.0.0.5:8070")
+            .replace("127.0.0.1:8092", "[::]:8092")
+            // The public listener may be anywhere.
+            .replace("127.0.0.1:8080", "0.0.0.0:8080");
+        let m = parse(&text, dir.path()).unwrap();
+        let listed: Vec<(&str, String)> = m.unprotected_internal_listeners().into_iter().map(|(n, a)| (n, a.to_string())).collect();
+        assert_eq!(
+            listed,
+            [("frontend", "10.0.0.5:8070".to_string()), ("catalog", "0.0.0.0:8081".into()), ("order-2", "[::]:8092".into())]
+        );
+        let exposed = parse(&text.replace("admin = ", "expose_internal = true\nadmin = "), dir.path()).unwrap();
+        assert!(exposed.expose_internal);
+        assert!(exposed.unprotected_internal_listeners().is_empty());
+    }
+
+    #[test]
+    fn settings_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
         let text = sample(dir.path()).replace("cache_capacity = 5", "cache_capacity = \"five\"");
         let msg = problems(&text, dir.path());
         assert!(msg.contains("cache_capacity") && msg.contains("five"), "{msg}");

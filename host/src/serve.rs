@@ -1,6 +1,7 @@
 //! `toystore serve`: the whole store in one process.
 //!
-//! 1. read and validate the manifest;
+//! 1. read and validate the manifest; warn about internal listeners on non-loopback addresses
+//!    (unless `expose_internal = true`); bind an ephemeral `internal_listen` to learn its port;
 //! 2. compile each distinct component once;
 //! 3. bind the admin port, then start every service (listener + supervised instance);
 //! 4. run the tick timer and the admin endpoint;
@@ -28,13 +29,23 @@ const BACKEND_START_WAIT: Duration = Duration::from_secs(10);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
-    let manifest = Manifest::load(manifest_path)?;
+    let mut manifest = Manifest::load(manifest_path)?;
     tracing::info!(
         manifest = %manifest.path.display(),
         outgoing_http = %manifest.outgoing_http,
         tick_interval_ms = manifest.tick_interval_ms(),
         "starting toystore"
     );
+    for (service, address) in manifest.unprotected_internal_listeners() {
+        tracing::warn!(
+            service,
+            %address,
+            "internal listener on a non-loopback address: whoever reaches it can change stock, orders \
+             and caches; bind it to 127.0.0.1, or set expose_internal = true if this is a private network"
+        );
+    }
+    // Before any component is told where the others are.
+    let reserved = bind_ephemeral(&mut manifest)?;
 
     let mut runtime = Runtime::new(Outgoing::new(manifest.outgoing_http))?;
     let mut instances = Vec::new();
@@ -48,6 +59,11 @@ pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
     let runtime = Arc::new(runtime);
     let services: Vec<Arc<Service>> =
         instances.into_iter().map(|(spec, instance)| Service::new(spec, runtime.clone(), instance)).collect();
+    for (name, listener) in reserved {
+        if let Some(service) = services.iter().find(|s| s.name() == name) {
+            service.reserve(listener);
+        }
+    }
 
     // Bind the admin port first: if another host is running, this fails before anything starts.
     let admin_listener = server::bind(manifest.admin)
@@ -83,6 +99,23 @@ pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
     admin_task.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Bind every internal listener given with port 0 (the frontend's default `internal_listen`),
+/// write the port it got into the manifest, and return the bound sockets by service name for
+/// the services' first start: components are told that address, so it must be fixed before
+/// they start, and held so that nothing else takes it meanwhile.
+fn bind_ephemeral(manifest: &mut Manifest) -> anyhow::Result<Vec<(String, std::net::TcpListener)>> {
+    let mut reserved = Vec::new();
+    for spec in &mut manifest.services {
+        let Some(addr) = spec.internal_listen.filter(|a| a.port() == 0) else { continue };
+        let listener = server::bind_std(addr)
+            .with_context(|| format!("cannot listen on {addr} for {}'s internal listener", spec.name))?;
+        let bound = listener.local_addr().context("the address of a bound listener")?;
+        spec.internal_listen = Some(bound);
+        reserved.push((spec.name.clone(), listener));
+    }
+    Ok(reserved)
 }
 
 /// Wait for Ctrl-C or SIGTERM.

@@ -2,7 +2,9 @@
 //! on the same accept loop.
 //!
 //! For a service, [`forward`] turns each request into a [`Job`] for the service's instance and
-//! waits for the answer. Two limits keep a flood from piling up unbounded work in the instance:
+//! waits for the answer. It marks the request with the listener it arrived on ([`mark`]: the
+//! `toystore-listener` header, any client-sent copy removed first), which is how the frontend
+//! tells its public listener from its internal one without trusting the client. Two limits keep a flood from piling up unbounded work in the instance:
 //! a semaphore of requests in flight and a bounded job queue; beyond either the caller gets
 //! 503 at once.
 //!
@@ -36,6 +38,7 @@ use futures::FutureExt;
 
 use crate::head;
 use crate::instance::{Job, Response};
+use crate::manifest::Listener;
 use crate::reply;
 use crate::supervisor::Status;
 
@@ -153,24 +156,40 @@ async fn limit_body(body: Incoming) -> Result<wasmtime_wasi_http::WasiBody, Resp
     }
 }
 
-/// The entry to one service's instance: its job queue and in-flight limit.
+/// The entry to one service's instance: its job queue and in-flight limit, shared by all of
+/// its listeners.
 pub struct Gate {
     pub name: Arc<str>,
-    /// `listen` as a URI authority, made once: every request's URL is built from it.
-    pub authority: http::uri::Authority,
     pub jobs: mpsc::Sender<Job>,
     pub permits: Arc<Semaphore>,
     /// The service's status, to tell a request cut by the spin guard from one lost in a crash.
     pub status: Arc<Status>,
 }
 
-/// Hand one incoming request to the service's instance and wait for its response.
-pub async fn forward(gate: Arc<Gate>, request: hyper::Request<Incoming>) -> Response {
+/// One listener of a service: which one it is, and its address as a URI authority (made once:
+/// the URL of every request it forwards is built from it).
+pub struct Door {
+    pub listener: Listener,
+    pub authority: http::uri::Authority,
+}
+
+/// Mark a request as arriving on `listener`: every copy of the marker header a client may have
+/// sent is removed, then the host's own is set. Components trust only this one (see
+/// `toystore_manifest::listener`).
+pub fn mark(headers: &mut http::HeaderMap, listener: Listener) {
+    headers.remove(toystore_manifest::LISTENER_HEADER);
+    headers.insert(toystore_manifest::LISTENER_HEADER, http::HeaderValue::from_static(listener.as_str()));
+}
+
+/// Hand one incoming request, which arrived on `door`, to the service's instance and wait for
+/// its response.
+pub async fn forward(gate: Arc<Gate>, door: &Door, request: hyper::Request<Incoming>) -> Response {
     let Ok(_permit) = gate.permits.clone().try_acquire_owned() else {
         crate::metrics::busy(&gate.name);
         return reply::error(StatusCode::SERVICE_UNAVAILABLE, format!("{} is busy: too many requests in flight", gate.name));
     };
     let (mut parts, body) = request.into_parts();
+    mark(&mut parts.headers, door.listener);
     let body = match limit_body(body).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -179,7 +198,7 @@ pub async fn forward(gate: Arc<Gate>, request: hyper::Request<Incoming>) -> Resp
     // addressed by, as under `wasmtime serve`. Built from parts: no formatting or re-parsing.
     let mut uri = std::mem::take(&mut parts.uri).into_parts();
     uri.scheme = Some(http::uri::Scheme::HTTP);
-    uri.authority = Some(gate.authority.clone());
+    uri.authority = Some(door.authority.clone());
     if uri.path_and_query.is_none() {
         uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
     }

@@ -3,7 +3,9 @@
 //!
 //! A running service is two tasks joined by its job queue, both on the service's own thread
 //! ([`thread::ServiceThread`]):
-//! - the **listener** ([`server::accept_loop`]) accepts connections and turns requests into jobs;
+//! - the **listener** ([`server::accept_loop`]) accepts connections and turns requests into jobs
+//!   (the frontend has two, public and internal, feeding the same queue; each marks its
+//!   requests with which one it is, see [`server::forward`]);
 //! - the **supervisor** ([`Supervisor::run`]) owns the instance that serves the jobs.
 //!
 //! Killing a service aborts both: the listener socket closes (new connections are refused),
@@ -28,7 +30,7 @@ use tokio::task::JoinHandle;
 use crate::instance::{self, Job, ReplyError};
 use crate::manifest::ServiceSpec;
 use crate::runtime::{InstanceSpec, Runtime};
-use crate::server::{self, Gate, Handler};
+use crate::server::{self, Door, Gate, Handler};
 use crate::pause;
 use crate::supervisor::{State, Status, StatusSnapshot, Supervisor};
 use thread::ServiceThread;
@@ -71,7 +73,11 @@ pub enum CallError {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceReport {
     pub name: String,
+    /// `listen`: the frontend's public address, the other services' only one.
     pub address: String,
+    /// The frontend's internal listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal_address: Option<String>,
     #[serde(flatten)]
     pub status: StatusSnapshot,
 }
@@ -89,11 +95,16 @@ pub struct Service {
     tick_busy: AtomicBool,
     /// `true` while paused; every task of the running service watches it.
     pause: pause::Switch,
+    /// Sockets bound before the first start (`serve` binds an ephemeral `internal_listen` to
+    /// learn its port before telling the components); that start uses them instead of binding,
+    /// so no other process can take the port in between.
+    reserved: Mutex<Vec<std::net::TcpListener>>,
 }
 
 struct Running {
     shutdown: watch::Sender<bool>,
-    listener: JoinHandle<()>,
+    /// One accept loop per listener.
+    listeners: Vec<JoinHandle<()>>,
     supervisor: JoinHandle<()>,
     /// Dropped last: it ends the thread and whatever still runs on it.
     _thread: ServiceThread,
@@ -111,7 +122,23 @@ impl Service {
             control: tokio::sync::Mutex::new(None),
             tick_busy: AtomicBool::new(false),
             pause: pause::Switch::new(false),
+            reserved: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Serve the listener at `listener`'s address from this already bound socket on the next
+    /// start.
+    pub fn reserve(&self, listener: std::net::TcpListener) {
+        self.reserved.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(listener);
+    }
+
+    /// The reserved socket for `addr`, else a fresh one bound to it.
+    fn bind(&self, addr: SocketAddr) -> Result<std::net::TcpListener, ServiceError> {
+        let mut reserved = self.reserved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(i) = reserved.iter().position(|l| l.local_addr().is_ok_and(|a| a == addr)) {
+            return Ok(reserved.swap_remove(i));
+        }
+        server::bind_std(addr).map_err(|error| ServiceError::Bind { service: self.spec.name.clone(), addr, error })
     }
 
     pub fn name(&self) -> &str {
@@ -128,7 +155,12 @@ impl Service {
     }
 
     pub fn report(&self) -> ServiceReport {
-        ServiceReport { name: self.spec.name.clone(), address: self.spec.url(), status: self.status.snapshot() }
+        ServiceReport {
+            name: self.spec.name.clone(),
+            address: format!("http://{}", self.spec.listen),
+            internal_address: self.spec.internal_listen.map(|addr| format!("http://{addr}")),
+            status: self.status.snapshot(),
+        }
     }
 
     /// Bind the listener and start the first instance. Does nothing if already running.
@@ -137,58 +169,72 @@ impl Service {
         if control.is_some() {
             return Ok(());
         }
-        let addr = self.spec.listen;
         // Bound here so that a taken port is reported before anything starts; registered with
         // the service thread's runtime once there.
-        let listener = server::bind_std(addr)
-            .map_err(|error| ServiceError::Bind { service: self.spec.name.clone(), addr, error })?;
+        let mut bound = Vec::new();
+        for (listener, addr) in self.spec.listeners() {
+            let door = Door {
+                listener,
+                authority: addr.to_string().parse().map_err(|e: http::uri::InvalidUri| ServiceError::Bind {
+                    service: self.spec.name.clone(),
+                    addr,
+                    error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+                })?,
+            };
+            bound.push((Arc::new(door), addr, self.bind(addr)?));
+        }
         let thread = ServiceThread::start(&self.spec.name)
             .map_err(|error| ServiceError::Thread { service: self.spec.name.clone(), error })?;
         let name: Arc<str> = Arc::from(self.spec.name.as_str());
         let (jobs, queue) = mpsc::channel(MAX_IN_FLIGHT + QUEUE_SLACK);
         let gate = Arc::new(Gate {
             name: name.clone(),
-            authority: addr.to_string().parse().map_err(|e: http::uri::InvalidUri| ServiceError::Bind {
-                service: self.spec.name.clone(),
-                addr,
-                error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
-            })?,
             jobs: jobs.clone(),
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             status: self.status.clone(),
-        });
-        let paused = self.pause.subscribe();
-        let handler: Handler = Arc::new(move |request| {
-            let gate = gate.clone();
-            let mut paused = paused.clone();
-            Box::pin(crate::metrics::measure(gate.name.clone(), request, move |request| async move {
-                pause::wait_resumed(&mut paused).await;
-                server::forward(gate, request).await
-            }))
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
 
         self.status.set(State::Starting);
         let supervisor = Supervisor {
             name: name.clone(),
-            listen: addr,
+            internal: self.spec.internal_addr(),
             runtime: self.runtime.clone(),
             instance: self.instance.clone(),
             seed: self.spec.seed.clone(),
             status: self.status.clone(),
         };
         let supervisor = thread.spawn(pause::gated(supervisor.run(queue), self.pause.subscribe()));
-        let paused = self.pause.subscribe();
-        let listener = thread.spawn(async move {
-            match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => pause::gated(server::accept_loop(name, listener, handler, shutdown_rx), paused).await,
-                Err(e) => tracing::error!(service = %name, error = %e, "cannot register the listener"),
-            }
-        });
+        let mut listeners = Vec::new();
+        for (door, addr, listener) in bound {
+            let kind = door.listener;
+            let handler = self.handler(gate.clone(), door);
+            let (name, shutdown_rx, paused) = (name.clone(), shutdown_rx.clone(), self.pause.subscribe());
+            listeners.push(thread.spawn(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => pause::gated(server::accept_loop(name, listener, handler, shutdown_rx), paused).await,
+                    Err(e) => tracing::error!(service = %name, error = %e, "cannot register the listener"),
+                }
+            }));
+            tracing::info!("{} listening on http://{addr} ({kind})", self.spec.name);
+        }
         *self.lock_jobs() = Some(jobs);
-        *control = Some(Running { shutdown, listener, supervisor, _thread: thread });
-        tracing::info!("{} listening on http://{addr}", self.spec.name);
+        *control = Some(Running { shutdown, listeners, supervisor, _thread: thread });
         Ok(())
+    }
+
+    /// What one listener does with a request: measure it, wait while paused, then forward it
+    /// to the instance marked with the listener it came in on.
+    fn handler(&self, gate: Arc<Gate>, door: Arc<Door>) -> Handler {
+        let paused = self.pause.subscribe();
+        Arc::new(move |request| {
+            let (gate, door) = (gate.clone(), door.clone());
+            let mut paused = paused.clone();
+            Box::pin(crate::metrics::measure(gate.name.clone(), request, move |request| async move {
+                pause::wait_resumed(&mut paused).await;
+                server::forward(gate, &door, request).await
+            }))
+        })
     }
 
     /// Stop abruptly: close the listener, cut open connections, drop the instance.
@@ -196,10 +242,10 @@ impl Service {
         let mut control = self.control.lock().await;
         self.lock_jobs().take();
         if let Some(running) = control.take() {
-            running.listener.abort();
+            running.listeners.iter().for_each(JoinHandle::abort);
             running.supervisor.abort();
-            // Wait until both are really gone, so the port is closed when we return.
-            let _ = running.listener.await;
+            // Wait until all are really gone, so the ports are closed when we return.
+            futures::future::join_all(running.listeners).await;
             let _ = running.supervisor.await;
             crate::metrics::restarted(&self.spec.name, crate::metrics::RestartCause::Kill);
         }
@@ -263,9 +309,10 @@ impl Service {
             // A paused service is let go first, so it can finish its requests like the others.
             self.unpause();
             let _ = running.shutdown.send(true);
-            if tokio::time::timeout(grace, &mut running.listener).await.is_err() {
+            let drained = futures::future::join_all(running.listeners.iter_mut());
+            if tokio::time::timeout(grace, drained).await.is_err() {
                 tracing::warn!(service = %self.spec.name, "requests still open after {grace:?}; cutting them");
-                running.listener.abort();
+                running.listeners.iter().for_each(JoinHandle::abort);
             }
             running.supervisor.abort();
             let _ = running.supervisor.await;
@@ -277,7 +324,7 @@ impl Service {
     /// Send the running instance a request from the host itself and read the whole answer.
     pub async fn call(&self, method: Method, path: &str, timeout: Duration) -> Result<(StatusCode, Bytes), CallError> {
         let jobs = self.lock_jobs().clone().ok_or(CallError::NotRunning)?;
-        let request = instance::host_request(self.spec.listen, method, path, Bytes::new());
+        let request = instance::host_request(self.spec.internal_addr(), method, path, Bytes::new());
         let (job, receiver) = Job::new(request);
         jobs.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => CallError::Busy,
@@ -416,6 +463,7 @@ mod tests {
             name: "order-1".into(),
             component: wasm,
             listen,
+            internal_listen: None,
             data_dir: data.path().join("order-1"),
             seed: vec![seed],
         };

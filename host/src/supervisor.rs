@@ -259,7 +259,8 @@ impl InstanceFailure {
 /// Everything needed to (re)build one service's instance.
 pub struct Supervisor {
     pub name: Arc<str>,
-    pub listen: SocketAddr,
+    /// The service's internal listener, which the host's own requests are addressed to.
+    pub internal: SocketAddr,
     pub runtime: Arc<Runtime>,
     pub instance: Arc<InstanceSpec>,
     pub seed: Vec<PathBuf>,
@@ -320,7 +321,7 @@ impl Supervisor {
 
     /// The `POST /tick` every new instance gets first; its answer is only logged.
     fn start_tick(&self) -> Job {
-        let request = instance::host_request(self.listen, Method::POST, "/tick", Bytes::new());
+        let request = instance::host_request(self.internal, Method::POST, "/tick", Bytes::new());
         let (job, receiver) = Job::new(request);
         let name = self.name.clone();
         let service_status = self.status.clone();

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Settings;
+use crate::{InternalRoutes, Settings};
 
 /// A variable that is set but does not parse as its setting's type.
 #[derive(Debug)]
@@ -63,6 +63,10 @@ pub struct ServiceEnv {
     /// `REPLICA_ID`, for the order replicas only.
     #[serde(default)]
     pub replica_id: Option<u32>,
+    /// `INTERNAL_ROUTES`: who may use the component's internal routes (the host sets
+    /// `marked`; absent means `off`, see [`crate::listener`]).
+    #[serde(default)]
+    pub internal_routes: InternalRoutes,
 }
 
 fn default_data_dir() -> String {
@@ -78,6 +82,7 @@ impl Default for ServiceEnv {
             catalog_url: None,
             order_replicas: None,
             replica_id: None,
+            internal_routes: InternalRoutes::default(),
         }
     }
 }
@@ -181,14 +186,20 @@ mod tests {
             catalog_url: Some("http://127.0.0.1:8081".into()),
             order_replicas: Some("1=http://a:1/, 2=http://b:2".parse().unwrap()),
             replica_id: Some(2),
+            internal_routes: InternalRoutes::Marked,
             ..ServiceEnv::default()
         };
         let vars = e.to_env();
         assert!(vars.contains(&("ORDER_REPLICAS".into(), "1=http://a:1,2=http://b:2".into())));
         assert!(vars.contains(&("DATA_DIR".into(), "/data".into())));
+        assert!(vars.contains(&("INTERNAL_ROUTES".into(), "marked".into())));
         assert!(!vars.iter().any(|(k, _)| k == "FRONTEND_URL"));
         assert_eq!(ServiceEnv::from_vars(vars).unwrap(), e);
         assert_eq!(ServiceEnv::from_vars(Vec::new()).unwrap(), ServiceEnv::default());
         assert!("1=http://a,x=http://b".parse::<OrderReplicas>().is_err());
+        // Under the stock runtime, by hand: `--env INTERNAL_ROUTES=on`.
+        let on = ServiceEnv::from_vars(vec![("INTERNAL_ROUTES".into(), "on".into())]).unwrap();
+        assert_eq!(on.internal_routes, InternalRoutes::On);
+        assert!(ServiceEnv::from_vars(vec![("INTERNAL_ROUTES".into(), "yes".into())]).is_err());
     }
 }

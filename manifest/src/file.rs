@@ -18,14 +18,46 @@ pub struct ManifestFile {
     pub admin: String,
     #[serde(default)]
     pub outgoing_http: OutgoingHttp,
+    /// `true` says "I run these on a private network": `serve` then stays quiet about internal
+    /// listeners (catalog, order replicas, the frontend's `internal_listen`) bound to
+    /// non-loopback addresses. By default it warns about each one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expose_internal: bool,
     #[serde(default)]
     pub settings: Settings,
-    pub frontend: ServiceTable,
+    pub frontend: FrontendTable,
     pub catalog: ServiceTable,
     pub order: OrderTable,
 }
 
-/// `[frontend]` and `[catalog]`: one service.
+/// `[frontend]`: the public service, with a second, internal listener on the same instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendTable {
+    pub component: PathBuf,
+    /// The public address: the store's API, and nothing else.
+    pub listen: String,
+    /// The internal address: the frontend's internal routes (`/invalidate/*`, `/tick`,
+    /// `/cache/stats`, `/leader`, `/debug/*`) as well as the public ones; the catalog and the
+    /// host call it. Never to be exposed. Port 0 (the default) takes a free port at start.
+    #[serde(default = "FrontendTable::default_internal_listen")]
+    pub internal_listen: String,
+    pub data_dir: PathBuf,
+    /// Files copied into `data_dir` on first start (never over existing ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seed: Vec<PathBuf>,
+}
+
+impl FrontendTable {
+    /// An ephemeral loopback port: enough when every service runs in one `toystore serve`.
+    pub const DEFAULT_INTERNAL_LISTEN: &'static str = "127.0.0.1:0";
+
+    fn default_internal_listen() -> String {
+        Self::DEFAULT_INTERNAL_LISTEN.into()
+    }
+}
+
+/// `[catalog]`: one service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceTable {

@@ -4,7 +4,9 @@
 //! - [`file`]: the whole manifest file as written (serde both ways: the host reads it, the
 //!   client and the test harness write it with `toml`);
 //! - [`env`]: how settings and each service's identity become environment variables, and how a
-//!   component reads them back.
+//!   component reads them back;
+//! - [`listener`]: which listener (public or internal) a request arrived on, as the host marks
+//!   it, and when a component trusts that mark.
 //!
 //! Every struct rejects unknown keys, so a typo such as `cache_capacty = 50` is an error naming
 //! the key and the known ones instead of a silently ignored line. No runtime dependencies: the
@@ -12,8 +14,10 @@
 
 pub mod env;
 pub mod file;
+pub mod listener;
 pub mod settings;
 
 pub use env::{EnvError, OrderReplicas, ServiceEnv};
-pub use file::{ManifestFile, OrderTable, OutgoingHttp, ReplicaTable, ServiceTable};
+pub use file::{FrontendTable, ManifestFile, OrderTable, OutgoingHttp, ReplicaTable, ServiceTable};
+pub use listener::{InternalRoutes, Listener, LISTENER_HEADER};
 pub use settings::Settings;

@@ -102,11 +102,17 @@ impl Cluster {
     }
 
     pub fn start_with(settings: Settings) -> Self {
+        Self::start_edited(settings, |manifest| manifest)
+    }
+
+    /// Start with the manifest [`manifest_for`] writes, changed by `edit` first (e.g. to bind
+    /// a service to another address). Restarts run the edited manifest too.
+    pub fn start_edited(settings: Settings, edit: impl FnOnce(String) -> String) -> Self {
         let dir = tempfile::Builder::new().prefix("toystore-e2e-").tempdir().expect("temp dir");
         let ports = Ports::pick().expect("free ports");
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
         let mut cluster = Self { dir, ports, settings, child: None, agent };
-        fs::write(cluster.manifest_path(), cluster.manifest()).expect("write manifest");
+        fs::write(cluster.manifest_path(), edit(cluster.manifest())).expect("write manifest");
         cluster.spawn();
         cluster
     }
@@ -165,6 +171,11 @@ impl Cluster {
         }
     }
 
+    /// The host's whole log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
     /// The last lines of the host's log (for failure messages).
     pub fn log_tail(&self) -> String {
         let mut s = String::new();
@@ -212,8 +223,14 @@ impl Cluster {
         self.spawn();
     }
 
+    /// The frontend's public address: the store's API, what clients use.
     pub fn frontend_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.ports.frontend)
+    }
+
+    /// The frontend's internal address (`internal_listen`): its internal routes as well.
+    pub fn internal_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.frontend_internal)
     }
 
     pub fn catalog_url(&self) -> String {
@@ -264,6 +281,18 @@ impl Cluster {
 
     fn try_replica(&self, id: usize, path: &str) -> Result<Reply, String> {
         self.request("GET", &format!("{}{path}", self.replica_url(id)), None)
+    }
+
+    /// GET on the frontend's internal listener (`/cache/stats`, `/leader`, ...).
+    pub fn internal_get(&self, path: &str) -> Reply {
+        self.request("GET", &format!("{}{path}", self.internal_url()), None)
+            .unwrap_or_else(|e| panic!("internal GET {path}: {e}\nlog:\n{}", self.log_tail()))
+    }
+
+    /// POST on the frontend's internal listener (`/invalidate/<name>`, `/tick`, ...).
+    pub fn internal_post(&self, path: &str, body: &str) -> Reply {
+        self.request("POST", &format!("{}{path}", self.internal_url()), Some(body))
+            .unwrap_or_else(|e| panic!("internal POST {path}: {e}\nlog:\n{}", self.log_tail()))
     }
 
     /// GET on the frontend.
@@ -320,7 +349,7 @@ impl Cluster {
 
     /// The frontend's current order leader, if any.
     pub fn leader(&self) -> Option<u64> {
-        self.get("/leader").data()["leader"].as_u64()
+        self.internal_get("/leader").data()["leader"].as_u64()
     }
 
     /// The frontend's current order leader, or `None` when there is none or the frontend

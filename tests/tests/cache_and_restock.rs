@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use toystore_e2e::{test_settings, Cluster, Settings, TOYS};
 
 fn stats(c: &Cluster) -> serde_json::Value {
-    let r = c.get("/cache/stats");
+    let r = c.internal_get("/cache/stats");
     assert_eq!(r.status, 200, "{}", r.body);
     r.data().clone()
 }
@@ -83,7 +83,7 @@ fn invalidate_route_drops_an_entry() {
     c.get("/products/Fox");
     edit_stock_on_disk(&c, "Fox", 7);
     assert_eq!(c.get("/products/Fox").data()["quantity"], 100, "cached");
-    assert_eq!(c.post("/invalidate/Fox", "").status, 200);
+    assert_eq!(c.internal_post("/invalidate/Fox", "").status, 200);
     assert_eq!(c.get("/products/Fox").data()["quantity"], 7, "re-read after invalidation");
 }
 

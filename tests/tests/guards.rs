@@ -59,3 +59,45 @@ fn a_spinning_catalog_is_cut_with_503_and_restarted_while_the_rest_serves() {
     assert_eq!(catalog["state"], "running", "{catalog}");
     assert_eq!(c.order("Lego", 1).status, 200, "orders go through the restarted catalog");
 }
+
+/// The `/debug/spin` of one service: a 503 envelope saying it spun, within a bounded time.
+fn spin(c: &Cluster, base: &str) {
+    let started = Instant::now();
+    let reply = c.request("POST", &format!("{base}/debug/spin"), Some("")).expect("an answer, not a dropped connection");
+    assert_eq!(reply.status, 503, "{base}: {:?}", reply.body);
+    assert!(reply.error_message().contains("spinning"), "{base}: {:?}", reply.body);
+    assert!(started.elapsed() < Duration::from_secs(15), "{base}: cut within a bounded time");
+}
+
+fn last_crash_cause(c: &Cluster, service: &str) -> serde_json::Value {
+    let services = c.admin("GET", "/services");
+    let found = services.data().as_array().and_then(|all| all.iter().find(|s| s["name"] == service).cloned());
+    found.unwrap_or_else(|| panic!("{service} in {}", services.body))["last_crash_cause"].clone()
+}
+
+#[test]
+fn a_spinning_follower_and_a_spinning_frontend_are_cut_and_come_back() {
+    let c = Cluster::start();
+    let leader = c.leader().expect("a leader") as usize;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+
+    // A follower spins: the leader and the other follower still make orders durable.
+    std::thread::scope(|scope| {
+        scope.spawn(|| spin(&c, &c.replica_url(follower)));
+        std::thread::sleep(Duration::from_millis(300));
+        let placed = c.order("Marbles", 1);
+        assert_eq!(placed.status, 200, "an order while order-{follower} spins: {:?}", placed.body);
+    });
+    assert_eq!(last_crash_cause(&c, &format!("order-{follower}")), "spin");
+
+    // The frontend's spin route is internal: not on the public port, cut on the internal one.
+    let public = c.request("POST", &format!("{}/debug/spin", c.frontend_url()), Some("")).expect("an answer");
+    assert_eq!(public.status, 404, "{:?}", public.body);
+    spin(&c, &c.internal_url());
+    assert_eq!(last_crash_cause(&c, "frontend"), "spin");
+    c.wait_for("the frontend to serve again", Duration::from_secs(20), || {
+        c.request("GET", &format!("{}/products/Tux", c.frontend_url()), None).map(|r| r.status == 200).unwrap_or(false)
+    });
+    c.wait_for("a leader again", Duration::from_secs(20), || c.leader().is_some());
+    assert_eq!(c.order("Marbles", 1).status, 200, "orders go through the restarted frontend");
+}

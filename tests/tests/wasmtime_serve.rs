@@ -120,3 +120,61 @@ fn catalog_under_stock_wasmtime_serve_applies_each_order_exactly_once() {    let
     assert!(file.lines().any(|l| l == "Tux,25.99,0,100,0,100"), "on disk too, with 100 applied: {file}");
     assert!(file.lines().skip(1).all(|l| l.ends_with(",100")), "one applied count in every row: {file}");
 }
+
+/// The frontend under the stock `wasmtime serve` on `port`, with `env` (`--env` pairs) added.
+fn serve_frontend(dir: &std::path::Path, port: u16, env: &[&str]) -> Serve {
+    let log = std::fs::File::create(dir.join(format!("serve-{port}.log"))).unwrap();
+    let mut command = Command::new(wasmtime());
+    command
+        .args(["serve", "-S", "cli", "-S", "p3", "--addr", &format!("127.0.0.1:{port}")])
+        .arg("--dir")
+        .arg(format!("{}::/data", dir.display()))
+        .args(["--env", "DATA_DIR=/data"]);
+    for pair in env {
+        command.args(["--env", pair]);
+    }
+    let child = command
+        .arg(wasm_dir().join("toystore_frontend.wasm"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start wasmtime serve");
+    Serve(child)
+}
+
+/// Status of `GET path` on `port` with `headers`, once the server answers at all.
+fn status(port: u16, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut request = agent.get(&format!("http://127.0.0.1:{port}{path}"));
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        match request.call() {
+            Ok(r) => return r.status(),
+            Err(ureq::Error::Status(s, _)) => return s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "wasmtime serve on {port} did not answer: {e}");
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Without the host nobody vouches for the listener marker, so by default the frontend's
+/// internal routes are off whatever a client sends; `INTERNAL_ROUTES=on` opens them, for a
+/// `wasmtime serve` on a port only other services reach.
+#[test]
+fn frontend_under_stock_wasmtime_serve_keeps_internal_routes_off_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let (default_port, open_port) = (free_port(), free_port());
+    let _default = serve_frontend(dir.path(), default_port, &[]);
+    let _open = serve_frontend(dir.path(), open_port, &["INTERNAL_ROUTES=on"]);
+
+    assert_eq!(status(default_port, "/health", &[]), 200, "the public routes answer");
+    assert_eq!(status(default_port, "/cache/stats", &[]), 404);
+    assert_eq!(status(default_port, "/cache/stats", &[("toystore-listener", "internal")]), 404, "a forged marker is ignored");
+    assert_eq!(status(open_port, "/cache/stats", &[]), 200);
+    assert_eq!(status(open_port, "/health", &[]), 200);
+}

@@ -6,11 +6,15 @@
 //! | `GET /products` | the whole catalog (not cached) |
 //! | `POST /orders` or `POST /order`, `{name or toy, quantity}` | validated here, forwarded to the leader with an idempotency key (echoed in the `Idempotency-Key` response header) |
 //! | `GET /orders/<n>`, `GET /order/<n>`, `GET /order?<n>` (or `?number=`) | from the leader |
-//! | `POST /invalidate/<name>` | drop a cache entry (the catalog calls it) |
 //! | `GET /openapi.json` | the public API as an OpenAPI 3 document (`openapi.yaml`) |
-//! | `GET /cache/stats`, `GET /leader`, `POST /tick`, `GET /health` | internal |
-//! | `POST /debug/trap` | panic (only with `DEBUG_ROUTES=true`; else 404) |
+//! | `GET /health` | liveness |
+//! | internal: `POST /invalidate/<name>` | drop a cache entry (the catalog calls it) |
+//! | internal: `GET /cache/stats`, `GET /leader`, `POST /tick` | the host's scrapes and timer |
+//! | internal: `POST /debug/trap`, `POST /debug/spin` | panic / loop forever (only with `DEBUG_ROUTES=true`; else 404) |
 //!
+//! Internal routes answer only on the internal listener (`internal_listen`); on the public
+//! one they are 404 like any unknown path, so the public port serves what `openapi.yaml`
+//! describes (and `GET /`, the storefront page, and `/health`). See [`routes`].
 //! Nothing here is durable: the cache and the current leader are memory, rebuilt after a
 //! restart by the next lookups and the next selection.
 
@@ -47,7 +51,7 @@ pub struct Config {
     pub call_timeout: Duration,
     /// `HEALTH_CHECK_INTERVAL_MS` (default 1000): leader pings from `POST /tick`.
     pub health_check_interval: Duration,
-    /// `DEBUG_ROUTES` (default false): enables `POST /debug/trap`.
+    /// `DEBUG_ROUTES` (default false): enables `POST /debug/trap` and `POST /debug/spin`.
     pub debug_routes: bool,
     pub retry: RetryPolicy,
 }
@@ -115,8 +119,11 @@ enum Route {
     Health,
     OpenApi,
     Trap,
+    Spin,
 }
 
+/// The route table. Public routes first; the rest only on the internal listener (the router
+/// answers them 404 elsewhere, see `toystore_guest::router`).
 fn routes(debug_routes: bool) -> Router<Route> {
     let routes = Router::new()
         .get("/products/{name}", Route::Product)
@@ -128,14 +135,14 @@ fn routes(debug_routes: bool) -> Router<Route> {
         .get("/orders/{n}", Route::Order)
         .get("/order/{n}", Route::Order)
         .get("/order", Route::OrderByQuery)
-        .post("/invalidate/{name}", Route::Invalidate)
-        .get("/cache/stats", Route::CacheStats)
-        .get("/leader", Route::Leader)
-        .post("/tick", Route::Tick)
         .get("/health", Route::Health)
-        .get("/openapi.json", Route::OpenApi);
+        .get("/openapi.json", Route::OpenApi)
+        .internal_post("/invalidate/{name}", Route::Invalidate)
+        .internal_get("/cache/stats", Route::CacheStats)
+        .internal_get("/leader", Route::Leader)
+        .internal_post("/tick", Route::Tick);
     if debug_routes {
-        routes.post("/debug/trap", Route::Trap)
+        routes.internal_post("/debug/trap", Route::Trap).internal_post("/debug/spin", Route::Spin)
     } else {
         routes
     }
@@ -205,6 +212,10 @@ impl<N: Net> Frontend<N> {
             Route::Tick => self.tick().await,
             Route::Health => Reply::ok(json!({ "status": "ok", "service": "frontend" })),
             Route::Trap => panic!("frontend: POST /debug/trap (DEBUG_ROUTES is on)"),
+            // Burns CPU without ever calling the host, for the host's spin guard to cut.
+            Route::Spin => loop {
+                std::hint::black_box(());
+            },
             Route::OpenApi => openapi(),
         }
     }

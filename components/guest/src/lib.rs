@@ -31,9 +31,9 @@ pub use toystore_api as api;
 pub use item::ItemRequest;
 pub use net::{CallError, Net, NetResponse};
 pub use reply::Reply;
-pub use request::Request;
+pub use request::{Listener, Request};
 pub use reply::StaticPage;
-pub use router::{Matched, Router};
+pub use router::{Matched, Router, Visibility};
 
 /// Work a service hands [`export_service!`] to run after its reply has been sent.
 pub type AfterReply = ::std::pin::Pin<Box<dyn ::std::future::Future<Output = ()>>>;

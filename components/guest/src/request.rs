@@ -5,6 +5,7 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 use serde::de::DeserializeOwned;
 
 use crate::Reply;
+pub use toystore_manifest::Listener;
 
 /// Largest body a component accepts; anything bigger gets 413 before it is read further.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -18,6 +19,9 @@ pub struct Request {
     /// Header names are lower-case.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The listener it arrived on, as far as the component can trust it (see
+    /// `toystore_manifest::listener`): internal routes answer only on [`Listener::Internal`].
+    pub listener: Listener,
 }
 
 impl Request {
@@ -26,7 +30,13 @@ impl Request {
             Some((p, q)) => (p.to_string(), Some(q.to_string())),
             None => (path_and_query.to_string(), None),
         };
-        Self { method, path, query, headers: Vec::new(), body: body.into() }
+        Self { method, path, query, headers: Vec::new(), body: body.into(), listener: Listener::Public }
+    }
+
+    /// The same request, as arriving on `listener` (a new request is public).
+    pub fn on(mut self, listener: Listener) -> Self {
+        self.listener = listener;
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {

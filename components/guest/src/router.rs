@@ -9,18 +9,38 @@
 //! borrowing the service (`async fn product(&self, name: &str)`), called from one `match` on
 //! the id. Paths are matched segment by segment as the services always did: empty segments are
 //! ignored, so `/products/` is `/products`.
+//!
+//! Every route has a [`Visibility`], given where the table is written (`get` / `post` are
+//! public, `internal_get` / `internal_post` internal). A request that arrived on the public
+//! listener ([`Request::listener`]) does not see internal routes at all: it gets exactly the
+//! 404 (or 405) it would get if they were not in the table.
 
 use http::Method;
 
-use crate::request::percent_decode;
+use crate::request::{percent_decode, Listener};
 use crate::{Reply, Request};
+
+/// Who can reach a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Any request (the frontend's public API; every route of an internal-only service).
+    Public,
+    /// Only requests that arrived on an internal listener.
+    Internal,
+}
+
+impl Visibility {
+    fn admits(self, listener: Listener) -> bool {
+        self == Visibility::Public || listener == Listener::Internal
+    }
+}
 
 /// Method + path pattern → route id `R`. Patterns use [`matchit`] syntax: `/orders/{n}`.
 #[derive(Debug, Clone)]
 pub struct Router<R> {
-    /// Pattern → the methods it answers, each with its route id.
+    /// Pattern → the methods it answers, each with its route id and who can reach it.
     paths: matchit::Router<usize>,
-    methods: Vec<Vec<(Method, R)>>,
+    methods: Vec<Vec<(Method, Visibility, R)>>,
     patterns: Vec<String>,
 }
 
@@ -51,19 +71,29 @@ impl<R: Copy> Router<R> {
     }
 
     pub fn get(self, pattern: &str, route: R) -> Self {
-        self.route(Method::GET, pattern, route)
+        self.route(Visibility::Public, Method::GET, pattern, route)
     }
 
     pub fn post(self, pattern: &str, route: R) -> Self {
-        self.route(Method::POST, pattern, route)
+        self.route(Visibility::Public, Method::POST, pattern, route)
     }
 
-    /// Add `method pattern → route`.
+    /// A `GET` route answered on internal listeners only.
+    pub fn internal_get(self, pattern: &str, route: R) -> Self {
+        self.route(Visibility::Internal, Method::GET, pattern, route)
+    }
+
+    /// A `POST` route answered on internal listeners only.
+    pub fn internal_post(self, pattern: &str, route: R) -> Self {
+        self.route(Visibility::Internal, Method::POST, pattern, route)
+    }
+
+    /// Add `method pattern → route`, reachable as `visibility` says.
     ///
     /// # Panics
     /// On a pattern that is malformed or overlaps another one: route tables are fixed in the
     /// source, and each service's tests build its table.
-    pub fn route(mut self, method: Method, pattern: &str, route: R) -> Self {
+    pub fn route(mut self, visibility: Visibility, method: Method, pattern: &str, route: R) -> Self {
         let slot = match self.patterns.iter().position(|p| p == pattern) {
             Some(slot) => slot,
             None => {
@@ -76,17 +106,23 @@ impl<R: Copy> Router<R> {
                 slot
             }
         };
-        self.methods[slot].push((method, route));
+        self.methods[slot].push((method, visibility, route));
         self
     }
 
-    /// The route for `req`, or the 404/405 reply to send instead.
+    /// The route for `req`, or the 404/405 reply to send instead. Only the routes visible from
+    /// `req.listener` count: a path whose routes are all internal is 404 on a public listener.
     pub fn at(&self, req: &Request) -> Result<Matched<R>, Reply> {
         let path = normalise(&req.path);
+        let no_route = || Reply::no_route(&req.method, &req.path);
         let Ok(found) = self.paths.at(&path) else {
-            return Err(Reply::no_route(&req.method, &req.path));
+            return Err(no_route());
         };
-        let Some(&(_, route)) = self.methods[*found.value].iter().find(|(m, _)| *m == req.method) else {
+        let mut visible = self.methods[*found.value].iter().filter(|(_, v, _)| v.admits(req.listener)).peekable();
+        if visible.peek().is_none() {
+            return Err(no_route());
+        }
+        let Some(&(_, _, route)) = visible.find(|(m, _, _)| *m == req.method) else {
             return Err(Reply::method_not_allowed(&req.method, &req.path));
         };
         let params = found.params.iter().map(|(k, v)| (k.to_string(), percent_decode(v))).collect();
@@ -110,6 +146,8 @@ mod tests {
         One,
         Buy,
         Stats,
+        Drop,
+        Reset,
     }
 
     fn table() -> Router<Id> {
@@ -117,11 +155,18 @@ mod tests {
             .get("/products", Id::List)
             .get("/products/{name}", Id::One)
             .post("/buy", Id::Buy)
-            .get("/cache/stats", Id::Stats)
+            .internal_get("/cache/stats", Id::Stats)
+            .internal_post("/invalidate/{name}", Id::Drop)
+            // A public path with one internal method.
+            .internal_post("/products", Id::Reset)
     }
 
     fn at(method: Method, path: &str) -> Result<Matched<Id>, Reply> {
-        table().at(&Request::new(method, path, ""))
+        at_on(Listener::Internal, method, path)
+    }
+
+    fn at_on(listener: Listener, method: Method, path: &str) -> Result<Matched<Id>, Reply> {
+        table().at(&Request::new(method, path, "").on(listener))
     }
 
     #[test]
@@ -150,6 +195,25 @@ mod tests {
         assert_eq!(wrong.status, 405);
         assert_eq!(wrong.error_message(), Some("method DELETE not allowed on /products/Tux"));
         assert_eq!(at(Method::GET, "/buy").unwrap_err().status, 405);
+    }
+
+    #[test]
+    fn internal_routes_are_unknown_on_the_public_listener() {
+        let public = |method, path| at_on(Listener::Public, method, path);
+        assert_eq!(at(Method::GET, "/cache/stats").unwrap().route, Id::Stats);
+        assert_eq!(at(Method::POST, "/invalidate/Tux").unwrap().param("name"), "Tux");
+        // Exactly the reply of a path that is not in the table at all.
+        for (method, path) in [(Method::GET, "/cache/stats"), (Method::POST, "/invalidate/Tux"), (Method::DELETE, "/cache/stats")] {
+            let hidden = public(method.clone(), path).unwrap_err();
+            let unknown = Router::<Id>::new().at(&Request::new(method, path, "")).unwrap_err();
+            assert_eq!((hidden.status, hidden.error_message()), (404, unknown.error_message()), "{path}");
+        }
+        // A public path's internal method is as if absent: 405, like any other method.
+        assert_eq!(public(Method::POST, "/products").unwrap_err().status, 405);
+        assert_eq!(at(Method::POST, "/products").unwrap().route, Id::Reset);
+        // Public routes answer on both listeners.
+        assert_eq!(public(Method::GET, "/products/Tux").unwrap().route, Id::One);
+        assert_eq!(public(Method::POST, "/buy").unwrap().route, Id::Buy);
     }
 
     #[test]

@@ -13,9 +13,19 @@ use wasip3::http_compat::{
 
 use crate::net::{CallError, Net, NetResponse};
 use crate::request::MAX_BODY_BYTES;
+use toystore_manifest::{InternalRoutes, LISTENER_HEADER};
 use crate::{Reply, Request, StaticPage};
 
-/// Read a WASI request into a [`Request`], or the error reply to send instead.
+/// Who may use this component's internal routes (`INTERNAL_ROUTES`, read once per instance).
+fn internal_routes() -> InternalRoutes {
+    thread_local! {
+        static POLICY: InternalRoutes = crate::settings::from_env().1.internal_routes;
+    }
+    POLICY.with(|p| *p)
+}
+
+/// Read a WASI request into a [`Request`], or the error reply to send instead. Its
+/// [`Request::listener`] comes from the host's mark, trusted only as `INTERNAL_ROUTES` says.
 pub async fn read_request(request: types::Request) -> Result<Request, Reply> {
     let request = http_from_wasi_request(request)
         .map_err(|e| Reply::bad_request(format!("unreadable request: {e:?}")))?;
@@ -32,6 +42,7 @@ pub async fn read_request(request: types::Request) -> Result<Request, Reply> {
             req.headers.push((name.as_str().to_string(), v.to_string()));
         }
     }
+    req.listener = internal_routes().listener(req.header(LISTENER_HEADER));
     Ok(req)
 }
 

@@ -118,6 +118,7 @@ enum Route {
     MissedOrders,
     Tick,
     Trap,
+    Spin,
 }
 
 fn routes(debug_routes: bool) -> Router<Route> {
@@ -134,7 +135,7 @@ fn routes(debug_routes: bool) -> Router<Route> {
         .get("/get_missed_orders/{n}", Route::MissedOrders)
         .post("/tick", Route::Tick);
     if debug_routes {
-        routes.post("/debug/trap", Route::Trap)
+        routes.post("/debug/trap", Route::Trap).post("/debug/spin", Route::Spin)
     } else {
         routes
     }
@@ -237,6 +238,10 @@ impl<N: Net> Service<N> {
             Route::MissedOrders => self.missed_orders(matched.param("n")).await,
             Route::Tick => self.tick().await,
             Route::Trap => panic!("order replica {}: trap requested via /debug/trap", self.cfg.id),
+            // Burns CPU without ever calling the host, for the host's spin guard to cut.
+            Route::Spin => loop {
+                std::hint::black_box(());
+            },
         }
     }
 

@@ -71,9 +71,10 @@ fn instances_sharing_a_directory_never_reuse_a_number() {
 }
 
 #[test]
-fn the_trap_route_panics_only_when_debug_routes_are_on() {
+fn the_debug_routes_exist_only_when_debug_routes_are_on() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(call(&service(dir.path(), false), Method::POST, "/debug/trap", json!({})).status, 404);
+    assert_eq!(call(&service(dir.path(), false), Method::POST, "/debug/spin", json!({})).status, 404);
     let on = service(dir.path(), true);
     let trapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&on, Method::POST, "/debug/trap", json!({}))));
     assert!(trapped.is_err());

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::*;
 use crate::fake::World;
+use toystore_guest::Listener;
 
 thread_local! {
     static NOW: Cell<u64> = const { Cell::new(1_000_000) };
@@ -36,8 +37,14 @@ fn frontend_with(world: &World, f: impl FnOnce(&mut Config)) -> Frontend<World> 
     Frontend::new(cfg, world.clone()).with_clock(now)
 }
 
+/// A request on the internal listener, where every route answers (the host's and the
+/// catalog's view); [`call_public`] is a client's.
 fn call(fe: &Frontend<World>, method: Method, path: &str, body: &str) -> Reply {
-    block_on(fe.handle(&Request::new(method, path, body)))
+    block_on(fe.handle(&Request::new(method, path, body).on(Listener::Internal)))
+}
+
+fn call_public(fe: &Frontend<World>, method: Method, path: &str, body: &str) -> Reply {
+    block_on(fe.handle(&Request::new(method, path, body).on(Listener::Public)))
 }
 
 fn get(fe: &Frontend<World>, path: &str) -> Reply {
@@ -281,6 +288,40 @@ fn routes_methods_health_and_debug_trap() {
     let fe = frontend_with(&world, |c| c.debug_routes = true);
     let trapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&fe, Method::POST, "/debug/trap", "")));
     assert!(trapped.is_err());
+}
+
+#[test]
+fn internal_routes_are_unknown_on_the_public_listener_and_public_ones_answer_on_both() {
+    let world = World::new(3);
+    let fe = frontend_with(&world, |c| c.debug_routes = true);
+    assert_eq!(call(&fe, Method::POST, "/tick", "").status, 200, "chooses a leader");
+    let internal = [
+        (Method::POST, "/invalidate/Tux"),
+        (Method::GET, "/cache/stats"),
+        (Method::GET, "/leader"),
+        (Method::POST, "/tick"),
+        (Method::POST, "/debug/trap"),
+        (Method::POST, "/debug/spin"),
+        // Another method on an internal path: still unknown, not 405.
+        (Method::DELETE, "/leader"),
+    ];
+    for (method, path) in internal {
+        let r = call_public(&fe, method.clone(), path, "");
+        assert_eq!(r.status, 404, "{method} {path}: {:?}", r.body);
+        assert_eq!(r.error_message(), Some(format!("no route for {method} {path}").as_str()), "as an unknown path");
+    }
+    assert_eq!(stats(&fe)["invalidations"], 0, "the public invalidation did nothing");
+    assert_eq!(call(&fe, Method::POST, "/invalidate/Tux", "").status, 200);
+    assert_eq!(call(&fe, Method::GET, "/leader", "").body["data"]["leader"], 3);
+    for (method, path) in [(Method::GET, "/products/Tux"), (Method::GET, "/product?Tux"),
+        (Method::GET, "/health"), (Method::GET, "/openapi.json")]
+    {
+        assert_eq!(call_public(&fe, method.clone(), path, "").status, 200, "{method} {path} on the public listener");
+        assert_eq!(call(&fe, method.clone(), path, "").status, 200, "{method} {path} on the internal listener");
+    }
+    let placed = call_public(&fe, Method::POST, "/orders", r#"{"name":"Fox","quantity":1}"#);
+    assert_eq!(placed.status, 200, "{:?}", placed.body);
+    assert_eq!(call_public(&fe, Method::GET, "/orders/0", "").status, 200);
 }
 
 #[test]
