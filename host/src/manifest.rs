@@ -211,6 +211,10 @@ impl Manifest {
             catalog_url: url_of(ServiceKind::Catalog),
             order_replicas: Some(OrderReplicas(replicas)),
             replica_id: service.replica_id(),
+            // One instance per service, each with its own directory (`check_unique`), and the
+            // supervisor starts the next instance only after dropping the last: no other
+            // instance ever writes this directory while this one runs.
+            exclusive_data_dir: true,
         };
         let mut env = self.settings.to_env();
         env.extend(identity.to_env());
@@ -391,6 +395,7 @@ data_dir = "run/order-1"
         assert_eq!(env["DATA_DIR"], "/data");
         assert_eq!(env["SERVICE_NAME"], "order-1");
         assert_eq!(env["REPLICA_ID"], "1");
+        assert_eq!(env["EXCLUSIVE_DATA_DIR"], "true", "the host owns each data directory alone");
         assert_eq!(env["FRONTEND_URL"], "http://127.0.0.1:8080");
         assert_eq!(env["CATALOG_URL"], "http://127.0.0.1:8081");
         assert_eq!(env["ORDER_REPLICAS"], "1=http://127.0.0.1:8091,2=http://127.0.0.1:8092");

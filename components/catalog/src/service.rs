@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
-use toystore_guest::lock::DirLock;
+use toystore_guest::lock::{DirAccess, DirLock};
 use toystore_guest::{durable, settings, time, ItemRequest, Net, Reply, Request, Router};
 
 use crate::inventory::{Inventory, StockError};
@@ -51,6 +51,8 @@ pub struct Config {
     pub restock: RestockPolicy,
     /// `DEBUG_ROUTES` (default false): enables `POST /debug/trap` and `POST /debug/spin`.
     pub debug_routes: bool,
+    /// `EXCLUSIVE_DATA_DIR` (the toystore host): the lock needs no lock file.
+    pub dir_access: DirAccess,
 }
 
 impl Config {
@@ -67,6 +69,7 @@ impl Config {
                 amount: s.restock_amount,
             },
             debug_routes: s.debug_routes,
+            dir_access: DirAccess::from_exclusive(env.exclusive_data_dir),
         }
     }
 
@@ -78,6 +81,7 @@ impl Config {
             call_timeout: Duration::from_millis(2000),
             restock: RestockPolicy::default(),
             debug_routes: false,
+            dir_access: DirAccess::Shared,
         }
     }
 }
@@ -128,7 +132,7 @@ pub struct Catalog<N> {
 
 impl<N: Net> Catalog<N> {
     pub fn new(cfg: Config, net: N) -> Self {
-        let lock = DirLock::new(&cfg.data_dir);
+        let lock = DirLock::with_access(&cfg.data_dir, cfg.dir_access);
         let invalidator = Invalidator::new(cfg.frontend_url.clone(), cfg.call_timeout);
         let routes = routes(cfg.debug_routes);
         Self { cfg, routes, net, lock, invalidator, last_restock_seen: Cell::new(None), clock: time::now_millis }

@@ -24,6 +24,7 @@ use futures::future::{select, Either};
 use http::Method;
 use serde_json::{json, Value};
 use toystore_guest::{CallError, Net, NetResponse, Reply, Request};
+use toystore_guest::lock::DirAccess;
 use toystore_order::{Config, Service};
 
 pub const TOYS: [&str; 4] = ["Tux", "Lego", "Fox", "Barbie"];
@@ -120,6 +121,8 @@ impl Sim {
             data_dir: self.dir(id),
             timeout: Duration::from_millis(50),
             debug_routes: false,
+            // One instance per directory at a time (a crash drops it), as under the toystore host.
+            dir_access: DirAccess::Exclusive,
         }
     }
 
