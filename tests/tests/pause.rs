@@ -31,7 +31,7 @@ fn current_leader(c: &Cluster) -> usize {
 
 fn order_ok(c: &Cluster, toy: &str) -> u64 {
     let r = c.order(toy, 1);
-    assert_eq!(r.status, 200, "order {toy}: {}", r.body);
+    assert_eq!(r.status, 200, "order {toy}: {}\n{}", r.body, c.log_tail());
     r.data()["order_number"].as_u64().expect("order_number")
 }
 

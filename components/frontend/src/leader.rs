@@ -196,6 +196,8 @@ pub struct Leader {
     /// Consecutive missed health checks after which the leader is dropped.
     miss_limit: u32,
     backoff: Cell<ElectionBackoff>,
+    /// The leader last dropped for a failure, until a selection succeeds.
+    failed: Cell<Option<u32>>,
     current: RefCell<Option<Current>>,
     selecting: Mutex<()>,
 }
@@ -211,6 +213,7 @@ impl Leader {
             retry,
             miss_limit: Settings::default().leader_miss_limit,
             backoff: Cell::new(ElectionBackoff::default()),
+            failed: Cell::new(None),
             current: RefCell::new(None),
             selecting: Mutex::new(()),
         }
@@ -251,11 +254,13 @@ impl Leader {
     }
 
     /// Stop using `id` as the leader. Does nothing if the leader is already someone else: a
-    /// late failure report about an old leader must not discard a newly selected one.
+    /// late failure report about an old leader must not discard a newly selected one. The next
+    /// selection tries `id` last ([`selection_order`]).
     pub fn forget(&self, id: u32) {
         let mut current = self.current.borrow_mut();
         if current.as_ref().is_some_and(|c| c.id == id) {
             *current = None;
+            self.failed.set(Some(id));
         }
     }
 
@@ -273,7 +278,7 @@ impl Leader {
         if let Some(c) = self.current() {
             return Some(c);
         }
-        for candidate in &self.replicas {
+        for candidate in selection_order(&self.replicas, self.failed.get()) {
             let ping = net.call(Method::GET, &format!("{}/ping", candidate.url), None, self.call_timeout).await;
             if !matches!(ping, Ok(ref r) if r.status == 200) {
                 continue;
@@ -297,18 +302,22 @@ impl Leader {
                 epoch: epoch.clone(),
                 misses: Misses::default(),
             });
+            let failed = self.failed.take().filter(|id| *id != candidate.id);
             // Waiting requests can use the new leader while the others are being told.
             drop(one_at_a_time);
-            self.inform_others(net, candidate.id, epoch).await;
+            self.inform_others(net, candidate.id, epoch, failed).await;
             return Some((candidate.id, candidate.url.clone()));
         }
         None
     }
 
-    /// Tell every other replica who leads now (best effort, in parallel).
-    async fn inform_others<N: Net>(&self, net: &N, leader: u32, epoch: Value) {
+    /// Tell every other replica who leads now (best effort, in parallel), except the leader
+    /// just dropped for a failure: if it is frozen the call would hold the caller (a waiting
+    /// order) for a whole timeout, and if it is alive the new leader's fence and replication
+    /// tell it anyway.
+    async fn inform_others<N: Net>(&self, net: &N, leader: u32, epoch: Value, failed: Option<u32>) {
         let body = json!({ "leader": leader, "epoch": epoch });
-        let calls = self.replicas.iter().filter(|r| r.id != leader).map(|r| {
+        let calls = self.replicas.iter().filter(|r| r.id != leader && Some(r.id) != failed).map(|r| {
             let url = format!("{}/inform_replica", r.url);
             let body = body.clone();
             async move { net.call(Method::POST, &url, Some(body), self.call_timeout).await }
@@ -397,6 +406,16 @@ impl Leader {
         }
         Reply::unavailable(format!("order service unavailable: {last_error}"))
     }
+}
+
+/// The order in which a selection tries the replicas: highest id first, except that the
+/// leader just dropped for a failure (`failed`) goes last. It may be frozen rather than down,
+/// and then its ping alone would cost a whole call timeout before anyone else is tried —
+/// time the waiting order's retry budget does not have. It is still tried if no one else can
+/// lead.
+pub fn selection_order(replicas: &[Replica], failed: Option<u32>) -> impl Iterator<Item = &Replica> {
+    let others = replicas.iter().filter(move |r| Some(r.id) != failed);
+    others.chain(replicas.iter().filter(move |r| Some(r.id) == failed))
 }
 
 /// A ping reply from the replica we think leads: 200, and not naming another (or no) leader.
@@ -491,6 +510,30 @@ mod tests {
         let all = block_on(join_all((0..10).map(|_| l.get_or_select(&world))));
         assert!(all.iter().all(|c| c.as_ref().map(|c| c.0) == Some(3)));
         assert_eq!(world.selections(), 1);
+    }
+
+    #[test]
+    fn a_failed_leader_is_tried_last_until_a_selection_succeeds() {
+        let replicas = replicas_from(&"3=http://c,2=http://b,1=http://a".parse().expect("a replica list"));
+        let ids = |failed| selection_order(&replicas, failed).map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(None), [3, 2, 1]);
+        assert_eq!(ids(Some(3)), [2, 1, 3]);
+        assert_eq!(ids(Some(2)), [3, 1, 2]);
+
+        let world = World::new(3);
+        let l = leader(&world);
+        block_on(l.select(&world));
+        world.set_order_status(3, Some(503)); // failing orders, healthy pings
+        let r = block_on(l.forward(&world, Method::GET, "/orders/0", None, Duration::from_millis(50)));
+        assert_eq!(r.status, 404, "answered by the next leader");
+        assert_eq!(l.current().map(|c| c.0), Some(2), "not 3 again, though its ping is fine");
+        assert_eq!(world.informed(1).len(), 2);
+        assert!(world.informed(3).is_empty(), "the failed leader is not told: it may be frozen");
+        world.demote(2); // its ping names no leader: dropped, to be tried last
+        world.set_up(3, false);
+        world.set_up(1, false);
+        block_on(l.health_check(&world));
+        assert_eq!(l.current().map(|c| c.0), Some(2), "the failed one is still a candidate");
     }
 
     #[test]
@@ -626,7 +669,7 @@ mod tests {
         world.demote(2);
         block_on(l.health_check(&world));
         assert_eq!(world.selections(), 3, "names no leader (it lost its role): selected again");
-        assert_eq!(l.current().map(|c| c.0), Some(2), "the highest healthy replica, itself");
+        assert_eq!(l.current().map(|c| c.0), Some(1), "2 just failed, so it is tried last");
     }
 
     #[test]
