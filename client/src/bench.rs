@@ -703,7 +703,7 @@ fn write_orders(s: &mut String, r: &BenchResults) {
         s,
         "One host; orders with every replica running, then the same levels with follower order-{} paused \
          (`POST /replicas/{}/pause`: it answers nothing, like a stopped process). *paused × running* is the \
-         paused throughput divided by the running one at the same C, measured minutes apart in this run.\n",
+         paused throughput divided by the running one at the same C, measured back to back in this run.\n",
         o.paused_replica, o.paused_replica
     );
     let _ = writeln!(s, "| C | req/s | p50 | p99 | errors | paused: req/s | paused × running | paused p50 | paused p99 | paused errors |");
