@@ -22,7 +22,9 @@
 //! the order replicas answer a repeated key with the order already numbered, never a second
 //! one). Attempts back off (100 ms, doubling) and stop after [`RetryPolicy::attempts`] or
 //! [`RetryPolicy::budget`] (~10 s), whichever is first; then the client gets 503. Any other
-//! 4xx (400, 404) is the answer and is passed through unchanged.
+//! 4xx (400, 404) is the answer and is passed through unchanged. The replica just forgotten is
+//! tried last by the next selection and not told the new leader ([`selection_order`]): if it
+//! is frozen rather than down, each call to it costs a whole timeout of the retry budget.
 //!
 //! ## Active health check: a busy leader is not a dead one
 //! [`Leader::health_check`] (run from `POST /tick` every `HEALTH_CHECK_INTERVAL_MS`) pings the
