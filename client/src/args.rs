@@ -219,6 +219,13 @@ pub struct BenchArgs {
     /// hit, cache miss, order query) and the hosts' memory; about a third of the full run.
     #[arg(long)]
     pub host_speed_only: bool,
+    /// Connection levels of the order-scaling section (orders with all replicas running, then
+    /// with one follower paused).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 5, 8, 32])]
+    pub order_concurrency: Vec<usize>,
+    /// Run only the order-scaling section (a minute or so).
+    #[arg(long, conflicts_with = "host_speed_only")]
+    pub orders_only: bool,
     /// Also write the markdown report to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -238,6 +245,8 @@ impl Default for BenchArgs {
             missed: 10_000,
             rounds: 3,
             host_speed_only: false,
+            order_concurrency: vec![1, 5, 8, 32],
+            orders_only: false,
             out: None,
             json: false,
         }
@@ -287,6 +296,10 @@ mod tests {
         assert_eq!(e.clients, 5);
         let Cmd::Bench(b) = Cli::try_parse_from(["t", "bench", "--concurrency", "1,4"]).unwrap().cmd else { panic!() };
         assert_eq!(b.concurrency, vec![1, 4]);
+        assert_eq!(b.order_concurrency, vec![1, 5, 8, 32]);
+        let Cmd::Bench(b) = Cli::try_parse_from(["t", "bench", "--orders-only", "--order-concurrency", "2,3"]).unwrap().cmd else { panic!() };
+        assert!(b.orders_only);
+        assert_eq!(b.order_concurrency, vec![2, 3]);
     }
 
     #[test]

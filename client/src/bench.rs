@@ -1,8 +1,9 @@
 //! `toystore bench`: throughput and latency of lookups (cache hit and miss), orders (durable,
 //! replicated) and order queries at several concurrency levels; the same figures with the
-//! host's outgoing calls on fresh connections instead of the pool; order latency after a short
-//! vs a long order log; replica restart-to-serving with missed orders; and the hosts' peak
-//! memory. Every figure is also given as a ratio to a baseline measured in the same run on the
+//! host's outgoing calls on fresh connections instead of the pool; orders at 1, 5, 8 and 32
+//! connections with every replica running and then with one follower paused (as a ratio to
+//! the running figures); order latency after a short vs a long order log; replica
+//! restart-to-serving with missed orders; and the hosts' peak memory. Every figure is also given as a ratio to a baseline measured in the same run on the
 //! same machine: the same host running the trivial `toystore_hello` component everywhere.
 //!
 //! Each host is started by the bench itself (fresh temporary directories, free loopback ports)
@@ -172,6 +173,16 @@ pub struct RestartPoint {
     pub caught_up: bool,
 }
 
+/// Orders at several connection levels on one host, first with every replica running, then
+/// with one follower paused (`POST /replicas/<id>/pause`), measured back to back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrderScaling {
+    /// The follower that was paused for the second series.
+    pub paused_replica: u32,
+    pub running: Vec<Point>,
+    pub follower_paused: Vec<Point>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Memory {
     pub host: String,
@@ -191,6 +202,9 @@ pub struct BenchResults {
     pub pooled: Vec<Row>,
     /// The same with `outgoing_http = "fresh"`.
     pub fresh: Vec<Row>,
+    /// Orders by connections, and with a follower paused.
+    #[serde(default)]
+    pub orders: Option<OrderScaling>,
     pub log_latency: Vec<LogPoint>,
     pub restart: Vec<RestartPoint>,
     pub memory: Vec<Memory>,
@@ -254,6 +268,25 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut memory = Vec::new();
     let mut notes = Vec::new();
 
+    if args.orders_only {
+        let orders = order_scaling(&ctx, &mut memory).await?;
+        let results = BenchResults {
+            generated_utc: utc_now(),
+            machine: machine(),
+            seconds_per_point: ctx.duration().as_secs_f64(),
+            host_speed: None,
+            baseline: vec![],
+            pooled: vec![],
+            fresh: vec![],
+            orders: Some(orders),
+            log_latency: vec![],
+            restart: vec![],
+            memory,
+            notes,
+            total_secs: start.elapsed().as_secs_f64(),
+        };
+        return write_results(&results, &args);
+    }
     let host_speed = host_speed(&ctx, &mut memory).await?;
     if args.host_speed_only {
         let results = BenchResults {
@@ -264,6 +297,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             baseline: vec![],
             pooled: vec![],
             fresh: vec![],
+            orders: None,
             log_latency: vec![],
             restart: vec![],
             memory,
@@ -293,6 +327,8 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     on.stop();
     memory.push(Memory { host: "store, cache on (after the loads above)".into(), peak_rss_kib: on.peak_rss_kib() });
     drop(on);
+
+    let orders = order_scaling(&ctx, &mut memory).await?;
 
     // Cache off: every lookup is a miss (frontend -> catalog); pooled vs fresh connections.
     let mut fresh = Vec::new();
@@ -363,6 +399,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         baseline,
         pooled,
         fresh,
+        orders: Some(orders),
         log_latency,
         restart,
         memory,
@@ -403,6 +440,41 @@ async fn host_speed(ctx: &Ctx, memory: &mut Vec<Memory>) -> anyhow::Result<HostS
     Ok(HostSpeed { stock: stock_version, rounds, points })
 }
 
+/// Orders at each `--order-concurrency` level with every replica running, then the same levels
+/// with one follower paused (it answers nothing, like a stopped process), on one host.
+async fn order_scaling(ctx: &Ctx, memory: &mut Vec<Memory>) -> anyhow::Result<OrderScaling> {
+    let mut h = ctx.host("bench-orders", Components::real(&ctx.dir), |_| {}).await?;
+    let target = Target::parse(&h.frontend_url())?;
+    // Settle the leader first, so the first point does not pay for the election.
+    let _ = measure(&target, &Op::Order, 1, Duration::from_millis(200)).await;
+    let leader = h.wait_leader(Duration::from_secs(30)).await?;
+    let follower = (1..=3).find(|&i| i != leader).unwrap_or(1);
+    let series = |paused: bool| {
+        let levels = ctx.args.order_concurrency.clone();
+        let (target, duration) = (target.clone(), ctx.duration());
+        async move {
+            let mut points = Vec::new();
+            for c in levels {
+                let p = measure(&target, &Op::Order, c, duration).await;
+                let what = if paused { "order, follower paused" } else { "order" };
+                eprintln!("  {what:<22} c={c:<3} {:>7.0} req/s  p50 {:>8.3} ms  p99 {:>8.3} ms  errors {}", p.rps, p.p50_ms, p.p99_ms, p.errors);
+                points.push(p);
+            }
+            points
+        }
+    };
+    let running = series(false).await;
+    h.admin(follower, "pause").await?;
+    eprintln!("bench: paused order-{follower} (the leader is order-{leader})");
+    let follower_paused = series(true).await;
+    if let Err(e) = h.admin(follower, "resume").await {
+        eprintln!("bench: resuming order-{follower}: {e:#}");
+    }
+    h.stop();
+    memory.push(Memory { host: "store, after the order-scaling loads".into(), peak_rss_kib: h.peak_rss_kib() });
+    Ok(OrderScaling { paused_replica: follower, running, follower_paused })
+}
+
 /// Print the report, write it (and its JSON) to `--out`, and say whether anything failed.
 fn write_results(results: &BenchResults, args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let md = bench_markdown(results);
@@ -419,7 +491,10 @@ fn write_results(results: &BenchResults, args: &BenchArgs) -> anyhow::Result<Exi
         println!("{}", serde_json::to_string_pretty(&results)?);
     }
     let speed_errors: u64 = results.host_speed.iter().flat_map(|h| &h.points).map(|p| p.errors()).sum();
-    let errors: u64 = results.pooled.iter().chain(&results.fresh).flat_map(|r| &r.points).map(|p| p.errors).sum::<u64>() + speed_errors;
+    // With a follower paused some orders may time out: that is measured, not a failure.
+    let order_errors: u64 = results.orders.iter().flat_map(|o| &o.running).map(|p| p.errors).sum();
+    let errors: u64 =
+        results.pooled.iter().chain(&results.fresh).flat_map(|r| &r.points).map(|p| p.errors).sum::<u64>() + speed_errors + order_errors;
     Ok(if errors == 0 && results.notes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -507,7 +582,8 @@ pub fn bench_markdown(r: &BenchResults) -> String {
         let _ = writeln!(s, "{}", host_speed_markdown(h));
     }
     if r.baseline.is_empty() && r.pooled.is_empty() {
-        // `--host-speed-only`: only the comparison above and the memory table below.
+        // `--host-speed-only` or `--orders-only`: only their section and the memory table.
+        write_orders(&mut s, r);
         write_memory(&mut s, r);
         return s;
     }
@@ -533,6 +609,7 @@ pub fn bench_markdown(r: &BenchResults) -> String {
             );
         }
     }
+    write_orders(&mut s, r);
     if !r.fresh.is_empty() {
         let _ = writeln!(s, "\n## Calls between components: pooled vs fresh connections\n");
         let _ = writeln!(
@@ -619,6 +696,38 @@ pub fn bench_markdown(r: &BenchResults) -> String {
     s
 }
 
+fn write_orders(s: &mut String, r: &BenchResults) {
+    let Some(o) = &r.orders else { return };
+    let _ = writeln!(s, "\n## Orders by connections, and with a follower paused\n");
+    let _ = writeln!(
+        s,
+        "One host; orders with every replica running, then the same levels with follower order-{} paused \
+         (`POST /replicas/{}/pause`: it answers nothing, like a stopped process). *paused × running* is the \
+         paused throughput divided by the running one at the same C, measured back to back in this run.\n",
+        o.paused_replica, o.paused_replica
+    );
+    let _ = writeln!(s, "| C | req/s | p50 | p99 | errors | paused: req/s | paused × running | paused p50 | paused p99 | paused errors |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for p in &o.running {
+        let q = o.follower_paused.iter().find(|q| q.concurrency == p.concurrency);
+        let cell = |f: &dyn Fn(&Point) -> String| q.map_or("–".to_string(), f);
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} |",
+            p.concurrency,
+            p.rps,
+            p.p50_ms,
+            p.p99_ms,
+            p.errors,
+            cell(&|q| format!("{:.0}", q.rps)),
+            cell(&|q| ratio(q.rps, p.rps)),
+            cell(&|q| format!("{:.3}", q.p50_ms)),
+            cell(&|q| format!("{:.3}", q.p99_ms)),
+            cell(&|q| q.errors.to_string()),
+        );
+    }
+}
+
 fn write_memory(s: &mut String, r: &BenchResults) {
     if !r.memory.is_empty() {
         let _ = writeln!(s, "\n## Peak memory of the host process (VmHWM)\n");
@@ -660,6 +769,11 @@ mod tests {
             baseline: vec![row("baseline_get", "baseline_get", vec![point(1, 10_000.0, 0.1)]), row("baseline_post", "baseline_post", vec![point(1, 8_000.0, 0.125)])],
             pooled: vec![row("lookup_hit", "baseline_get", vec![point(1, 5_000.0, 0.2)]), row("order", "baseline_post", vec![point(1, 400.0, 2.5)])],
             fresh: vec![row("order", "baseline_post", vec![point(1, 200.0, 5.0)])],
+            orders: Some(OrderScaling {
+                paused_replica: 2,
+                running: vec![point(1, 400.0, 2.5), point(5, 900.0, 5.0)],
+                follower_paused: vec![point(1, 100.0, 10.0)],
+            }),
             log_latency: vec![
                 LogPoint { log_orders: 1000, host_start_secs: 2.0, point: point(1, 400.0, 2.5) },
                 LogPoint { log_orders: 100_000, host_start_secs: 3.0, point: point(1, 380.0, 2.6) },
@@ -676,6 +790,9 @@ mod tests {
         assert!(md.contains("| 100000 | 3.0 s | 100 | 2.600 | 2.600 | 5.200 | 7.800 | ×1.04 | ×20.80 |"), "{md}");
         assert!(md.contains("| 10000 | order-1 | 250 ms | ×2.50 | yes |"), "{md}");
         assert!(md.contains("| store | 100.0 MiB | ×2.00 |"), "{md}");
+        assert!(md.contains("follower order-2 paused"), "{md}");
+        assert!(md.contains("| 1 | 400 | 2.500 | 5.000 | 0 | 100 | ×0.25 | 10.000 | 20.000 | 0 |"), "{md}");
+        assert!(md.contains("| 5 | 900 | 5.000 | 10.000 | 0 | – | – | – | – | – |"), "{md}");
         assert_eq!(ratio(1.0, 0.0), "–");
     }
 

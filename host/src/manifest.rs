@@ -261,6 +261,10 @@ impl Manifest {
             replica_id: service.replica_id(),
             // Every listener marks its requests (`server::forward`), so the mark can be trusted.
             internal_routes: InternalRoutes::Marked,
+            // One instance per service, each with its own directory (`check_unique`), and the
+            // supervisor starts the next instance only after dropping the last: no other
+            // instance ever writes this directory while this one runs.
+            exclusive_data_dir: true,
         };
         let mut env = self.settings.to_env();
         env.extend(identity.to_env());
@@ -459,6 +463,7 @@ data_dir = "run/order-1"
         // Other components reach the frontend on its internal listener.
         assert_eq!(env["FRONTEND_URL"], "http://127.0.0.1:8070");
         assert_eq!(env["INTERNAL_ROUTES"], "marked");
+        assert_eq!(env["EXCLUSIVE_DATA_DIR"], "true", "the host owns each data directory alone");
         assert_eq!(env["CATALOG_URL"], "http://127.0.0.1:8081");
         assert_eq!(env["ORDER_REPLICAS"], "1=http://127.0.0.1:8091,2=http://127.0.0.1:8092");
         let front: BTreeMap<String, String> = m.env_for(m.service("frontend").unwrap()).into_iter().collect();

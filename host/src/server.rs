@@ -6,7 +6,11 @@
 //! `toystore-listener` header, any client-sent copy removed first), which is how the frontend
 //! tells its public listener from its internal one without trusting the client. Two limits keep a flood from piling up unbounded work in the instance:
 //! a semaphore of requests in flight and a bounded job queue; beyond either the caller gets
-//! 503 at once.
+//! 503 at once. Health checks (`GET /ping`, `GET /health`: [`is_probe`]) do not count against
+//! the first limit but against a small one of their own: a replica with every slot taken by
+//! orders is busy, not dead, and must still tell the frontend so — a 503 to its leader check
+//! would look like a crash and start a fail-over exactly when the store is most loaded. The
+//! components answer both from memory, so exempting them adds no real work.
 //!
 //! Every error a client can get is a JSON envelope: request heads are checked by
 //! [`head::Guarded`] before hyper sees them (malformed → 400, target over `head::URI_LIMIT` →
@@ -162,6 +166,8 @@ pub struct Gate {
     pub name: Arc<str>,
     pub jobs: mpsc::Sender<Job>,
     pub permits: Arc<Semaphore>,
+    /// The separate, smaller limit of health checks in flight ([`is_probe`]).
+    pub probe_permits: Arc<Semaphore>,
     /// The service's status, to tell a request cut by the spin guard from one lost in a crash.
     pub status: Arc<Status>,
 }
@@ -181,10 +187,17 @@ pub fn mark(headers: &mut http::HeaderMap, listener: Listener) {
     headers.insert(toystore_manifest::LISTENER_HEADER, http::HeaderValue::from_static(listener.as_str()));
 }
 
+/// A health check: `GET /ping` or `GET /health` (any query). See the module docs for why
+/// these have an in-flight limit of their own.
+pub fn is_probe(method: &http::Method, path: &str) -> bool {
+    method == http::Method::GET && matches!(path, "/ping" | "/health")
+}
+
 /// Hand one incoming request, which arrived on `door`, to the service's instance and wait for
 /// its response.
 pub async fn forward(gate: Arc<Gate>, door: &Door, request: hyper::Request<Incoming>) -> Response {
-    let Ok(_permit) = gate.permits.clone().try_acquire_owned() else {
+    let permits = if is_probe(request.method(), request.uri().path()) { &gate.probe_permits } else { &gate.permits };
+    let Ok(_permit) = permits.clone().try_acquire_owned() else {
         crate::metrics::busy(&gate.name);
         return reply::error(StatusCode::SERVICE_UNAVAILABLE, format!("{} is busy: too many requests in flight", gate.name));
     };
@@ -234,5 +247,20 @@ pub async fn forward(gate: Arc<Gate>, door: &Door, request: hyper::Request<Incom
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{} crashed while handling the request; it is being restarted", gate.name),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_probe;
+    use http::Method;
+
+    #[test]
+    fn only_health_checks_are_probes() {
+        assert!(is_probe(&Method::GET, "/ping"));
+        assert!(is_probe(&Method::GET, "/health"));
+        assert!(!is_probe(&Method::POST, "/ping"));
+        assert!(!is_probe(&Method::GET, "/ping/x"));
+        assert!(!is_probe(&Method::GET, "/orders"));
     }
 }

@@ -37,7 +37,11 @@ use thread::ServiceThread;
 
 /// Requests one service may have in flight before new ones get 503.
 pub const MAX_IN_FLIGHT: usize = 1024;
-/// Room in the job queue beyond that, for the host's own ticks and pings.
+/// Health checks (`GET /ping`, `GET /health`) in flight, counted apart from [`MAX_IN_FLIGHT`]
+/// (see [`server::is_probe`]): a replica busy with 1024 orders must still answer its leader
+/// check, or the frontend would take busy for dead.
+pub const MAX_PROBES_IN_FLIGHT: usize = 64;
+/// Room in the job queue beyond those, for the host's own ticks and pings.
 const QUEUE_SLACK: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
@@ -186,11 +190,12 @@ impl Service {
         let thread = ServiceThread::start(&self.spec.name)
             .map_err(|error| ServiceError::Thread { service: self.spec.name.clone(), error })?;
         let name: Arc<str> = Arc::from(self.spec.name.as_str());
-        let (jobs, queue) = mpsc::channel(MAX_IN_FLIGHT + QUEUE_SLACK);
+        let (jobs, queue) = mpsc::channel(MAX_IN_FLIGHT + MAX_PROBES_IN_FLIGHT + QUEUE_SLACK);
         let gate = Arc::new(Gate {
             name: name.clone(),
             jobs: jobs.clone(),
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            probe_permits: Arc::new(Semaphore::new(MAX_PROBES_IN_FLIGHT)),
             status: self.status.clone(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);

@@ -67,6 +67,13 @@ pub struct ServiceEnv {
     /// `marked`; absent means `off`, see [`crate::listener`]).
     #[serde(default)]
     pub internal_routes: InternalRoutes,
+    /// `EXCLUSIVE_DATA_DIR=true`: no other instance writes this service's data directory while
+    /// this one runs. The `toystore` host guarantees it (one instance per service, the next
+    /// started only after the last was dropped) and sets it; then a component keeps its lock
+    /// in memory and trusts what it remembers of its files. Absent (false) under the stock
+    /// `wasmtime serve`, which may run several instances on one directory at once.
+    #[serde(default)]
+    pub exclusive_data_dir: bool,
 }
 
 fn default_data_dir() -> String {
@@ -83,6 +90,7 @@ impl Default for ServiceEnv {
             order_replicas: None,
             replica_id: None,
             internal_routes: InternalRoutes::default(),
+            exclusive_data_dir: false,
         }
     }
 }
@@ -187,12 +195,14 @@ mod tests {
             order_replicas: Some("1=http://a:1/, 2=http://b:2".parse().unwrap()),
             replica_id: Some(2),
             internal_routes: InternalRoutes::Marked,
+            exclusive_data_dir: true,
             ..ServiceEnv::default()
         };
         let vars = e.to_env();
         assert!(vars.contains(&("ORDER_REPLICAS".into(), "1=http://a:1,2=http://b:2".into())));
         assert!(vars.contains(&("DATA_DIR".into(), "/data".into())));
         assert!(vars.contains(&("INTERNAL_ROUTES".into(), "marked".into())));
+        assert!(vars.contains(&("EXCLUSIVE_DATA_DIR".into(), "true".into())));
         assert!(!vars.iter().any(|(k, _)| k == "FRONTEND_URL"));
         assert_eq!(ServiceEnv::from_vars(vars).unwrap(), e);
         assert_eq!(ServiceEnv::from_vars(Vec::new()).unwrap(), ServiceEnv::default());

@@ -26,6 +26,10 @@ pub struct Settings {
     pub tick_interval_ms: u64,
     /// How often the frontend pings the order leader.
     pub health_check_interval_ms: u64,
+    /// Consecutive failed health checks after which the frontend drops its leader and selects
+    /// again (a leader that refuses the connection or names another leader is dropped at
+    /// once). A busy leader answers late, not never: one slow ping must not start a fail-over.
+    pub leader_miss_limit: u32,
     /// Timeout of every call between services.
     pub call_timeout_ms: u64,
     /// Enables `POST /debug/trap`, which makes a component trap (for the tests only).
@@ -43,6 +47,7 @@ impl Default for Settings {
             restock_amount: 100,
             tick_interval_ms: 1000,
             health_check_interval_ms: 1000,
+            leader_miss_limit: 3,
             call_timeout_ms: 2000,
             debug_routes: false,
         }
@@ -61,6 +66,7 @@ impl Settings {
         "restock_amount",
         "tick_interval_ms",
         "health_check_interval_ms",
+        "leader_miss_limit",
         "call_timeout_ms",
         "debug_routes",
     ];

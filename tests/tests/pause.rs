@@ -1,14 +1,16 @@
 //! Issue 10: a fault you can drive. `POST /replicas/<id>/pause` freezes a replica like SIGSTOP
 //! (its port stays bound, it answers nothing), `.../resume` lets it continue where it stopped.
 //! Orders go on with a paused follower or a paused leader, and the paused replica catches up
-//! once resumed. Also the 409s and 404 of the admin routes, the metric, and the CLI.
+//! once resumed. A leader paused for less than `leader_miss_limit` health checks stays leader
+//! (a busy leader is not a dead one); paused longer, the health checks replace it. Also the
+//! 409s and 404 of the admin routes, the metric, and the CLI.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use toystore_e2e::{host_binary, Cluster};
+use toystore_e2e::{host_binary, test_settings, Cluster};
 
 fn admin_ok(c: &Cluster, action: &str, id: usize) -> serde_json::Value {
     let r = c.admin("POST", &format!("/replicas/{id}/{action}"));
@@ -29,7 +31,7 @@ fn current_leader(c: &Cluster) -> usize {
 
 fn order_ok(c: &Cluster, toy: &str) -> u64 {
     let r = c.order(toy, 1);
-    assert_eq!(r.status, 200, "order {toy}: {}", r.body);
+    assert_eq!(r.status, 200, "order {toy}: {}\n{}", r.body, c.log_tail());
     r.data()["order_number"].as_u64().expect("order_number")
 }
 
@@ -178,5 +180,50 @@ fn pausing_the_leader_fails_over_and_the_old_leader_rejoins_as_follower_when_res
     });
     order_ok(&c, "Barbie");
     assert_eq!(c.leader(), Some(new as u64), "the new leader keeps leading");
+    wait_identical(&c);
+}
+
+/// The frontend's `GET /leader`: (leader, epoch).
+fn leader_and_epoch(c: &Cluster) -> (Option<u64>, Option<u64>) {
+    let d = c.get("/leader").data().clone();
+    (d["leader"].as_u64(), d["epoch"].as_u64())
+}
+
+#[test]
+fn a_leader_paused_for_less_than_the_miss_limit_stays_leader_and_longer_is_replaced() {
+    // Checks every 200 ms, each ping given 1 s: a paused leader misses one check per ~1.2 s.
+    let settings = test_settings();
+    let settings = toystore_e2e::Settings {
+        tick_interval_ms: 200,
+        health_check_interval_ms: 200,
+        call_timeout_ms: 1000,
+        leader_miss_limit: 4,
+        ..settings
+    };
+    let c = Cluster::start_with(settings);
+    order_ok(&c, "Tux");
+    let leader = current_leader(&c);
+    let (_, epoch) = leader_and_epoch(&c);
+
+    // Paused 2 s: at least one ping times out (a miss), at most two, fewer than four.
+    admin_ok(&c, "pause", leader);
+    std::thread::sleep(Duration::from_millis(2000));
+    admin_ok(&c, "resume", leader);
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = std::fs::read_to_string(c.dir.path().join("host.log")).unwrap_or_default();
+    assert!(log.contains(&format!("order leader {leader} missed a health check")), "no check was missed:\n{}", c.log_tail());
+    assert_eq!(leader_and_epoch(&c), (Some(leader as u64), epoch), "the slow leader was kept, no new epoch");
+    let n = order_ok(&c, "Fox");
+    assert!(n >= 1);
+    assert_eq!(leader_and_epoch(&c), (Some(leader as u64), epoch));
+
+    // Paused for good: after four misses in a row the health check (no order is sent) selects
+    // another leader.
+    admin_ok(&c, "pause", leader);
+    c.wait_for("another leader while the old one is paused", Duration::from_secs(20), || {
+        c.leader().is_some_and(|l| l != leader as u64)
+    });
+    admin_ok(&c, "resume", leader);
+    order_ok(&c, "Whale");
     wait_identical(&c);
 }

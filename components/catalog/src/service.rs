@@ -31,7 +31,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::json;
-use toystore_guest::lock::DirLock;
+use toystore_guest::lock::{DirAccess, DirLock};
 use toystore_guest::{durable, settings, time, AfterReply, Net, Reply, Request, Router};
 
 use crate::apply::{self, ApplyRequest};
@@ -55,6 +55,8 @@ pub struct Config {
     pub restock: RestockPolicy,
     /// `DEBUG_ROUTES` (default false): enables `POST /debug/trap` and `POST /debug/spin`.
     pub debug_routes: bool,
+    /// `EXCLUSIVE_DATA_DIR` (the toystore host): the lock needs no lock file.
+    pub dir_access: DirAccess,
 }
 
 impl Config {
@@ -71,6 +73,7 @@ impl Config {
                 amount: s.restock_amount,
             },
             debug_routes: s.debug_routes,
+            dir_access: DirAccess::from_exclusive(env.exclusive_data_dir),
         }
     }
 
@@ -82,6 +85,7 @@ impl Config {
             call_timeout: Duration::from_millis(2000),
             restock: RestockPolicy::default(),
             debug_routes: false,
+            dir_access: DirAccess::Shared,
         }
     }
 }
@@ -132,7 +136,7 @@ pub struct Catalog<N> {
 
 impl<N: Net> Catalog<N> {
     pub fn new(cfg: Config, net: N) -> Self {
-        let lock = DirLock::new(&cfg.data_dir);
+        let lock = DirLock::with_access(&cfg.data_dir, cfg.dir_access);
         let invalidator = Invalidator::new(cfg.frontend_url.clone(), cfg.call_timeout);
         let routes = routes(cfg.debug_routes);
         Self { cfg, routes, net, lock, invalidator, last_restock_seen: Cell::new(None), clock: time::now_millis }

@@ -17,6 +17,8 @@ use toystore_guest::{CallError, Net, NetResponse, Request};
 struct Replica {
     up: bool,
     ping_status: u16,
+    /// Pings get no answer in time (a busy or paused replica), everything else is answered.
+    ping_hangs: bool,
     refuses_selection: bool,
     /// Who this replica believes leads.
     leader: Option<u32>,
@@ -62,6 +64,7 @@ impl World {
                 Replica {
                     up: true,
                     ping_status: 200,
+                    ping_hangs: false,
                     refuses_selection: false,
                     leader: None,
                     informed: vec![],
@@ -92,6 +95,9 @@ impl World {
     }
     pub fn set_ping_status(&self, id: u32, status: u16) {
         self.with_replica(id, |r| r.ping_status = status);
+    }
+    pub fn set_ping_hangs(&self, id: u32, hangs: bool) {
+        self.with_replica(id, |r| r.ping_hangs = hangs);
     }
     pub fn set_refuses_selection(&self, id: u32, refuses: bool) {
         self.with_replica(id, |r| r.refuses_selection = refuses);
@@ -164,6 +170,7 @@ impl World {
         }
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         match (method.clone(), segs.as_slice()) {
+            (Method::GET, ["ping"]) if r.ping_hangs => Err(CallError::Timeout(Duration::from_millis(50))),
             (Method::GET, ["ping"]) => reply(
                 r.ping_status,
                 json!({"data": {"id": id, "leader": r.leader, "epoch": s.epoch, "last": s.orders.len() as i64 - 1, "synced": r.ping_status == 200}}),

@@ -8,6 +8,13 @@
 //! next healthy one is tried. Only one selection runs at a time: concurrent requests wait on
 //! an async mutex and then use the leader the first one chose.
 //!
+//! Election attempts are paced ([`ElectionBackoff`]): the first `/leaderselection` after a quiet
+//! spell goes out at once (a fail-over is not slowed down), each further one within the quiet
+//! spell waits a jittered, doubling delay (~100 ms, 200 ms, ... 2 s). Every attempt may make a
+//! replica fence a new epoch, deposing whoever led; two frontends that disagree, or a replica
+//! that keeps flapping, would otherwise depose each other's leaders in a tight loop. The jitter
+//! keeps two frontends from retrying in step.
+//!
 //! ## Failover
 //! [`Leader::forward`] sends a request to the leader only. A failure that says the leader is
 //! gone or not leading — connection refused, timeout, 5xx, 409 "not the leader" — forgets it,
@@ -15,15 +22,23 @@
 //! the order replicas answer a repeated key with the order already numbered, never a second
 //! one). Attempts back off (100 ms, doubling) and stop after [`RetryPolicy::attempts`] or
 //! [`RetryPolicy::budget`] (~10 s), whichever is first; then the client gets 503. Any other
-//! 4xx (400, 404) is the answer and is passed through unchanged.
+//! 4xx (400, 404) is the answer and is passed through unchanged. The replica just forgotten is
+//! tried last by the next selection and not told the new leader ([`selection_order`]): if it
+//! is frozen rather than down, each call to it costs a whole timeout of the retry budget.
 //!
-//! ## Active health check
+//! ## Active health check: a busy leader is not a dead one
 //! [`Leader::health_check`] (run from `POST /tick` every `HEALTH_CHECK_INTERVAL_MS`) pings the
-//! leader and reselects if it does not answer 200, or if it answers that someone else (or no
-//! one) leads — e.g. it restarted and lost its role. With no leader known it selects one, so
-//! the first order after a failure usually finds a leader ready.
+//! leader ([`classify`]). A leader that answers that someone else (or no one) leads — e.g. it
+//! restarted and lost its role — or whose port refuses connections (nothing runs there) is
+//! dropped at once. A ping that times out or fails otherwise is only a *miss*: a leader busy
+//! with a burst of orders (or paused for a moment) answers late, and dropping it would start a
+//! fail-over — a new epoch, a fence round, resent entries — exactly when the store is most
+//! loaded, which makes it slower still. The leader is dropped after `LEADER_MISS_LIMIT`
+//! consecutive misses ([`Misses`]); any good answer resets the count. With no leader known it
+//! selects one, so the first order after a failure usually finds a leader ready. (An order
+//! that fails at the leader still fails over at once, below: that client is waiting.)
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -31,8 +46,8 @@ use toystore_guest::sync::Mutex;
 use http::Method;
 use serde_json::{json, Value};
 use toystore_guest::api::data_of;
-use toystore_guest::settings::OrderReplicas;
-use toystore_guest::{time, Net, NetResponse, Reply};
+use toystore_guest::settings::{OrderReplicas, Settings};
+use toystore_guest::{time, CallError, Net, NetResponse, Reply};
 
 /// The shortest timeout an attempt gets, however little of the budget is left.
 const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -66,6 +81,107 @@ struct Current {
     url: String,
     /// As the leader reported it in its `/leaderselection` reply.
     epoch: Value,
+    /// Health checks of this leader missed in a row.
+    misses: Misses,
+}
+
+/// What one health-check ping says about the leader we know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// 200, and it still leads (or does not say otherwise).
+    Leading,
+    /// It answered 200 but names another leader, or none: it lost its role.
+    NotLeading,
+    /// The connection was refused: nothing listens on its port.
+    Down,
+    /// No answer in time, or an error status: it may be busy or it may be dead.
+    Missed,
+}
+
+/// Judge one ping of leader `id`.
+pub fn classify(ping: &Result<NetResponse, CallError>, id: u32) -> Check {
+    match ping {
+        Ok(r) if r.status == 200 && still_leading(r, id) => Check::Leading,
+        Ok(r) if r.status == 200 => Check::NotLeading,
+        Ok(_) => Check::Missed,
+        Err(e) if e.never_delivered() => Check::Down,
+        Err(_) => Check::Missed,
+    }
+}
+
+/// Consecutive missed health checks of one leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Misses(u32);
+
+impl Misses {
+    pub fn count(self) -> u32 {
+        self.0
+    }
+
+    /// Count one check; true when the leader must be dropped: at once for [`Check::NotLeading`]
+    /// and [`Check::Down`], after `limit` [`Check::Missed`] in a row (a limit of 0 counts as 1).
+    pub fn record(&mut self, check: Check, limit: u32) -> bool {
+        match check {
+            Check::Leading => {
+                self.0 = 0;
+                false
+            }
+            Check::NotLeading | Check::Down => true,
+            Check::Missed => {
+                self.0 = self.0.saturating_add(1);
+                self.0 >= limit.max(1)
+            }
+        }
+    }
+}
+
+/// Paces `/leaderselection` calls (see the module docs). Pure: the caller passes the clock and
+/// the jitter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ElectionBackoff {
+    /// The delay before the second attempt of a streak (before jitter); doubles after that.
+    pub first: Duration,
+    /// The longest delay (before jitter).
+    pub max: Duration,
+    /// An attempt this long after the previous one starts a new streak, without delay.
+    pub quiet: Duration,
+    /// Attempts in the current streak.
+    streak: u32,
+    /// When the last attempt started (ms, the caller's clock).
+    last_ms: Option<u64>,
+}
+
+impl Default for ElectionBackoff {
+    fn default() -> Self {
+        Self::new(Duration::from_millis(100), Duration::from_secs(2), Duration::from_secs(10))
+    }
+}
+
+impl ElectionBackoff {
+    pub fn new(first: Duration, max: Duration, quiet: Duration) -> Self {
+        Self { first, max, quiet, streak: 0, last_ms: None }
+    }
+
+    fn in_streak(&self, now_ms: u64) -> Option<u64> {
+        let quiet_ms = u64::try_from(self.quiet.as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.map(|last| now_ms.saturating_sub(last)).filter(|since| *since < quiet_ms)
+    }
+
+    /// How long to wait at `now_ms` before the next attempt; `jitter` in `[0, 1)` scales the
+    /// delay into `[d/2, d)` ("equal jitter": never much shorter, never in step).
+    pub fn delay(&self, now_ms: u64, jitter: f64) -> Duration {
+        let Some(since_ms) = self.in_streak(now_ms) else { return Duration::ZERO };
+        let doublings = self.streak.saturating_sub(1).min(20);
+        let full = self.first.saturating_mul(1 << doublings).min(self.max);
+        let jittered = full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0));
+        jittered.saturating_sub(Duration::from_millis(since_ms))
+    }
+
+    /// An attempt starts at `now_ms`.
+    pub fn attempted(&mut self, now_ms: u64) {
+        self.streak = if self.in_streak(now_ms).is_some() { self.streak.saturating_add(1) } else { 1 };
+        self.last_ms = Some(now_ms);
+    }
 }
 
 /// The frontend's view of the order replicas. Memory only: after a restart the frontend simply
@@ -79,6 +195,11 @@ pub struct Leader {
     /// Timeout of `/leaderselection` (the replica fences and catches up first).
     selection_timeout: Duration,
     retry: RetryPolicy,
+    /// Consecutive missed health checks after which the leader is dropped.
+    miss_limit: u32,
+    backoff: Cell<ElectionBackoff>,
+    /// The leader last dropped for a failure, until a selection succeeds.
+    failed: Cell<Option<u32>>,
     current: RefCell<Option<Current>>,
     selecting: Mutex<()>,
 }
@@ -92,9 +213,29 @@ impl Leader {
             call_timeout,
             selection_timeout: call_timeout * 3,
             retry,
+            miss_limit: Settings::default().leader_miss_limit,
+            backoff: Cell::new(ElectionBackoff::default()),
+            failed: Cell::new(None),
             current: RefCell::new(None),
             selecting: Mutex::new(()),
         }
+    }
+
+    /// Drop the leader after `limit` consecutive missed health checks (`LEADER_MISS_LIMIT`).
+    pub fn with_miss_limit(mut self, limit: u32) -> Self {
+        self.miss_limit = limit;
+        self
+    }
+
+    /// Pace election attempts with `backoff` instead of the default.
+    pub fn with_election_backoff(self, backoff: ElectionBackoff) -> Self {
+        self.backoff.set(backoff);
+        self
+    }
+
+    /// Health checks the current leader has missed in a row (0 with no leader).
+    pub fn misses(&self) -> u32 {
+        self.current.borrow().as_ref().map_or(0, |c| c.misses.count())
     }
 
     pub fn replicas(&self) -> &[Replica] {
@@ -115,11 +256,13 @@ impl Leader {
     }
 
     /// Stop using `id` as the leader. Does nothing if the leader is already someone else: a
-    /// late failure report about an old leader must not discard a newly selected one.
+    /// late failure report about an old leader must not discard a newly selected one. The next
+    /// selection tries `id` last ([`selection_order`]).
     pub fn forget(&self, id: u32) {
         let mut current = self.current.borrow_mut();
         if current.as_ref().is_some_and(|c| c.id == id) {
             *current = None;
+            self.failed.set(Some(id));
         }
     }
 
@@ -137,31 +280,46 @@ impl Leader {
         if let Some(c) = self.current() {
             return Some(c);
         }
-        for candidate in &self.replicas {
+        for candidate in selection_order(&self.replicas, self.failed.get()) {
             let ping = net.call(Method::GET, &format!("{}/ping", candidate.url), None, self.call_timeout).await;
             if !matches!(ping, Ok(ref r) if r.status == 200) {
                 continue;
             }
+            let wait = self.backoff.get().delay(time::now_millis(), time::random_unit());
+            if !wait.is_zero() {
+                time::sleep(wait).await;
+            }
+            let mut backoff = self.backoff.get();
+            backoff.attempted(time::now_millis());
+            self.backoff.set(backoff);
             let url = format!("{}/leaderselection", candidate.url);
             let reply = match net.call(Method::POST, &url, None, self.selection_timeout).await {
                 Ok(r) if r.status == 200 => r,
                 _ => continue,
             };
             let epoch = data_of(reply.json()).and_then(|d| d.get("epoch")).cloned().unwrap_or(Value::Null);
-            *self.current.borrow_mut() =
-                Some(Current { id: candidate.id, url: candidate.url.clone(), epoch: epoch.clone() });
+            *self.current.borrow_mut() = Some(Current {
+                id: candidate.id,
+                url: candidate.url.clone(),
+                epoch: epoch.clone(),
+                misses: Misses::default(),
+            });
+            let failed = self.failed.take().filter(|id| *id != candidate.id);
             // Waiting requests can use the new leader while the others are being told.
             drop(one_at_a_time);
-            self.inform_others(net, candidate.id, epoch).await;
+            self.inform_others(net, candidate.id, epoch, failed).await;
             return Some((candidate.id, candidate.url.clone()));
         }
         None
     }
 
-    /// Tell every other replica who leads now (best effort, in parallel).
-    async fn inform_others<N: Net>(&self, net: &N, leader: u32, epoch: Value) {
+    /// Tell every other replica who leads now (best effort, in parallel), except the leader
+    /// just dropped for a failure: if it is frozen the call would hold the caller (a waiting
+    /// order) for a whole timeout, and if it is alive the new leader's fence and replication
+    /// tell it anyway.
+    async fn inform_others<N: Net>(&self, net: &N, leader: u32, epoch: Value, failed: Option<u32>) {
         let body = json!({ "leader": leader, "epoch": epoch });
-        let calls = self.replicas.iter().filter(|r| r.id != leader).map(|r| {
+        let calls = self.replicas.iter().filter(|r| r.id != leader && Some(r.id) != failed).map(|r| {
             let url = format!("{}/inform_replica", r.url);
             let body = body.clone();
             async move { net.call(Method::POST, &url, Some(body), self.call_timeout).await }
@@ -169,15 +327,35 @@ impl Leader {
         join_all(calls).await;
     }
 
-    /// Ping the leader; reselect if it is down, unhealthy or no longer leading. With no leader
-    /// known, select one.
+    /// Ping the leader; reselect if it is down or no longer leading, or has missed
+    /// `miss_limit` checks in a row (module docs). With no leader known, select one.
     pub async fn health_check<N: Net>(&self, net: &N) {
         if let Some((id, url)) = self.current() {
             let ping = net.call(Method::GET, &format!("{url}/ping"), None, self.call_timeout).await;
-            match ping {
-                Ok(r) if still_leading(&r, id) => return,
-                _ => self.forget(id),
+            let check = classify(&ping, id);
+            let drop = {
+                let mut current = self.current.borrow_mut();
+                // The leader may have changed while we waited: the answer is about `id` only.
+                match current.as_mut().filter(|c| c.id == id) {
+                    Some(c) => {
+                        let drop = c.misses.record(check, self.miss_limit);
+                        if check == Check::Missed {
+                            eprintln!(
+                                "frontend: order leader {id} missed a health check ({}/{}){}",
+                                c.misses.count(),
+                                self.miss_limit.max(1),
+                                if drop { ": selecting again" } else { ": kept" }
+                            );
+                        }
+                        drop
+                    }
+                    None => false,
+                }
+            };
+            if !drop {
+                return;
             }
+            self.forget(id);
         }
         self.select(net).await;
     }
@@ -232,6 +410,16 @@ impl Leader {
     }
 }
 
+/// The order in which a selection tries the replicas: highest id first, except that the
+/// leader just dropped for a failure (`failed`) goes last. It may be frozen rather than down,
+/// and then its ping alone would cost a whole call timeout before anyone else is tried —
+/// time the waiting order's retry budget does not have. It is still tried if no one else can
+/// lead.
+pub fn selection_order(replicas: &[Replica], failed: Option<u32>) -> impl Iterator<Item = &Replica> {
+    let others = replicas.iter().filter(move |r| Some(r.id) != failed);
+    others.chain(replicas.iter().filter(move |r| Some(r.id) == failed))
+}
+
 /// A ping reply from the replica we think leads: 200, and not naming another (or no) leader.
 /// A reply without a `leader` field, or with one that is not a number or null, is trusted.
 fn still_leading(r: &NetResponse, id: u32) -> bool {
@@ -270,6 +458,7 @@ mod tests {
     fn leader(world: &World) -> Leader {
         let policy = RetryPolicy { attempts: 6, budget: Duration::from_secs(10), first_backoff: Duration::from_millis(1) };
         Leader::new(replicas_from(&world.replica_list()), Duration::from_millis(50), policy)
+            .with_election_backoff(ElectionBackoff::new(Duration::from_millis(1), Duration::from_millis(4), Duration::from_secs(10)))
     }
 
     #[test]
@@ -323,6 +512,30 @@ mod tests {
         let all = block_on(join_all((0..10).map(|_| l.get_or_select(&world))));
         assert!(all.iter().all(|c| c.as_ref().map(|c| c.0) == Some(3)));
         assert_eq!(world.selections(), 1);
+    }
+
+    #[test]
+    fn a_failed_leader_is_tried_last_until_a_selection_succeeds() {
+        let replicas = replicas_from(&"3=http://c,2=http://b,1=http://a".parse().expect("a replica list"));
+        let ids = |failed| selection_order(&replicas, failed).map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(None), [3, 2, 1]);
+        assert_eq!(ids(Some(3)), [2, 1, 3]);
+        assert_eq!(ids(Some(2)), [3, 1, 2]);
+
+        let world = World::new(3);
+        let l = leader(&world);
+        block_on(l.select(&world));
+        world.set_order_status(3, Some(503)); // failing orders, healthy pings
+        let r = block_on(l.forward(&world, Method::GET, "/orders/0", None, Duration::from_millis(50)));
+        assert_eq!(r.status, 404, "answered by the next leader");
+        assert_eq!(l.current().map(|c| c.0), Some(2), "not 3 again, though its ping is fine");
+        assert_eq!(world.informed(1).len(), 2);
+        assert!(world.informed(3).is_empty(), "the failed leader is not told: it may be frozen");
+        world.demote(2); // its ping names no leader: dropped, to be tried last
+        world.set_up(3, false);
+        world.set_up(1, false);
+        block_on(l.health_check(&world));
+        assert_eq!(l.current().map(|c| c.0), Some(2), "the failed one is still a candidate");
     }
 
     #[test]
@@ -418,5 +631,108 @@ mod tests {
         world.demote(2); // e.g. restarted: its ping names no leader
         block_on(l.health_check(&world));
         assert_eq!(l.current().map(|c| c.0), Some(3));
+    }
+
+    #[test]
+    fn a_busy_leader_is_kept_until_it_misses_the_limit_in_a_row() {
+        let world = World::new(3);
+        let l = leader(&world).with_miss_limit(3);
+        block_on(l.health_check(&world));
+        assert_eq!(l.current().map(|c| c.0), Some(3));
+        world.set_ping_hangs(3, true); // busy: its pings time out
+        for missed in 1..=2 {
+            block_on(l.health_check(&world));
+            assert_eq!((l.current().map(|c| c.0), l.misses()), (Some(3), missed), "kept after {missed} miss(es)");
+        }
+        world.set_ping_hangs(3, false);
+        block_on(l.health_check(&world));
+        assert_eq!((l.current().map(|c| c.0), l.misses()), (Some(3), 0), "an answer resets the count");
+        world.set_ping_status(3, 503); // an error status is a miss too, not a verdict
+        world.set_ping_hangs(3, true);
+        block_on(l.health_check(&world));
+        block_on(l.health_check(&world));
+        assert_eq!(world.selections(), 1, "no election while the leader was only slow");
+        world.set_ping_hangs(3, false);
+        block_on(l.health_check(&world));
+        assert_eq!(l.current().map(|c| c.0), Some(2), "the third miss in a row drops it");
+        assert_eq!(world.selections(), 2);
+        assert_eq!(l.misses(), 0, "a new leader starts with no misses");
+    }
+
+    #[test]
+    fn a_refused_connection_or_a_lost_role_drops_the_leader_at_once() {
+        let world = World::new(3);
+        let l = leader(&world).with_miss_limit(5);
+        block_on(l.select(&world));
+        world.set_up(3, false);
+        block_on(l.health_check(&world));
+        assert_eq!(l.current().map(|c| c.0), Some(2), "refused: nothing runs there");
+        assert_eq!(world.selections(), 2);
+        world.demote(2);
+        block_on(l.health_check(&world));
+        assert_eq!(world.selections(), 3, "names no leader (it lost its role): selected again");
+        assert_eq!(l.current().map(|c| c.0), Some(1), "2 just failed, so it is tried last");
+    }
+
+    #[test]
+    fn classify_and_count_misses() {
+        let ok = |body: Value| Ok(NetResponse { status: 200, body: json!({ "data": body }) });
+        let timeout: Result<NetResponse, CallError> = Err(CallError::Timeout(Duration::from_secs(2)));
+        let cases = [
+            (ok(json!({"leader": 3})), Check::Leading),
+            (ok(json!({})), Check::Leading),
+            (ok(json!({"leader": 2})), Check::NotLeading),
+            (ok(json!({"leader": null})), Check::NotLeading),
+            (Ok(NetResponse { status: 503, body: Value::Null }), Check::Missed),
+            (timeout, Check::Missed),
+            (Err(CallError::Unreachable { url: "u".into(), reason: "reset".into() }), Check::Missed),
+            (Err(CallError::Refused { url: "u".into() }), Check::Down),
+        ];
+        for (ping, want) in cases {
+            assert_eq!(classify(&ping, 3), want, "{ping:?}");
+        }
+        let mut m = Misses::default();
+        assert!(!m.record(Check::Missed, 2));
+        assert!(m.record(Check::Missed, 2));
+        let mut m = Misses::default();
+        assert!(!m.record(Check::Missed, 2));
+        assert!(!m.record(Check::Leading, 2));
+        assert!(!m.record(Check::Missed, 2), "the count restarted");
+        assert!(Misses::default().record(Check::Missed, 0), "a limit of 0 means 1");
+        assert!(Misses::default().record(Check::Down, 9));
+        assert!(Misses::default().record(Check::NotLeading, 9));
+    }
+
+    #[test]
+    fn election_attempts_back_off_with_jitter_and_reset_after_a_quiet_spell() {
+        let ms = Duration::from_millis;
+        let mut b = ElectionBackoff::new(ms(100), ms(400), ms(10_000));
+        assert_eq!(b.delay(1_000, 0.9), Duration::ZERO, "the first attempt goes out at once");
+        b.attempted(1_000);
+        assert_eq!(b.delay(1_000, 0.0), ms(50), "half the delay at the least jitter");
+        assert_eq!(b.delay(1_000, 0.5), ms(75));
+        assert_eq!(b.delay(1_030, 0.0), ms(20), "time already waited counts");
+        assert_eq!(b.delay(1_200, 0.9), Duration::ZERO);
+        b.attempted(1_100);
+        assert_eq!(b.delay(1_100, 0.0), ms(100), "doubled");
+        b.attempted(1_300);
+        b.attempted(1_700);
+        assert_eq!(b.delay(1_700, 0.0), ms(200), "capped at max");
+        assert_eq!(b.delay(11_700, 0.0), Duration::ZERO, "after a quiet spell: at once again");
+        b.attempted(11_700);
+        assert_eq!(b.delay(11_700, 0.0), ms(50), "and a new streak starts small");
+    }
+
+    #[test]
+    fn selection_waits_between_attempts_when_candidates_refuse() {
+        let world = World::new(3);
+        world.set_refuses_selection(3, true);
+        world.set_refuses_selection(2, true);
+        let l = leader(&world)
+            .with_election_backoff(ElectionBackoff::new(Duration::from_millis(40), Duration::from_secs(1), Duration::from_secs(10)));
+        let started = std::time::Instant::now();
+        assert_eq!(block_on(l.select(&world)).map(|c| c.0), Some(1));
+        // Three attempts: none before the first, >= 20 ms and >= 40 ms before the others.
+        assert!(started.elapsed() >= Duration::from_millis(60), "{:?}", started.elapsed());
     }
 }

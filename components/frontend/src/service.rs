@@ -27,7 +27,7 @@ use toystore_guest::request::encode_segment;
 use toystore_guest::{settings, time, ItemRequest, Net, Reply, Request, Router};
 
 use crate::cache::{Lookup, ProductCache};
-use toystore_guest::settings::OrderReplicas;
+use toystore_guest::settings::{OrderReplicas, Settings};
 
 use crate::leader::{pass_through, replicas_from, Leader, RetryPolicy};
 
@@ -51,6 +51,8 @@ pub struct Config {
     pub call_timeout: Duration,
     /// `HEALTH_CHECK_INTERVAL_MS` (default 1000): leader pings from `POST /tick`.
     pub health_check_interval: Duration,
+    /// `LEADER_MISS_LIMIT` (default 3): missed pings in a row before the leader is dropped.
+    pub leader_miss_limit: u32,
     /// `DEBUG_ROUTES` (default false): enables `POST /debug/trap` and `POST /debug/spin`.
     pub debug_routes: bool,
     pub retry: RetryPolicy,
@@ -66,6 +68,7 @@ impl Default for Config {
             cache_ttl: Duration::from_secs(30),
             call_timeout: Duration::from_millis(2000),
             health_check_interval: Duration::from_millis(1000),
+            leader_miss_limit: Settings::default().leader_miss_limit,
             debug_routes: false,
             retry: RetryPolicy::default(),
         }
@@ -89,6 +92,7 @@ impl Config {
             cache_ttl: Duration::from_secs(s.cache_ttl_secs),
             call_timeout: Duration::from_millis(s.call_timeout_ms),
             health_check_interval: Duration::from_millis(s.health_check_interval_ms),
+            leader_miss_limit: s.leader_miss_limit,
             debug_routes: s.debug_routes,
             retry: d.retry,
         }
@@ -164,7 +168,7 @@ impl<N: Net> Frontend<N> {
     pub fn new(cfg: Config, net: N) -> Self {
         let ttl_ms = u64::try_from(cfg.cache_ttl.as_millis()).unwrap_or(u64::MAX);
         let cache = ProductCache::new(cfg.cache_enabled, cfg.cache_capacity, ttl_ms);
-        let leader = Leader::new(replicas_from(&cfg.order_replicas), cfg.call_timeout, cfg.retry);
+        let leader = Leader::new(replicas_from(&cfg.order_replicas), cfg.call_timeout, cfg.retry).with_miss_limit(cfg.leader_miss_limit);
         let routes = routes(cfg.debug_routes);
         Self { cfg, routes, net, cache: RefCell::new(cache), leader, last_health_check: Cell::new(0), clock: time::now_millis }
     }

@@ -10,6 +10,11 @@
 //! [`STALE_AFTER`] is treated as abandoned and removed. Writers hold the lock for milliseconds,
 //! so the lease is generous. (The toystore host, which knows when it dropped an instance,
 //! removes such a file before it starts the next one, so its instances never wait the lease.)
+//!
+//! Under the toystore host the file is not needed at all: the host runs one instance per data
+//! directory and says so (`EXCLUSIVE_DATA_DIR=true`, [`DirAccess::Exclusive`]). Then the lock is
+//! the in-memory mutex alone, and a write no longer pays a file create and an unlink (two
+//! directory updates, each a blocking WASI call) around it.
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -26,17 +31,42 @@ pub const STALE_AFTER: Duration = Duration::from_secs(5);
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(1);
 
+/// Who may write a data directory besides this instance: decides what the lock must exclude.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirAccess {
+    /// Other instances may share it (the stock `wasmtime serve`): the lock takes the lock file.
+    #[default]
+    Shared,
+    /// This instance alone (the toystore host guarantees it): the lock is memory only, and what
+    /// the instance wrote is what the files hold.
+    Exclusive,
+}
+
+impl DirAccess {
+    /// From the `EXCLUSIVE_DATA_DIR` flag of the service environment.
+    pub fn from_exclusive(exclusive: bool) -> Self {
+        if exclusive {
+            DirAccess::Exclusive
+        } else {
+            DirAccess::Shared
+        }
+    }
+}
+
 /// The lock over one data directory. Keep one per instance (e.g. in the service state).
 #[derive(Debug)]
 pub struct DirLock {
     path: PathBuf,
+    access: DirAccess,
     local: Mutex<()>,
 }
 
-/// Held while writing; dropping it removes the lock file and wakes the next local waiter.
+/// Held while writing; dropping it removes the lock file (if one was taken) and wakes the next
+/// local waiter.
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct DirGuard<'a> {
-    path: PathBuf,
+    /// The lock file this guard created; `None` under [`DirAccess::Exclusive`].
+    file: Option<PathBuf>,
     _local: MutexGuard<'a, ()>,
 }
 
@@ -49,17 +79,29 @@ pub enum LockError {
 }
 
 impl DirLock {
-    /// A lock whose lock file is `dir/LOCK`.
+    /// A lock for a directory other instances may share: its lock file is `dir/LOCK`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { path: dir.into().join("LOCK"), local: Mutex::new(()) }
+        Self::with_access(dir, DirAccess::Shared)
+    }
+
+    /// A lock for `dir` as `access` says it is used (only [`DirAccess::Shared`] takes a file).
+    pub fn with_access(dir: impl Into<PathBuf>, access: DirAccess) -> Self {
+        Self { path: dir.into().join("LOCK"), access, local: Mutex::new(()) }
+    }
+
+    pub fn access(&self) -> DirAccess {
+        self.access
     }
 
     pub async fn lock(&self) -> Result<DirGuard<'_>, LockError> {
         let local = self.local.lock().await;
+        if self.access == DirAccess::Exclusive {
+            return Ok(DirGuard { file: None, _local: local });
+        }
         let mut waited = Duration::ZERO;
         loop {
             match OpenOptions::new().write(true).create_new(true).open(&self.path) {
-                Ok(_) => return Ok(DirGuard { path: self.path.clone(), _local: local }),
+                Ok(_) => return Ok(DirGuard { file: Some(self.path.clone()), _local: local }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     if self.is_stale() {
                         let _ = fs::remove_file(&self.path);
@@ -87,7 +129,9 @@ impl DirLock {
 
 impl Drop for DirGuard<'_> {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if let Some(file) = &self.file {
+            let _ = fs::remove_file(file);
+        }
     }
 }
 
@@ -110,6 +154,24 @@ mod tests {
             assert!(!dir.path().join("LOCK").exists());
             let _g = b.lock().await.unwrap();
         });
+    }
+
+    #[test]
+    fn exclusive_access_excludes_in_memory_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = DirLock::with_access(dir.path(), DirAccess::Exclusive);
+        block_on(async {
+            let g = lock.lock().await.unwrap();
+            assert!(!dir.path().join("LOCK").exists(), "no lock file under exclusive access");
+            // A second local writer waits for the first.
+            assert!(lock.local.try_lock().is_err());
+            drop(g);
+            assert!(lock.local.try_lock().is_ok());
+            drop(lock.lock().await.unwrap());
+        });
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing was created in the directory");
+        assert_eq!(DirAccess::from_exclusive(true), DirAccess::Exclusive);
+        assert_eq!(DirAccess::from_exclusive(false), DirAccess::Shared);
     }
 
     #[test]

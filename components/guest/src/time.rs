@@ -24,23 +24,33 @@ pub fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// A random 128-bit key in hex, for idempotency keys. In a guest it comes from the world's
-/// `wasi:random` import; natively (tests) from the OS through `getrandom`.
+/// A random 128-bit key in hex, for idempotency keys.
 pub fn random_key() -> String {
+    let key = (u128::from(random_u64()) << 64) | u128::from(random_u64());
+    format!("{key:032x}")
+}
+
+/// A random number in `[0, 1)`, e.g. to jitter a backoff so that several waiters do not retry
+/// in step.
+pub fn random_unit() -> f64 {
+    // The top 53 bits: exactly the precision of an f64 in [0, 1).
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// In a guest from the world's `wasi:random` import; natively (tests) from the OS through
+/// `getrandom`.
+fn random_u64() -> u64 {
     #[cfg(target_arch = "wasm32")]
-    let key = {
-        use wasip3::random::random::get_random_u64;
-        (u128::from(get_random_u64()) << 64) | u128::from(get_random_u64())
-    };
+    let n = wasip3::random::random::get_random_u64();
     // An OS without a random source cannot run the tests at all; a fixed key would silently
     // merge distinct orders, so fail loudly instead.
     #[cfg(not(target_arch = "wasm32"))]
-    let key = {
-        let mut bytes = [0u8; 16];
+    let n = {
+        let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).expect("the OS random source is available");
-        u128::from_be_bytes(bytes)
+        u64::from_be_bytes(bytes)
     };
-    format!("{key:032x}")
+    n
 }
 
 #[cfg(test)]
@@ -51,5 +61,12 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn random_units_are_in_range_and_differ() {
+        let xs: Vec<f64> = (0..100).map(|_| super::random_unit()).collect();
+        assert!(xs.iter().all(|x| (0.0..1.0).contains(x)), "{xs:?}");
+        assert!(xs.windows(2).any(|w| w[0] != w[1]));
     }
 }

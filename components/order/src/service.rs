@@ -10,15 +10,21 @@
 //! - `dir` (the data-directory lock) is held only around synchronous file work — never across a
 //!   network call — and every decision that depends on the promised epoch is taken under it,
 //!   so "check the promise, then append" cannot interleave with "make a new promise".
+//! - Under the toystore host ([`DirAccess::Exclusive`]) this instance is the directory's only
+//!   writer, so memory is an exact cache of the files: the lock is memory only, the promise is
+//!   read from the `epoch` file once and then kept in memory (every new promise goes through
+//!   [`Disk::promise`]), and requests do not reload anything first. Under the stock
+//!   `wasmtime serve` ([`DirAccess::Shared`]) another instance may have written the files, so
+//!   each step re-reads them under the lock file.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toystore_guest::sync::Mutex;
 use serde_json::json;
-use toystore_guest::lock::DirLock;
+use toystore_guest::lock::{DirAccess, DirLock};
 use toystore_guest::{settings, Net, Reply, Request, Router};
 
 use crate::epoch;
@@ -37,6 +43,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub timeout: Duration,
     pub debug_routes: bool,
+    /// Whether another instance may write `data_dir` meanwhile (`EXCLUSIVE_DATA_DIR`).
+    pub dir_access: DirAccess,
 }
 
 impl Config {
@@ -54,6 +62,7 @@ impl Config {
             data_dir: PathBuf::from(env.data_dir),
             timeout: Duration::from_millis(s.call_timeout_ms),
             debug_routes: s.debug_routes,
+            dir_access: DirAccess::from_exclusive(env.exclusive_data_dir),
         }
     }
 
@@ -84,12 +93,18 @@ pub struct Disk<'a> {
     pub log: &'a mut Log,
     pub promised: u64,
     dir: &'a Path,
+    /// A promise failed to write: the `epoch` file may hold it or not, so the remembered
+    /// promise must be read from the file again.
+    promise_unsure: bool,
 }
 
 impl Disk<'_> {
     /// Durably promise `epoch` (before anyone is told).
     pub fn promise(&mut self, epoch: u64) -> io::Result<()> {
-        epoch::write(self.dir, epoch)?;
+        if let Err(e) = epoch::write(self.dir, epoch) {
+            self.promise_unsure = true;
+            return Err(e);
+        }
         self.promised = epoch;
         Ok(())
     }
@@ -149,6 +164,9 @@ pub struct Service<N: Net> {
     pub(crate) state: RefCell<Replica>,
     /// `None` until the first request loads it.
     log: RefCell<Option<Log>>,
+    /// The promise as last read from or written to the `epoch` file; kept between requests
+    /// only under [`DirAccess::Exclusive`].
+    promised: Cell<Option<u64>>,
     pub(crate) order_lock: Mutex<()>,
     /// One start-up resync / catch-up at a time.
     pub(crate) sync_lock: Mutex<()>,
@@ -163,7 +181,7 @@ pub struct Service<N: Net> {
 
 impl<N: Net> Service<N> {
     pub fn new(cfg: Config, net: N) -> Self {
-        let dir = DirLock::new(&cfg.data_dir);
+        let dir = DirLock::with_access(&cfg.data_dir, cfg.dir_access);
         let state = RefCell::new(Replica::new(cfg.id));
         let routes = routes(cfg.debug_routes);
         Service {
@@ -171,6 +189,7 @@ impl<N: Net> Service<N> {
             net,
             state,
             log: RefCell::new(None),
+            promised: Cell::new(None),
             order_lock: Mutex::new(()),
             sync_lock: Mutex::new(()),
             stock: RefCell::new(None),
@@ -185,24 +204,36 @@ impl<N: Net> Service<N> {
     }
 
     /// Run `f` on the files under the directory lock, after checking the index against the
-    /// file and re-reading the promised epoch (the files are the truth; another instance may
-    /// have written them). Loads the log on first use — with no network, so peers can always
-    /// be answered from what is on disk.
+    /// file and reading the promised epoch (the files are the truth; under
+    /// [`DirAccess::Shared`] another instance may have written them, so the promise is re-read
+    /// each time; under [`DirAccess::Exclusive`] once). Loads the log on first use — with no
+    /// network, so peers can always be answered from what is on disk.
     pub(crate) async fn on_disk<R>(&self, f: impl FnOnce(&mut Disk<'_>, &mut Replica) -> R) -> Result<R, Reply> {
         let _guard = self.dir.lock().await.map_err(|e| Reply::unavailable(e.to_string()))?;
         let mut slot = self.log.borrow_mut();
         let log = match slot.as_mut() {
+            // `refresh` is one `stat`; it also re-reads a log whose last write failed midway.
             Some(log) => {
                 log.refresh().map_err(internal)?;
                 log
             }
             None => slot.insert(Log::open(&self.cfg.data_dir).map_err(internal)?),
         };
-        let promised = epoch::read(&self.cfg.data_dir).map_err(internal)?;
+        let promised = match (self.cfg.dir_access, self.promised.get()) {
+            (DirAccess::Exclusive, Some(promised)) => promised,
+            _ => epoch::read(&self.cfg.data_dir).map_err(internal)?,
+        };
         let mut state = self.state.borrow_mut();
         state.observe_promise(promised);
-        let mut disk = Disk { log, promised, dir: &self.cfg.data_dir };
-        Ok(f(&mut disk, &mut state))
+        let mut disk = Disk { log, promised, dir: &self.cfg.data_dir, promise_unsure: false };
+        let result = f(&mut disk, &mut state);
+        self.promised.set(if disk.promise_unsure { None } else { Some(disk.promised) });
+        Ok(result)
+    }
+
+    /// Whether the first request has loaded the log (it stays loaded for the instance's life).
+    fn loaded(&self) -> bool {
+        self.log.borrow().is_some()
     }
 
     /// Read the in-memory index without the lock (it may trail another instance's writes;
@@ -217,11 +248,20 @@ impl<N: Net> Service<N> {
 
     /// Answer one request.
     pub async fn handle(&self, req: &Request) -> Reply {
-        // The first request of any kind loads the local log (and cuts a torn tail).
-        if let Err(reply) = self.on_disk(|_, _| ()).await {
-            return reply;
+        let matched = self.routes.at(req);
+        // The first request of any kind loads the local log (and cuts a torn tail). After that,
+        // `/ping` and `/health` answer from memory — no lock, no file — so a replica busy
+        // writing still answers its health checks at once; and under exclusive access memory is
+        // the files, so only the steps that write or decide on the promise touch them.
+        let from_memory = self.loaded()
+            && (self.cfg.dir_access == DirAccess::Exclusive
+                || matches!(&matched, Ok(m) if matches!(m.route, Route::Ping | Route::Health)));
+        if !from_memory {
+            if let Err(reply) = self.on_disk(|_, _| ()).await {
+                return reply;
+            }
         }
-        let matched = match self.routes.at(req) {
+        let matched = match matched {
             Ok(m) => m,
             Err(reply) => return reply,
         };

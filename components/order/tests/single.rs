@@ -1,5 +1,6 @@
 //! A replica on its own: several instances sharing one data directory (as under the stock
-//! `wasmtime serve`), a damaged log, and the debug trap route.
+//! `wasmtime serve`), one that owns its directory (as under the toystore host), a damaged log,
+//! and the debug trap route.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use futures::executor::block_on;
 use http::Method;
 use serde_json::{json, Value};
 use toystore_guest::{CallError, Net, NetResponse, Reply, Request};
+use toystore_guest::lock::DirAccess;
 use toystore_order::{Config, Service};
 
 /// A catalog with plenty of Tux that has applied nothing (its `/apply` fails, which never
@@ -28,6 +30,11 @@ impl Net for CatalogOnly {
 }
 
 fn service(dir: &Path, debug_routes: bool) -> Service<CatalogOnly> {
+    // Not the host's guarantee: exercise the lock file and the re-reads.
+    service_with(dir, debug_routes, DirAccess::Shared)
+}
+
+fn service_with(dir: &Path, debug_routes: bool, dir_access: DirAccess) -> Service<CatalogOnly> {
     let cfg = Config {
         id: 1,
         replicas: vec![(1, "http://order-1".into())],
@@ -35,6 +42,7 @@ fn service(dir: &Path, debug_routes: bool) -> Service<CatalogOnly> {
         data_dir: dir.to_path_buf(),
         timeout: Duration::from_millis(50),
         debug_routes,
+        dir_access,
     };
     Service::new(cfg, CatalogOnly)
 }
@@ -118,4 +126,39 @@ fn a_corrupt_line_stops_the_replica_with_the_file_and_line_and_cuts_nothing() {
     // Repaired by hand, the replica serves again.
     std::fs::write(&path, "index,epoch,kind,number,name,quantity,price,key\n0,1,epoch,,,,,\n1,1,order,0,Tux,1,1,b\n2,1,order,1,Tux,1,1,c\n").unwrap();
     assert_eq!(call(&s, Method::GET, "/get_last_order_number", Value::Null).body["data"]["last"], 2);
+}
+
+/// Under the toystore host the replica owns its directory: no lock file, the promise read once
+/// and kept in memory. Shown by damaging the `epoch` file behind its back: the owner does not
+/// read it again, a sharer must (and fails loudly). `/ping` answers from memory in both modes.
+#[test]
+fn an_exclusive_replica_keeps_its_promise_in_memory_and_pings_touch_no_file() {
+    for access in [DirAccess::Exclusive, DirAccess::Shared] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = service_with(dir.path(), false, access);
+        assert_eq!(call(&s, Method::POST, "/leaderselection", json!({})).body["data"]["epoch"], 1);
+        assert_eq!(order(&s, "k0").body["data"]["order_number"], 0);
+        assert!(!dir.path().join("LOCK").exists());
+        std::fs::write(dir.path().join("epoch"), "junk").unwrap();
+        let ping = call(&s, Method::GET, "/ping", Value::Null);
+        assert_eq!(ping.status, 200, "{access:?}: {ping:?}");
+        assert_eq!((ping.body["data"]["epoch"].clone(), ping.body["data"]["last"].clone()), (json!(1), json!(0)), "{access:?}");
+        assert_eq!(call(&s, Method::GET, "/health", Value::Null).status, 200, "{access:?}");
+        let next = order(&s, "k1");
+        match access {
+            DirAccess::Exclusive => assert_eq!(next.body["data"]["order_number"], 1, "{next:?}"),
+            DirAccess::Shared => {
+                assert_eq!(next.status, 500, "{next:?}");
+                assert!(next.error_message().unwrap_or_default().contains("epoch file"), "{next:?}");
+            }
+        }
+        // A new promise is still written through: the file is the truth after a restart.
+        if access == DirAccess::Exclusive {
+            let reply = call(&s, Method::POST, "/fence", json!({"leader": 2, "epoch": 5}));
+            assert_eq!(reply.status, 200, "{reply:?}");
+            assert_eq!(std::fs::read_to_string(dir.path().join("epoch")).unwrap().trim(), "5");
+            let restarted = service_with(dir.path(), false, access);
+            assert_eq!(call(&restarted, Method::GET, "/get_last_order_number", Value::Null).body["data"]["epoch"], 5);
+        }
+    }
 }

@@ -33,6 +33,7 @@ use http::Method;
 use serde_json::{json, Value};
 use toystore_guest::durable::crash;
 use toystore_guest::{CallError, Net, NetResponse, Reply, Request};
+use toystore_guest::lock::DirAccess;
 use toystore_order::{Config, Service};
 
 pub const TOYS: [&str; 4] = ["Tux", "Lego", "Fox", "Barbie"];
@@ -171,6 +172,8 @@ impl Sim {
             data_dir: self.dir(id),
             timeout: Duration::from_millis(50),
             debug_routes: false,
+            // One instance per directory at a time (a crash drops it), as under the toystore host.
+            dir_access: DirAccess::Exclusive,
         }
     }
 
