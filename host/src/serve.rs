@@ -1,8 +1,9 @@
-//! `toystore serve`: the whole store in one process.
+//! `toystore serve`: the whole store in one process, or the part of it `--only` / `--host`
+//! selects (the rest runs on other machines, at its manifest addresses).
 //!
 //! 1. read and validate the manifest;
-//! 2. compile each distinct component once;
-//! 3. bind the admin port, then start every service (listener + supervised instance);
+//! 2. compile each distinct component this process runs once;
+//! 3. bind the admin port, then start every local service (listener + supervised instance);
 //! 4. run the tick timer and the admin endpoint;
 //! 5. on Ctrl-C / SIGTERM stop accepting, give open requests a moment, exit 0.
 
@@ -15,7 +16,7 @@ use futures::future::join_all;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::manifest::{Manifest, ServiceKind};
+use crate::manifest::{Manifest, Selection, ServiceKind};
 use crate::outgoing::Outgoing;
 use crate::runtime::{InstanceSpec, Runtime};
 use crate::server::{self, Handler};
@@ -27,18 +28,26 @@ const BACKEND_START_WAIT: Duration = Duration::from_secs(10);
 /// How long requests in flight may take to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
-    let manifest = Manifest::load(manifest_path)?;
+pub async fn serve(manifest_path: &Path, selection: &Selection) -> anyhow::Result<()> {
+    let manifest = Manifest::load(manifest_path, selection)?;
+    let local: Vec<&str> = manifest.local_services().map(|s| s.name.as_str()).collect();
     tracing::info!(
         manifest = %manifest.path.display(),
         outgoing_http = %manifest.outgoing_http,
         tick_interval_ms = manifest.tick_interval_ms(),
+        services = %local.join(","),
         "starting toystore"
     );
+    for remote in manifest.services.iter().filter(|s| !manifest.local.contains(&s.name)) {
+        tracing::info!(service = %remote.name, "not run here; reached at {}", remote.url());
+    }
+    for warning in &manifest.warnings {
+        tracing::warn!("{warning}");
+    }
 
     let mut runtime = Runtime::new(Outgoing::new(manifest.outgoing_http))?;
     let mut instances = Vec::new();
-    for spec in &manifest.services {
+    for spec in manifest.local_services() {
         let started = std::time::Instant::now();
         let pre = runtime.load(&spec.component)?;
         tracing::debug!(service = %spec.name, elapsed = ?started.elapsed(), "component ready");
@@ -53,7 +62,8 @@ pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
     let admin_listener = server::bind(manifest.admin)
         .with_context(|| format!("cannot listen on the admin address {} (is another toystore running?)", manifest.admin))?;
     // Backends first: the frontend chooses the order leader on its first tick, so it starts
-    // once the replicas have loaded and resynced (or after a while, if one cannot).
+    // once the local replicas have loaded and resynced (or after a while, if one cannot).
+    // Remote ones are not waited for: the frontend's ticks keep pinging whatever answers.
     let (frontends, backends): (Vec<_>, Vec<_>) =
         services.iter().partition(|s| s.spec.kind == ServiceKind::Frontend);
     for service in &backends {
