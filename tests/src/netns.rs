@@ -109,6 +109,21 @@ impl Lab {
         run(&args).unwrap_or_else(|e| panic!("iptables in {machine}: {e}"));
     }
 
+    /// Packets the DROP rules in `machine`'s namespace have dropped so far (proof that a fault
+    /// was really on the path).
+    pub fn dropped(&self, machine: &str) -> u64 {
+        let ns = self.ns(machine);
+        let out = run(&["ip", "netns", "exec", &ns, "iptables", "-L", "-v", "-n", "-x"])
+            .unwrap_or_else(|e| panic!("iptables -L in {machine}: {e}"));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields.get(2) == Some(&"DROP")).then(|| fields[0].parse::<u64>().ok()).flatten()
+            })
+            .sum()
+    }
+
     /// Remove every rule in `machine`'s namespace (heal).
     pub fn heal(&self, machine: &str) {
         self.iptables(machine, &["-F"]);

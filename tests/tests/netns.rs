@@ -488,6 +488,8 @@ fn partitions_delay_and_loss_between_machines_lose_no_acknowledged_order() {
     thread::sleep(Duration::from_secs(4));
     load.stop();
     let isolated_lines = store.log(old).len();
+    let dropped = store.lab.dropped(&replica_machine(old));
+    assert!(dropped > 0, "the isolation dropped no packet");
     store.lab.heal(&replica_machine(old));
     store.wait_for("the old leader to rejoin as a follower", Duration::from_secs(45), || {
         store.ping(old).is_some_and(|p| p["epoch"].as_u64().is_some_and(|e| e > old_epoch) && p["leader"].as_u64() != Some(old as u64))
@@ -518,6 +520,7 @@ fn partitions_delay_and_loss_between_machines_lose_no_acknowledged_order() {
     thread::sleep(Duration::from_secs(15));
     load.stop();
     store.knobs[slow].set(0, 0);
+    let dropped = store.lab.dropped(&machine);
     store.lab.heal(&machine);
     let slow_orders = orders_in(&history, "slow-link");
     let failed: Vec<_> = slow_orders.iter().filter(|op| !matches!(op.outcome, Outcome::Ordered { .. })).collect();
@@ -531,6 +534,12 @@ fn partitions_delay_and_loss_between_machines_lose_no_acknowledged_order() {
         latencies.last().copied().unwrap_or(0)
     );
     assert!(latencies.len() >= 20, "too few orders went through: {}", latencies.len());
+    // The leader waits for every live follower, so the slow one's round trip (at least
+    // 2 x 30 ms) is in most orders' latency: proof that the delay was on the path.
+    let p50 = latencies[latencies.len() / 2];
+    assert!(p50 >= 60, "median order latency {p50} ms: the delay was not on the path");
+    assert!(dropped > 0, "the 5 % loss rules dropped no packet");
+    eprintln!("slow-link: {dropped} packets dropped on replica {slow}'s link");
     store.wait_identical("after the slow link");
     check_after(&store, &history, "slow-link");
 
@@ -550,11 +559,13 @@ fn partitions_delay_and_loss_between_machines_lose_no_acknowledged_order() {
         .filter(|op| op.invoke_ms > one_way_at && matches!(op.outcome, Outcome::Ordered { .. }))
         .count();
     assert!(ok_during > 0, "no order went through while the leader could not reach replica {cut}");
+    let dropped = store.lab.dropped(&replica_machine(cut));
+    assert!(dropped > 0, "the one-way rule dropped no packet");
     store.lab.heal(&replica_machine(cut));
     store.wait_identical("after the one-way partition");
     let verdict = check_after(&store, &history, "one-way");
     eprintln!(
-        "one-way: leader {leader} cannot call replica {cut}: {ok_during} orders acknowledged meanwhile; whole run: {} acknowledged, {} reads in {:?}",
+        "one-way: leader {leader} cannot call replica {cut} ({dropped} packets dropped): {ok_during} orders acknowledged meanwhile; whole run: {} acknowledged, {} reads in {:?}",
         verdict.acknowledged,
         verdict.reads,
         test_started.elapsed()
