@@ -21,9 +21,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every service of the manifest (frontend, catalog, order replicas) until Ctrl-C.
+    /// Run the services of the manifest (all, or those of `--only` / `--host`) until Ctrl-C.
     Serve(toystore_host::ServeArgs),
-    /// List, kill, restart, pause or resume the order replicas of a running `toystore serve`.
+    /// List, kill, restart, pause or resume order replicas (asking the host that runs each one).
     Replica(toystore_host::ReplicaArgs),
 
     /// The load client: look up random toys, order with probability `--prob`, verify every

@@ -36,10 +36,11 @@ impl ServeArgs {
 pub struct ReplicaArgs {
     #[command(subcommand)]
     pub action: ReplicaAction,
-    /// Address of the host's admin endpoint (default: `admin` from the manifest).
+    /// Address of the host's admin endpoint (default: from the manifest, the `[[host]]` that
+    /// runs the replica, or every host for `list`; without host tables, `admin`).
     #[arg(long, global = true)]
     pub admin: Option<SocketAddr>,
-    /// Manifest to read the admin address from.
+    /// Manifest to read the admin addresses from.
     #[arg(long, global = true, default_value = "toystore.toml")]
     pub manifest: PathBuf,
 }

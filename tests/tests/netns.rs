@@ -265,7 +265,8 @@ fn start() -> Option<Store> {
     let mut store = Store { hosts: Vec::new(), knobs, _proxies: proxies, agent, dir, lab };
     let bin = host_binary();
     assert!(bin.exists(), "host binary {} missing: run `just build` first", bin.display());
-    for machine in ["r1", "r2", "r3", "front"] {
+    // The front machine first: nothing in its start may wait for replicas on other machines.
+    for machine in ["front", "r1", "r2", "r3"] {
         let log = root.join(format!("host-{machine}.log"));
         let file = fs::File::create(&log).expect("host log");
         let child = store

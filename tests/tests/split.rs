@@ -96,9 +96,11 @@ fn two_processes_run_one_store_and_each_supervises_its_own_replicas() {
     let admins = free_ports(2).expect("ports");
     let manifest: PathBuf = dir.path().join("toystore.toml");
     fs::write(&manifest, split_manifest(dir.path(), &ports, admins[0], admins[1])).expect("manifest");
-    // b first: a's frontend must find its leader among replicas another process runs.
-    let _b = serve(&manifest, &["--host", "b"], &dir.path().join("host-b.log"));
+    // a first, alone for a moment: its start must not wait for replicas another process runs;
+    // its frontend keeps pinging until a majority is up.
     let _a = serve(&manifest, &["--host", "a"], &dir.path().join("host-a.log"));
+    std::thread::sleep(Duration::from_secs(2));
+    let _b = serve(&manifest, &["--host", "b"], &dir.path().join("host-b.log"));
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(15)).build();
     let frontend = format!("http://127.0.0.1:{}", ports.frontend);
     wait_for(dir.path(), "a leader", || {
