@@ -38,6 +38,17 @@ setup-browser:
     $sudo apt-get update
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y chromium chromium-driver
 
+# Install iproute2 and iptables (Debian packages) for the network-namespace test
+# (tests/tests/netns.rs), unless present. Only as root: without root that test skips itself.
+setup-netns:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ "$(id -u)" != 0 ]; then echo "not root: tests/tests/netns.rs will print 'skipped' and pass"; exit 0; fi
+    if command -v ip >/dev/null && command -v iptables >/dev/null; then exit 0; fi
+    echo "installing iproute2 and iptables (one time)"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2 iptables
+
 # The Schemathesis version the OpenAPI test runs (tests/tests/openapi.rs).
 schemathesis_version := "4.3.3"
 # Its hypothesis-jsonschema breaks on hypothesis releases after this one (`many.more` is gone).
@@ -65,8 +76,9 @@ build: setup
 serve manifest="toystore.toml": build
     ./target/release/toystore serve --manifest {{manifest}}
 
-# Unit tests (native) and end-to-end tests against the real host (the page tests in headless Chromium).
-test: build setup-wasmtime setup-browser setup-schemathesis runtime-deps
+# Unit tests (native) and end-to-end tests against the real host (the page tests in headless Chromium,
+# the multi-machine test in network namespaces when run as root).
+test: build setup-wasmtime setup-browser setup-schemathesis setup-netns runtime-deps
     cargo test --release {{native}} --no-fail-fast -- --test-threads=2
 
 # The seed's evaluation: 5 clients, p = 0..0.8, cache on/off, plus a failure run -> eval/.

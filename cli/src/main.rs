@@ -21,9 +21,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every service of the manifest (frontend, catalog, order replicas) until Ctrl-C.
+    /// Run the services of the manifest (all, or those of `--only` / `--host`) until Ctrl-C.
     Serve(toystore_host::ServeArgs),
-    /// List, kill, restart, pause or resume the order replicas of a running `toystore serve`.
+    /// List, kill, restart, pause or resume order replicas (asking the host that runs each one).
     Replica(toystore_host::ReplicaArgs),
 
     /// The load client: look up random toys, order with probability `--prob`, verify every
@@ -60,7 +60,16 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => toystore_host::serve(&args.manifest).await?,
+        Command::Serve(args) => {
+            if let Err(e) = toystore_host::serve(&args.manifest, &args.selection()).await {
+                // A wrong `--only` / `--host` is a usage error, like clap's own.
+                if e.downcast_ref::<toystore_host::ManifestError>().is_some_and(toystore_host::ManifestError::is_usage) {
+                    eprintln!("error: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+                return Err(e);
+            }
+        }
         Command::Replica(args) => toystore_host::replica(args).await?,
         Command::Client(args) => return toystore_client::run_client(args).await,
         Command::Eval(args) => return toystore_client::run_eval(args).await,
@@ -92,7 +101,15 @@ mod tests {
     #[test]
     fn parses_serve_and_replica_commands() {
         let cli = Cli::try_parse_from(["toystore", "serve", "--manifest", "/tmp/m.toml"]).unwrap();
-        assert!(matches!(cli.command, Command::Serve(ServeArgs { manifest }) if manifest == Path::new("/tmp/m.toml")));
+        assert!(matches!(cli.command, Command::Serve(ServeArgs { ref manifest, .. }) if manifest == Path::new("/tmp/m.toml")));
+
+        let cli = Cli::try_parse_from(["toystore", "serve", "--only", "catalog,order-1", "--only", "order-2"]).unwrap();
+        let Command::Serve(args) = cli.command else { panic!("serve") };
+        assert_eq!(args.selection(), toystore_host::Selection::Only(vec!["catalog".into(), "order-1".into(), "order-2".into()]));
+        let cli = Cli::try_parse_from(["toystore", "serve", "--host", "b"]).unwrap();
+        let Command::Serve(args) = cli.command else { panic!("serve") };
+        assert_eq!(args.selection(), toystore_host::Selection::Host("b".into()));
+        assert!(Cli::try_parse_from(["toystore", "serve", "--host", "b", "--only", "frontend"]).is_err());
 
         let cli = Cli::try_parse_from(["toystore", "replica", "kill", "2", "--admin", "127.0.0.1:9000"]).unwrap();
         let Command::Replica(args) = cli.command else { panic!("replica") };

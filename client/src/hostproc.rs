@@ -185,6 +185,7 @@ pub fn manifest(config: &HostConfig, ports: &Ports, data: &Path, seed: &Path) ->
             seed: Vec::new(),
             replica: ports.replicas.iter().enumerate().map(replica).collect(),
         },
+        hosts: Vec::new(),
     }
 }
 

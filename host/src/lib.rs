@@ -39,5 +39,6 @@ mod supervisor;
 mod ticker;
 
 pub use cli::{ReplicaAction, ReplicaArgs, ServeArgs};
+pub use manifest::{ManifestError, Selection};
 pub use replica_cli::run as replica;
 pub use serve::serve;

@@ -8,18 +8,25 @@
 //!    keys instead of being ignored;
 //! 2. [`Manifest::from_raw`] resolves relative paths against the manifest's directory, turns
 //!    the three kinds of services into one flat list of [`ServiceSpec`]s and validates the
-//!    whole: unique names/ids/addresses/data directories, files that exist, a loopback admin
-//!    address. Internal listeners on non-loopback addresses are allowed (several machines on a
-//!    private network) but listed by [`Manifest::unprotected_internal_listeners`], which
-//!    `serve` warns about unless the manifest says `expose_internal = true`.
+//!    whole: unique names/ids/addresses, the `[[host]]` tables, a loopback (or, per `[[host]]`,
+//!    private) admin address, and for the services this process runs (see [`Selection`]) files
+//!    that exist and data directories of their own. Internal listeners on non-loopback
+//!    addresses are allowed (several machines on a private network) but listed by
+//!    [`Manifest::unprotected_internal_listeners`], which `serve` warns about unless the
+//!    manifest says `expose_internal = true`.
+//!
+//! A manifest describes the whole store even when one process runs only part of it
+//! (`toystore serve --only catalog,order-1` or `--host a`): every component is told every
+//! service's address, which may be another machine's.
 //!
 //! Everything after this module works with the validated [`Manifest`] only.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use toystore_manifest::{Listener, OutgoingHttp};
+pub use toystore_manifest::{HostTable, Listener, OutgoingHttp};
 use toystore_manifest::{
     FrontendTable, InternalRoutes, ManifestFile, OrderReplicas, ReplicaTable, ServiceEnv, ServiceTable, Settings,
 };
@@ -32,6 +39,39 @@ pub enum ManifestError {
     Parse { path: PathBuf, message: String },
     #[error("the manifest {path} is not valid: {problems}", problems = .problems.join("; "))]
     Invalid { path: PathBuf, problems: Vec<String> },
+    /// `--only` named services the manifest does not have (a usage error: exit status 2).
+    #[error("no service {unknown} in {path} (its services: {known})", unknown = .unknown.join(", "), known = .known.join(", "))]
+    UnknownServices { path: PathBuf, unknown: Vec<String>, known: Vec<String> },
+    /// `--host` named a host the manifest's `[[host]]` tables do not have (exit status 2).
+    #[error("no [[host]] named {name} in {path} (its hosts: {known})", known = if .known.is_empty() { "none".to_string() } else { .known.join(", ") })]
+    UnknownHost { path: PathBuf, name: String, known: Vec<String> },
+}
+
+impl ManifestError {
+    /// Whether the command line, not the file, is at fault (`toystore serve` exits 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ManifestError::UnknownServices { .. } | ManifestError::UnknownHost { .. })
+    }
+}
+
+/// Which services of the manifest this process runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Selection {
+    /// Every service (one machine runs the whole store).
+    #[default]
+    All,
+    /// `--only frontend,order-1`: these, by name.
+    Only(Vec<String>),
+    /// `--host a`: the services of the `[[host]]` named so, with its admin address.
+    Host(String),
+}
+
+/// One `[[host]]`: a machine, its admin endpoint and the services it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSpec {
+    pub name: String,
+    pub admin: SocketAddr,
+    pub services: Vec<String>,
 }
 
 /// What kind of service a [`ServiceSpec`] is; decides its name and its extra environment.
@@ -95,7 +135,8 @@ impl ServiceSpec {
 pub struct Manifest {
     /// Where the manifest was read from (for messages).
     pub path: PathBuf,
-    /// Loopback address of the admin endpoint.
+    /// Address of the admin endpoint this process binds: the top-level `admin` (loopback), or
+    /// with [`Selection::Host`] that host's (loopback or private).
     pub admin: SocketAddr,
     pub outgoing_http: OutgoingHttp,
     /// `expose_internal = true`: internal listeners on non-loopback addresses are intended (a
@@ -103,26 +144,38 @@ pub struct Manifest {
     pub expose_internal: bool,
     /// `[settings]`, typed; absent keys hold their defaults.
     pub settings: Settings,
-    /// Frontend, catalog, then the order replicas by id.
+    /// Every service of the store (frontend, catalog, then the order replicas by id), the ones
+    /// other machines run included: components are told all their addresses.
     pub services: Vec<ServiceSpec>,
+    /// Names of the services this process runs (all of them unless a [`Selection`] says less).
+    pub local: BTreeSet<String>,
+    /// `[[host]]` tables (empty when the manifest has none).
+    pub hosts: Vec<HostSpec>,
 }
 
 impl Manifest {
     /// Read, parse and validate the manifest at `path`.
-    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+    pub fn load(path: &Path, selection: &Selection) -> Result<Self, ManifestError> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| ManifestError::Read { path: path.to_path_buf(), error })?;
-        Self::parse(&text, path)
+        Self::parse_selected(&text, path, selection)
     }
 
     /// Parse and validate manifest text; relative paths resolve against `path`'s directory.
+    #[cfg(test)]
     pub fn parse(text: &str, path: &Path) -> Result<Self, ManifestError> {
-        let raw: ManifestFile = toml::from_str(text)
-            .map_err(|e| ManifestError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
-        Self::from_raw(raw, path)
+        Self::parse_selected(text, path, &Selection::All)
     }
 
-    fn from_raw(raw: ManifestFile, path: &Path) -> Result<Self, ManifestError> {
+    /// [`Self::parse`] for a process that runs only `selection`: files are checked for those
+    /// services only (a machine running `order-2` needs no frontend component).
+    pub fn parse_selected(text: &str, path: &Path, selection: &Selection) -> Result<Self, ManifestError> {
+        let raw: ManifestFile = toml::from_str(text)
+            .map_err(|e| ManifestError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        Self::from_raw(raw, path, selection)
+    }
+
+    fn from_raw(raw: ManifestFile, path: &Path, selection: &Selection) -> Result<Self, ManifestError> {
         let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
         let mut problems = Vec::new();
@@ -201,37 +254,48 @@ impl Manifest {
             );
         }
 
-        check_unique(&services, admin, &mut problems);
-        check_files(&services, &mut problems);
-
+        let hosts = check_hosts(&raw.hosts, &services, &mut problems);
+        check_unique(&services, admin, &hosts, &mut problems);
+        // `admin` is None only with a problem reported above.
+        let mut admin = admin.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        // Files are checked for the selected services, and reported with any problem above.
+        let local = select(selection, &services, &hosts, path, &mut admin)?;
+        let local_specs: Vec<&ServiceSpec> = services.iter().filter(|s| local.contains(&s.name)).collect();
+        check_files(&local_specs, &mut problems);
+        check_data_dirs(&local_specs, &mut problems);
         if !problems.is_empty() {
             return Err(ManifestError::Invalid { path: path.to_path_buf(), problems });
         }
         Ok(Manifest {
             path: path.to_path_buf(),
-            // `admin` is Some: a parse failure would have been a problem above.
-            admin: admin.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+            admin,
             outgoing_http: raw.outgoing_http,
             expose_internal: raw.expose_internal,
             settings: raw.settings,
             services,
+            local,
+            hosts,
         })
     }
 
     /// Internal listeners (the catalog's, the replicas', the frontend's `internal_listen`) bound
-    /// to a non-loopback address, as `(service, address)`, unless the manifest says
+    /// to a non-loopback address, as `(service, address)`, of the services this process runs, unless the manifest says
     /// `expose_internal = true`. Their routes trust every caller (stock changes, replication,
     /// cache invalidation), so anyone who can reach them can break the store: `serve` warns.
     pub fn unprotected_internal_listeners(&self) -> Vec<(&str, SocketAddr)> {
         if self.expose_internal {
             return Vec::new();
         }
-        self.services
-            .iter()
+        self.local_services()
             .flat_map(|s| s.listeners().into_iter().map(move |(listener, addr)| (s.name.as_str(), listener, addr)))
             .filter(|(_, listener, addr)| *listener == Listener::Internal && !addr.ip().is_loopback())
             .map(|(name, _, addr)| (name, addr))
             .collect()
+    }
+
+    /// The services this process runs, in manifest order.
+    pub fn local_services(&self) -> impl Iterator<Item = &ServiceSpec> {
+        self.services.iter().filter(|s| self.local.contains(&s.name))
     }
 
     /// `settings.tick_interval_ms`; 0 would spin the timer, so it means the default.
@@ -283,6 +347,24 @@ pub fn admin_address(path: &Path) -> Result<SocketAddr, ManifestError> {
     admin.parse().map_err(|_| invalid(format!("admin = \"{admin}\" is not an IP:port address")))
 }
 
+/// Only the `[[host]]` tables of the manifest at `path` (none: an empty list), for
+/// `toystore replica`, which asks the host that runs a replica. Like [`admin_address`], nothing
+/// else is checked.
+pub fn hosts_of(path: &Path) -> Result<Vec<HostSpec>, ManifestError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| ManifestError::Read { path: path.to_path_buf(), error })?;
+    let invalid = |message: String| ManifestError::Parse { path: path.to_path_buf(), message };
+    let table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let Some(hosts) = table.get("host") else { return Ok(Vec::new()) };
+    let raw: Vec<HostTable> = hosts.clone().try_into().map_err(|e: toml::de::Error| invalid(format!("[[host]]: {e}")))?;
+    raw.into_iter()
+        .map(|h| match h.admin.parse() {
+            Ok(admin) => Ok(HostSpec { name: h.name, admin, services: h.services }),
+            Err(_) => Err(invalid(format!("host {}'s admin = \"{}\" is not an IP:port address", h.name, h.admin))),
+        })
+        .collect()
+}
+
 fn parse_addr(what: &str, text: &str, problems: &mut Vec<String>) -> Option<SocketAddr> {
     match text.parse::<SocketAddr>() {
         Ok(a) => Some(a),
@@ -293,10 +375,12 @@ fn parse_addr(what: &str, text: &str, problems: &mut Vec<String>) -> Option<Sock
     }
 }
 
-fn check_unique(services: &[ServiceSpec], admin: Option<SocketAddr>, problems: &mut Vec<String>) {
+/// Names unique; no two listeners on one port of one address (the same port on two machines'
+/// addresses is fine; an unspecified address such as 0.0.0.0 clashes with every address).
+fn check_unique(services: &[ServiceSpec], admin: Option<SocketAddr>, hosts: &[HostSpec], problems: &mut Vec<String>) {
     let mut names = HashSet::new();
-    let mut ports: Vec<(u16, String)> = admin.map(|a| (a.port(), "admin".to_string())).into_iter().collect();
-    let mut dirs: Vec<(&Path, &str)> = Vec::new();
+    let mut taken: Vec<(SocketAddr, String)> = admin.map(|a| (a, "admin".to_string())).into_iter().collect();
+    taken.extend(hosts.iter().map(|h| (h.admin, format!("host {}'s admin", h.name))));
     for s in services {
         if !names.insert(&s.name) {
             problems.push(format!("two services are named {} (replica ids must be unique)", s.name));
@@ -306,11 +390,23 @@ fn check_unique(services: &[ServiceSpec], admin: Option<SocketAddr>, problems: &
             if addr.port() == 0 {
                 continue;
             }
-            if let Some((_, other)) = ports.iter().find(|(p, _)| *p == addr.port()) {
+            // Services on different machines may share a port; on one address (or with one on
+            // every address) they cannot.
+            let clash = |(a, _): &&(SocketAddr, String)| {
+                a.port() == addr.port() && (a.ip() == addr.ip() || a.ip().is_unspecified() || addr.ip().is_unspecified())
+            };
+            if let Some((_, other)) = taken.iter().find(clash) {
                 problems.push(format!("{} and {other} both use port {}", s.name, addr.port()));
             }
-            ports.push((addr.port(), s.name.clone()));
+            taken.push((addr, s.name.clone()));
         }
+    }
+}
+
+/// Services that run in one process need data directories of their own.
+fn check_data_dirs(services: &[&ServiceSpec], problems: &mut Vec<String>) {
+    let mut dirs: Vec<(&Path, &str)> = Vec::new();
+    for s in services {
         if let Some((_, other)) = dirs.iter().find(|(d, _)| *d == s.data_dir.as_path()) {
             problems.push(format!(
                 "{} and {other} share the data directory {}: each service needs its own",
@@ -322,7 +418,83 @@ fn check_unique(services: &[ServiceSpec], admin: Option<SocketAddr>, problems: &
     }
 }
 
-fn check_files(services: &[ServiceSpec], problems: &mut Vec<String>) {
+/// An admin endpoint can kill replicas, so it listens on loopback unless a `[[host]]` table
+/// puts it on a private address explicitly (never a public or unspecified one).
+fn admin_address_allowed(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        // fc00::/7 (unique local) and fe80::/10 (link local).
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// Validate the `[[host]]` tables: unique names, admin addresses loopback or private, every
+/// service named exists and is run by one host at most.
+fn check_hosts(raw: &[HostTable], services: &[ServiceSpec], problems: &mut Vec<String>) -> Vec<HostSpec> {
+    let mut hosts = Vec::new();
+    let mut names = HashSet::new();
+    let mut runs: Vec<(&str, &str)> = Vec::new();
+    for h in raw {
+        if !names.insert(h.name.as_str()) {
+            problems.push(format!("two [[host]] tables are named {}", h.name));
+        }
+        let admin = parse_addr(&format!("host {}'s admin", h.name), &h.admin, problems);
+        if let Some(addr) = admin.filter(|a| !admin_address_allowed(a.ip())) {
+            problems.push(format!(
+                "host {}'s admin = \"{addr}\" must be a loopback or private address (10/8, \
+                 172.16/12, 192.168/16, fc00::/7): the admin endpoint can kill replicas",
+                h.name
+            ));
+        }
+        for service in &h.services {
+            if !services.iter().any(|s| &s.name == service) {
+                problems.push(format!("host {} runs {service}, which the manifest does not have", h.name));
+            } else if let Some((_, other)) = runs.iter().find(|(s, _)| s == service) {
+                problems.push(format!("{service} is run by two hosts, {other} and {}", h.name));
+            } else {
+                runs.push((service, &h.name));
+            }
+        }
+        if let Some(admin) = admin {
+            hosts.push(HostSpec { name: h.name.clone(), admin, services: h.services.clone() });
+        }
+    }
+    hosts
+}
+
+/// The names of the services `selection` runs; with a host, `admin` becomes that host's.
+fn select(
+    selection: &Selection,
+    services: &[ServiceSpec],
+    hosts: &[HostSpec],
+    path: &Path,
+    admin: &mut SocketAddr,
+) -> Result<BTreeSet<String>, ManifestError> {
+    let known = || services.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    match selection {
+        Selection::All => Ok(known().into_iter().collect()),
+        Selection::Only(names) => {
+            let unknown: Vec<String> = names.iter().filter(|n| !services.iter().any(|s| &s.name == *n)).cloned().collect();
+            if !unknown.is_empty() {
+                return Err(ManifestError::UnknownServices { path: path.to_path_buf(), unknown, known: known() });
+            }
+            Ok(names.iter().cloned().collect())
+        }
+        Selection::Host(name) => match hosts.iter().find(|h| &h.name == name) {
+            Some(host) => {
+                *admin = host.admin;
+                Ok(host.services.iter().cloned().collect())
+            }
+            None => Err(ManifestError::UnknownHost {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                known: hosts.iter().map(|h| h.name.clone()).collect(),
+            }),
+        },
+    }
+}
+
+fn check_files(services: &[&ServiceSpec], problems: &mut Vec<String>) {
     let mut reported = HashSet::new();
     for s in services {
         if !s.component.is_file() && reported.insert(s.component.clone()) {
@@ -591,6 +763,98 @@ data_dir = "run/order-1"
         assert!(problems(&text, dir.path()).contains("replicas"));
         let no_replicas: String = sample(dir.path()).split("[[order.replica]]").next().unwrap().to_string();
         assert!(problems(&no_replicas, dir.path()).contains("at least one"));
+    }
+
+    /// `sample` with the services split over two machines.
+    fn two_hosts(dir: &Path) -> String {
+        sample(dir).replace("127.0.0.1:8092", "10.0.0.2:8091").replace("run/order-2", "run/order-1")
+            + r#"
+[[host]]
+name = "a"
+admin = "10.0.0.1:8079"
+services = ["frontend", "catalog", "order-1"]
+
+[[host]]
+name = "b"
+admin = "10.0.0.2:8079"
+services = ["order-2"]
+"#
+    }
+
+    #[test]
+    fn only_runs_a_subset_and_checks_files_for_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = sample(dir.path());
+        let only = |names: &[&str]| Selection::Only(names.iter().map(|n| n.to_string()).collect());
+        let path = dir.path().join("toystore.toml");
+        let m = Manifest::parse_selected(&text, &path, &only(&["catalog", "order-2"])).unwrap();
+        let local: Vec<&str> = m.local_services().map(|s| s.name.as_str()).collect();
+        assert_eq!(local, ["catalog", "order-2"]);
+        assert_eq!(m.services.len(), 4, "every service stays known, for the components' URLs");
+        let env: BTreeMap<String, String> = m.env_for(m.service("order-2").unwrap()).into_iter().collect();
+        assert_eq!(env["FRONTEND_URL"], "http://127.0.0.1:8070", "the frontend's internal listener");
+        // A machine that does not run the frontend needs no frontend component.
+        std::fs::remove_file(dir.path().join("front.wasm")).unwrap();
+        assert!(Manifest::parse_selected(&text, &path, &only(&["order-1"])).is_ok());
+        assert!(problems(&text, dir.path()).contains("front.wasm"));
+        // Unknown names: a usage error naming the known ones.
+        match Manifest::parse_selected(&text, &path, &only(&["order-1", "order-9", "db"])) {
+            Err(e @ ManifestError::UnknownServices { .. }) => {
+                assert!(e.is_usage());
+                let msg = e.to_string();
+                assert!(msg.contains("order-9, db") && msg.contains("frontend, catalog, order-1, order-2"), "{msg}");
+            }
+            other => panic!("expected UnknownServices, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hosts_split_the_services_and_bind_their_own_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("toystore.toml");
+        let text = two_hosts(dir.path());
+        let m = Manifest::parse_selected(&text, &path, &Selection::Host("b".into())).unwrap();
+        assert_eq!(m.admin, "10.0.0.2:8079".parse().unwrap());
+        assert_eq!(m.local.iter().map(String::as_str).collect::<Vec<_>>(), ["order-2"]);
+        assert_eq!(m.hosts.len(), 2);
+        // The same port (and data directory) on two machines is fine.
+        let a = Manifest::parse_selected(&text, &path, &Selection::Host("a".into())).unwrap();
+        assert_eq!(a.admin, "10.0.0.1:8079".parse().unwrap());
+        assert!(a.local.contains("order-1") && !a.local.contains("order-2"));
+        // `--only` keeps the top-level admin.
+        let only = Manifest::parse_selected(&text, &path, &Selection::Only(vec!["order-2".into()])).unwrap();
+        assert_eq!(only.admin, "127.0.0.1:8079".parse().unwrap());
+        match Manifest::parse_selected(&text, &path, &Selection::Host("c".into())) {
+            Err(e @ ManifestError::UnknownHost { .. }) => assert!(e.is_usage() && e.to_string().contains("a, b"), "{e}"),
+            other => panic!("expected UnknownHost, got {other:?}"),
+        }
+        // Both on one machine: the data directory is shared, which is refused.
+        assert!(problems(&text, dir.path()).contains("share the data directory"));
+    }
+
+    #[test]
+    fn host_tables_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = two_hosts(dir.path())
+            .replace("\"10.0.0.2:8079\"", "\"8.8.8.8:8079\"")
+            .replace("services = [\"order-2\"]", "services = [\"order-2\", \"order-1\", \"order-7\"]");
+        let msg = problems(&text, dir.path());
+        assert!(msg.contains("host b's admin = \"8.8.8.8:8079\" must be a loopback or private"), "{msg}");
+        assert!(msg.contains("order-1 is run by two hosts, a and b"), "{msg}");
+        assert!(msg.contains("host b runs order-7, which the manifest does not have"), "{msg}");
+        let text = two_hosts(dir.path()).replace("\"10.0.0.2:8079\"", "\"0.0.0.0:8079\"");
+        assert!(problems(&text, dir.path()).contains("must be a loopback or private"));
+        let text = two_hosts(dir.path()).replace("name = \"b\"", "name = \"a\"");
+        assert!(problems(&text, dir.path()).contains("two [[host]] tables are named a"));
+        // A listener on the same IP and port as a host's admin clashes.
+        let text = two_hosts(dir.path()).replace("10.0.0.2:8079", "10.0.0.2:8091");
+        assert!(problems(&text, dir.path()).contains("both use port 8091"));
+        // `toystore replica` reads the host tables alone.
+        std::fs::write(&dir.path().join("m.toml"), two_hosts(dir.path())).unwrap();
+        let hosts = hosts_of(&dir.path().join("m.toml")).unwrap();
+        assert_eq!(hosts[1], HostSpec { name: "b".into(), admin: "10.0.0.2:8079".parse().unwrap(), services: vec!["order-2".into()] });
+        std::fs::write(&dir.path().join("m.toml"), sample(dir.path())).unwrap();
+        assert!(hosts_of(&dir.path().join("m.toml")).unwrap().is_empty());
     }
 
     #[test]

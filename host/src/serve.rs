@@ -1,9 +1,10 @@
-//! `toystore serve`: the whole store in one process.
+//! `toystore serve`: the whole store in one process, or the part of it `--only` / `--host`
+//! selects (the rest runs on other machines, at its manifest addresses).
 //!
 //! 1. read and validate the manifest; warn about internal listeners on non-loopback addresses
 //!    (unless `expose_internal = true`); bind an ephemeral `internal_listen` to learn its port;
-//! 2. compile each distinct component once;
-//! 3. bind the admin port, then start every service (listener + supervised instance);
+//! 2. compile each distinct component this process runs once;
+//! 3. bind the admin port, then start every local service (listener + supervised instance);
 //! 4. run the tick timer and the admin endpoint;
 //! 5. on Ctrl-C / SIGTERM stop accepting, give open requests a moment, exit 0.
 
@@ -16,7 +17,7 @@ use futures::future::join_all;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::manifest::{Manifest, ServiceKind};
+use crate::manifest::{Manifest, Selection, ServiceKind};
 use crate::outgoing::Outgoing;
 use crate::runtime::{InstanceSpec, Runtime};
 use crate::server::{self, Handler};
@@ -28,14 +29,19 @@ const BACKEND_START_WAIT: Duration = Duration::from_secs(10);
 /// How long requests in flight may take to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
-    let mut manifest = Manifest::load(manifest_path)?;
+pub async fn serve(manifest_path: &Path, selection: &Selection) -> anyhow::Result<()> {
+    let mut manifest = Manifest::load(manifest_path, selection)?;
+    let local: Vec<String> = manifest.local_services().map(|s| s.name.clone()).collect();
     tracing::info!(
         manifest = %manifest.path.display(),
         outgoing_http = %manifest.outgoing_http,
         tick_interval_ms = manifest.tick_interval_ms(),
+        services = %local.join(","),
         "starting toystore"
     );
+    for remote in manifest.services.iter().filter(|s| !manifest.local.contains(&s.name)) {
+        tracing::info!(service = %remote.name, "not run here; reached at {}", remote.url());
+    }
     for (service, address) in manifest.unprotected_internal_listeners() {
         tracing::warn!(
             service,
@@ -49,7 +55,7 @@ pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
 
     let mut runtime = Runtime::new(Outgoing::new(manifest.outgoing_http))?;
     let mut instances = Vec::new();
-    for spec in &manifest.services {
+    for spec in manifest.local_services() {
         let started = std::time::Instant::now();
         let pre = runtime.load(&spec.component)?;
         tracing::debug!(service = %spec.name, elapsed = ?started.elapsed(), "component ready");
@@ -69,7 +75,8 @@ pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
     let admin_listener = server::bind(manifest.admin)
         .with_context(|| format!("cannot listen on the admin address {} (is another toystore running?)", manifest.admin))?;
     // Backends first: the frontend chooses the order leader on its first tick, so it starts
-    // once the replicas have loaded and resynced (or after a while, if one cannot).
+    // once the local replicas have loaded and resynced (or after a while, if one cannot).
+    // Remote ones are not waited for: the frontend's ticks keep pinging whatever answers.
     let (frontends, backends): (Vec<_>, Vec<_>) =
         services.iter().partition(|s| s.spec.kind == ServiceKind::Frontend);
     for service in &backends {
@@ -107,7 +114,10 @@ pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
 /// they start, and held so that nothing else takes it meanwhile.
 fn bind_ephemeral(manifest: &mut Manifest) -> anyhow::Result<Vec<(String, std::net::TcpListener)>> {
     let mut reserved = Vec::new();
-    for spec in &mut manifest.services {
+    let local = manifest.local.clone();
+    // Only this process's own: another machine's port 0 could not be learnt here (a manifest
+    // for several machines names every `internal_listen` it uses).
+    for spec in manifest.services.iter_mut().filter(|s| local.contains(&s.name)) {
         let Some(addr) = spec.internal_listen.filter(|a| a.port() == 0) else { continue };
         let listener = server::bind_std(addr)
             .with_context(|| format!("cannot listen on {addr} for {}'s internal listener", spec.name))?;

@@ -28,6 +28,23 @@ pub struct ManifestFile {
     pub frontend: FrontendTable,
     pub catalog: ServiceTable,
     pub order: OrderTable,
+    /// `[[host]]`: which machine runs which services, and where its admin endpoint is. Optional:
+    /// without it one `toystore serve` runs everything (or what `--only` names).
+    #[serde(default, rename = "host", skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostTable>,
+}
+
+/// `[[host]]`: one machine of a deployment spread over several. `toystore serve --host <name>`
+/// runs its `services` and binds its `admin`; `toystore replica` finds a replica's host here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostTable {
+    pub name: String,
+    /// `IP:port` of this host's admin endpoint: loopback, or a private address (checked by the
+    /// host) that the other machines' `toystore replica` can reach.
+    pub admin: String,
+    /// Service names (`frontend`, `catalog`, `order-1`, ...) this host runs.
+    pub services: Vec<String>,
 }
 
 /// `[frontend]`: the public service, with a second, internal listener on the same instance.

@@ -4,9 +4,13 @@
 //! Tests talk to it over HTTP like any client. Paths: the host binary is `TOYSTORE_BIN`
 //! (default `target/release/toystore`), the components are in `TOYSTORE_WASM_DIR` (default
 //! `target/wasm32-wasip2/release`); `just test` builds both first. [`browser`] drives a real
-//! headless Chromium for the page tests.
+//! headless Chromium for the page tests; [`netns`], [`proxy`] and [`history`] serve the multi-host
+//! test (namespaces as machines, a delaying TCP proxy, client histories and their checker).
 
 pub mod browser;
+pub mod history;
+pub mod netns;
+pub mod proxy;
 
 use std::fs;
 use std::io::Read;
