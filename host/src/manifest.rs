@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use toystore_manifest::OutgoingHttp;
+pub use toystore_manifest::{LocalCalls, OutgoingHttp};
 use toystore_manifest::{ManifestFile, OrderReplicas, ReplicaTable, ServiceEnv, ServiceTable, Settings};
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,8 @@ pub struct Manifest {
     /// Loopback address of the admin endpoint.
     pub admin: SocketAddr,
     pub outgoing_http: OutgoingHttp,
+    /// Calls to services of this host: over HTTP (the default) or handed over in process.
+    pub local_calls: LocalCalls,
     /// `[settings]`, typed; absent keys hold their defaults.
     pub settings: Settings,
     /// Frontend, catalog, then the order replicas by id.
@@ -181,6 +183,7 @@ impl Manifest {
             // `admin` is Some: a parse failure would have been a problem above.
             admin: admin.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
             outgoing_http: raw.outgoing_http,
+            local_calls: raw.local_calls,
             settings: raw.settings,
             services,
         })
@@ -412,6 +415,17 @@ data_dir = "run/order-1"
     }
 
     #[test]
+    fn local_calls_are_http_unless_direct_is_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(parse(&sample(dir.path()), dir.path()).unwrap().local_calls, LocalCalls::Http);
+        let direct = sample(dir.path()).replace("admin = ", "local_calls = \"direct\"\nadmin = ");
+        assert_eq!(parse(&direct, dir.path()).unwrap().local_calls, LocalCalls::Direct);
+        let bad = sample(dir.path()).replace("admin = ", "local_calls = \"shared-memory\"\nadmin = ");
+        let msg = problems(&bad, dir.path());
+        assert!(msg.contains("shared-memory") && msg.contains("direct"), "{msg}");
+    }
+
+    #[test]
     fn duplicate_ports_ids_and_dirs_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let text = sample(dir.path()).replace("8092", "8081").replace("id = 2", "id = 1");
@@ -457,7 +471,7 @@ data_dir = "run/order-1"
         let manifest = dir.path().join("toystore.toml");
         let cases = [
             ("cache_capacity = 5", "cache_capacty = 50", "cache_capacty", ["cache_capacity", "call_timeout_ms"]),
-            ("admin = ", "admn = \"x\"\nadmin = ", "admn", ["outgoing_http", "settings"]),
+            ("admin = ", "admn = \"x\"\nadmin = ", "admn", ["outgoing_http", "local_calls"]),
             ("data_dir = \"run/catalog\"", "data_dir = \"run/catalog\"\nseeds = []", "seeds", ["seed", "data_dir"]),
         ];
         for (from, to, typo, known) in cases {

@@ -15,7 +15,8 @@ use futures::future::join_all;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::manifest::{Manifest, ServiceKind};
+use crate::local::Directory;
+use crate::manifest::{LocalCalls, Manifest, ServiceKind};
 use crate::outgoing::Outgoing;
 use crate::runtime::{InstanceSpec, Runtime};
 use crate::server::{self, Handler};
@@ -32,11 +33,15 @@ pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
     tracing::info!(
         manifest = %manifest.path.display(),
         outgoing_http = %manifest.outgoing_http,
+        local_calls = %manifest.local_calls,
         tick_interval_ms = manifest.tick_interval_ms(),
         "starting toystore"
     );
 
-    let mut runtime = Runtime::new(Outgoing::new(manifest.outgoing_http))?;
+    // With `local_calls = "direct"`, a call to one of these addresses is handed over in process.
+    let local = (manifest.local_calls == LocalCalls::Direct)
+        .then(|| Arc::new(Directory::new(manifest.services.iter().map(|s| s.listen))));
+    let mut runtime = Runtime::new(Outgoing::new(manifest.outgoing_http, local.clone()))?;
     let mut instances = Vec::new();
     for spec in &manifest.services {
         let started = std::time::Instant::now();
@@ -47,7 +52,7 @@ pub async fn serve(manifest_path: &Path) -> anyhow::Result<()> {
     }
     let runtime = Arc::new(runtime);
     let services: Vec<Arc<Service>> =
-        instances.into_iter().map(|(spec, instance)| Service::new(spec, runtime.clone(), instance)).collect();
+        instances.into_iter().map(|(spec, instance)| Service::new(spec, runtime.clone(), instance, local.clone())).collect();
 
     // Bind the admin port first: if another host is running, this fails before anything starts.
     let admin_listener = server::bind(manifest.admin)

@@ -28,7 +28,8 @@ use tokio::task::JoinHandle;
 use crate::instance::{self, Job, ReplyError};
 use crate::manifest::ServiceSpec;
 use crate::runtime::{InstanceSpec, Runtime};
-use crate::server::{self, Gate, Handler};
+use crate::local::{self, Directory};
+use crate::server::{self, Entry, Gate, Handler};
 use crate::pause;
 use crate::supervisor::{State, Status, StatusSnapshot, Supervisor};
 use thread::ServiceThread;
@@ -89,6 +90,8 @@ pub struct Service {
     tick_busy: AtomicBool,
     /// `true` while paused; every task of the running service watches it.
     pause: pause::Switch,
+    /// This host's services by address, when calls between them go in process.
+    local: Option<Arc<Directory>>,
 }
 
 struct Running {
@@ -100,7 +103,7 @@ struct Running {
 }
 
 impl Service {
-    pub fn new(spec: ServiceSpec, runtime: Arc<Runtime>, instance: InstanceSpec) -> Arc<Self> {
+    pub fn new(spec: ServiceSpec, runtime: Arc<Runtime>, instance: InstanceSpec, local: Option<Arc<Directory>>) -> Arc<Self> {
         crate::metrics::register_service(&spec.name);
         Arc::new(Self {
             spec,
@@ -111,6 +114,7 @@ impl Service {
             control: tokio::sync::Mutex::new(None),
             tick_busy: AtomicBool::new(false),
             pause: pause::Switch::new(false),
+            local,
         })
     }
 
@@ -157,16 +161,14 @@ impl Service {
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             status: self.status.clone(),
         });
-        let paused = self.pause.subscribe();
-        let handler: Handler = Arc::new(move |request| {
-            let gate = gate.clone();
-            let mut paused = paused.clone();
-            Box::pin(crate::metrics::measure(gate.name.clone(), request, move |request| async move {
-                pause::wait_resumed(&mut paused).await;
-                server::forward(gate, request).await
-            }))
-        });
+        let entry = Arc::new(Entry { gate, paused: self.pause.subscribe() });
+        let handler: Handler = {
+            let entry = entry.clone();
+            Arc::new(move |request| Box::pin(entry.clone().handle(request)))
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
+        // With `local_calls = "direct"`, the other services' calls to this one arrive here too.
+        let calls = self.local.as_ref().map(|_| mpsc::channel(local::BACKLOG));
 
         self.status.set(State::Starting);
         let supervisor = Supervisor {
@@ -179,12 +181,25 @@ impl Service {
         };
         let supervisor = thread.spawn(pause::gated(supervisor.run(queue), self.pause.subscribe()));
         let paused = self.pause.subscribe();
+        let (inbox, calls) = calls.unzip();
         let listener = thread.spawn(async move {
-            match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => pause::gated(server::accept_loop(name, listener, handler, shutdown_rx), paused).await,
-                Err(e) => tracing::error!(service = %name, error = %e, "cannot register the listener"),
-            }
+            let listen = async {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => server::accept_loop(name.clone(), listener, handler, shutdown_rx.clone()).await,
+                    Err(e) => tracing::error!(service = %name, error = %e, "cannot register the listener"),
+                }
+            };
+            // The in-process entry is the listener's twin: paused, stopped and killed with it.
+            let local = async {
+                if let Some(calls) = calls {
+                    local::serve_calls(entry, calls, shutdown_rx.clone()).await;
+                }
+            };
+            pause::gated(futures::future::join(listen, local), paused).await;
         });
+        if let (Some(local), Some(inbox)) = (&self.local, inbox) {
+            local.open(addr, inbox);
+        }
         *self.lock_jobs() = Some(jobs);
         *control = Some(Running { shutdown, listener, supervisor, _thread: thread });
         tracing::info!("{} listening on http://{addr}", self.spec.name);
@@ -195,6 +210,7 @@ impl Service {
     pub async fn kill(&self) {
         let mut control = self.control.lock().await;
         self.lock_jobs().take();
+        self.close_local();
         if let Some(running) = control.take() {
             running.listener.abort();
             running.supervisor.abort();
@@ -259,6 +275,7 @@ impl Service {
     pub async fn stop(&self, grace: Duration) {
         let mut control = self.control.lock().await;
         self.lock_jobs().take();
+        self.close_local();
         if let Some(mut running) = control.take() {
             // A paused service is let go first, so it can finish its requests like the others.
             self.unpause();
@@ -304,6 +321,14 @@ impl Service {
             }
             service.tick_busy.store(false, Ordering::Release);
         });
+    }
+
+    /// Calls from the other services in process are refused from now on, as the closed port
+    /// refuses connections.
+    fn close_local(&self) {
+        if let Some(local) = &self.local {
+            local.close(self.spec.listen);
+        }
     }
 
     fn lock_jobs(&self) -> std::sync::MutexGuard<'_, Option<mpsc::Sender<Job>>> {
@@ -408,7 +433,7 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let seed = data.path().join("seed.csv");
         std::fs::write(&seed, "x\n").unwrap();
-        let mut runtime = Runtime::new(Outgoing::new(OutgoingHttp::Pooled)).unwrap();
+        let mut runtime = Runtime::new(Outgoing::new(OutgoingHttp::Pooled, None)).unwrap();
         let pre = runtime.load(&wasm).unwrap();
         let listen = free_addr();
         let spec = ServiceSpec {
@@ -420,7 +445,7 @@ mod tests {
             seed: vec![seed],
         };
         let instance = InstanceSpec { pre, env: vec![("SERVICE_NAME".into(), "order-1".into())], data_dir: spec.data_dir.clone() };
-        let service = Service::new(spec, Arc::new(runtime), instance);
+        let service = Service::new(spec, Arc::new(runtime), instance, None);
 
         service.start().await.unwrap();
         assert!(service.wait_started(Duration::from_secs(10)).await, "start-up tick answered");

@@ -15,5 +15,5 @@ pub mod file;
 pub mod settings;
 
 pub use env::{EnvError, OrderReplicas, ServiceEnv};
-pub use file::{ManifestFile, OrderTable, OutgoingHttp, ReplicaTable, ServiceTable};
+pub use file::{LocalCalls, ManifestFile, OrderTable, OutgoingHttp, ReplicaTable, ServiceTable};
 pub use settings::Settings;
