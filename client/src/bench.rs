@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::args::{BenchArgs, SEED_TOYS};
 use crate::conn::{Conn, Target};
 use crate::eval::{machine, utc_now};
-use crate::hostproc::{components_dir, host_binary, truncate_order_log, write_order_log, Components, Host, HostConfig, OutgoingHttp};
+use crate::hostproc::{components_dir, host_binary, truncate_order_log, write_order_log, Components, Host, HostConfig, LocalCalls, OutgoingHttp};
 use crate::hostspeed::{host_speed_markdown, measure_host_speed, HostSpeed, Stock, StockServe, Targets};
 use crate::session::new_key;
 
@@ -427,13 +427,40 @@ async fn host_speed(ctx: &Ctx, memory: &mut Vec<Memory>) -> anyhow::Result<HostS
     let mut no_cache = ctx
         .host("speed-store-no-cache", Components::real(&ctx.dir), |c| c.settings.cache_enabled = false)
         .await?;
+    let direct = |c: &mut HostConfig| c.local_calls = LocalCalls::Direct;
+    let mut store_direct = ctx.host("speed-store-direct", Components::real(&ctx.dir), direct).await?;
+    let mut no_cache_direct = ctx
+        .host("speed-store-no-cache-direct", Components::real(&ctx.dir), |c| {
+            direct(c);
+            c.settings.cache_enabled = false;
+        })
+        .await?;
     // Orders for the queries to find.
-    let placed = measure(&Target::parse(&store.frontend_url())?, &Op::Order, 8, Duration::from_secs(1)).await;
-    let orders = placed.max_order.map_or(1, |n| n + 1);
-    let targets = Targets { stock: stock.as_ref(), hello: &hello, store: &store, store_no_cache: &no_cache, orders };
+    let place = async |host: &Host| -> anyhow::Result<u64> {
+        let placed = measure(&Target::parse(&host.frontend_url())?, &Op::Order, 8, Duration::from_secs(1)).await;
+        Ok(placed.max_order.map_or(1, |n| n + 1))
+    };
+    let orders = place(&store).await?;
+    let orders_direct = place(&store_direct).await?;
+    let targets = Targets {
+        stock: stock.as_ref(),
+        hello: &hello,
+        store: &store,
+        store_no_cache: &no_cache,
+        orders,
+        store_direct: &store_direct,
+        store_no_cache_direct: &no_cache_direct,
+        orders_direct,
+    };
     let rounds = ctx.args.rounds.max(1);
     let points = measure_host_speed(&targets, &ctx.args.concurrency, rounds, ctx.duration()).await?;
-    for (h, what) in [(&mut hello, "hello everywhere"), (&mut store, "store, cache on"), (&mut no_cache, "store, cache off")] {
+    for (h, what) in [
+        (&mut hello, "hello everywhere"),
+        (&mut store, "store, cache on"),
+        (&mut no_cache, "store, cache off"),
+        (&mut store_direct, "store, cache on, direct local calls"),
+        (&mut no_cache_direct, "store, cache off, direct local calls"),
+    ] {
         h.stop();
         memory.push(Memory { host: format!("{what} (after the host-speed loads)"), peak_rss_kib: h.peak_rss_kib() });
     }

@@ -85,7 +85,7 @@ pub fn host_binary(args: &HostArgs) -> anyhow::Result<PathBuf> {
 
 /// `[settings]` of the generated manifest: the shared typed schema, so a setting the host does
 /// not know cannot be written.
-pub use toystore_manifest::{OutgoingHttp, Settings};
+pub use toystore_manifest::{LocalCalls, OutgoingHttp, Settings};
 
 /// How to run one host.
 #[derive(Debug, Clone)]
@@ -94,6 +94,8 @@ pub struct HostConfig {
     pub settings: Settings,
     /// How the host sends the components' outgoing requests.
     pub outgoing_http: OutgoingHttp,
+    /// How calls between the host's own services travel (HTTP, or handed over in process).
+    pub local_calls: LocalCalls,
     /// Stock of each seed toy in the catalog the host starts with.
     pub initial_stock: u64,
     /// Short name for messages and the temp dir (`eval-cache-on`, `bench-baseline`, ...).
@@ -106,6 +108,7 @@ impl HostConfig {
             components,
             settings: Settings::default(),
             outgoing_http: OutgoingHttp::Pooled,
+            local_calls: LocalCalls::Http,
             initial_stock: 100,
             label: label.into(),
         }
@@ -177,6 +180,7 @@ pub fn manifest(config: &HostConfig, ports: &Ports, data: &Path, seed: &Path) ->
         admin: listen(ports.admin),
         outgoing_http: config.outgoing_http,
         expose_internal: false,
+        local_calls: config.local_calls,
         settings: config.settings.clone(),
         frontend,
         catalog: service(&config.components.catalog, ports.catalog, "catalog", vec![seed.to_path_buf()]),
@@ -476,12 +480,15 @@ mod tests {
         let mut c = config();
         c.settings.cache_enabled = false;
         c.outgoing_http = OutgoingHttp::Fresh;
+        c.local_calls = LocalCalls::Direct;
         let m = manifest_text(&c, &ports, Path::new("/d"), Path::new("/s/cat \"x\".csv")).unwrap();
         // What the host will read back: the same schema, every key known.
         let back: ManifestFile = toml::from_str(&m).unwrap();
         assert_eq!(back, manifest(&c, &ports, Path::new("/d"), Path::new("/s/cat \"x\".csv")));
         assert_eq!(back.admin, format!("127.0.0.1:{}", ports.admin));
         assert_eq!(back.outgoing_http, OutgoingHttp::Fresh);
+        assert_eq!(back.local_calls, LocalCalls::Direct);
+        assert!(m.contains("local_calls = \"direct\""), "{m}");
         assert!(!back.settings.cache_enabled);
         assert_eq!(back.frontend.component, Path::new("/w/toystore_frontend.wasm"));
         assert_eq!(back.frontend.internal_listen, format!("127.0.0.1:{}", ports.frontend_internal));

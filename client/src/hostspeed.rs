@@ -90,6 +90,11 @@ pub struct Targets<'a> {
     pub store_no_cache: &'a Host,
     /// Order numbers `0..orders` exist on `store`.
     pub orders: u64,
+    /// The same two stores with `local_calls = "direct"` (calls between components in process).
+    pub store_direct: &'a Host,
+    pub store_no_cache_direct: &'a Host,
+    /// Order numbers `0..orders_direct` exist on `store_direct`.
+    pub orders_direct: u64,
 }
 
 /// One request type at one concurrency: a figure per round.
@@ -132,13 +137,14 @@ pub struct HostSpeed {
 
 /// Names of the rows, in order; `stock_hello` is the baseline.
 pub const STOCK: &str = "stock_hello";
-const ROWS: [&str; 5] = [STOCK, "hello", "lookup_hit", "lookup_miss", "order_query"];
+const ROWS: [&str; 7] = [STOCK, "hello", "lookup_hit", "lookup_miss", "lookup_miss_direct", "order_query", "order_query_direct"];
 
 /// Measure every target at every level, `rounds` times, alternating.
 pub async fn measure_host_speed(t: &Targets<'_>, levels: &[usize], rounds: usize, duration: Duration) -> anyhow::Result<Vec<SpeedPoint>> {
     let hit = Op::Get(vec!["/products/Tux".into()]);
     let miss = Op::Get(crate::SEED_TOYS.iter().map(|n| format!("/products/{n}")).collect());
     let query = Op::Query { count: t.orders.max(1) };
+    let query_direct = Op::Query { count: t.orders_direct.max(1) };
     let mut plan: Vec<(&str, Target, &Op)> = Vec::new();
     if let Some(s) = t.stock {
         plan.push((STOCK, Target::parse(&s.url)?, &hit));
@@ -146,7 +152,9 @@ pub async fn measure_host_speed(t: &Targets<'_>, levels: &[usize], rounds: usize
     plan.push(("hello", Target::parse(&t.hello.frontend_url())?, &hit));
     plan.push(("lookup_hit", Target::parse(&t.store.frontend_url())?, &hit));
     plan.push(("lookup_miss", Target::parse(&t.store_no_cache.frontend_url())?, &miss));
+    plan.push(("lookup_miss_direct", Target::parse(&t.store_no_cache_direct.frontend_url())?, &miss));
     plan.push(("order_query", Target::parse(&t.store.frontend_url())?, &query));
+    plan.push(("order_query_direct", Target::parse(&t.store_direct.frontend_url())?, &query_direct));
     let mut points = Vec::new();
     for &c in levels {
         let mut row: Vec<SpeedPoint> =
@@ -154,7 +162,7 @@ pub async fn measure_host_speed(t: &Targets<'_>, levels: &[usize], rounds: usize
         for round in 0..rounds {
             for (i, (name, target, op)) in plan.iter().enumerate() {
                 let p = measure(target, op, c, duration).await;
-                eprintln!("  {name:<12} c={c:<3} round {round}: {:>8.0} req/s  p50 {:>7.3} ms  errors {}", p.rps, p.p50_ms, p.errors);
+                eprintln!("  {name:<18} c={c:<3} round {round}: {:>8.0} req/s  p50 {:>7.3} ms  errors {}", p.rps, p.p50_ms, p.errors);
                 row[i].rounds.push(p);
             }
         }
@@ -173,7 +181,9 @@ pub fn host_speed_markdown(h: &HostSpeed) -> String {
                 s,
                 "Baseline: `toystore_hello.wasm` under the stock `wasmtime serve -S cli -S p3` ({version}), measured in \
                  this run. The targets are measured alternately, {} round(s) per concurrency level; each figure is the \
-                 median over the rounds. Targets: hello ≥ ×1.2, cache hit ≥ ×1.0, cache miss and order query ≥ ×0.5.\n",
+                 median over the rounds. Targets: hello ≥ ×1.2, cache hit ≥ ×1.0, cache miss and order query ≥ ×0.5. \
+                 Cache miss and order query are measured on both paths of a call between components: real HTTP \
+                 (the default) and `local_calls = \"direct\"` (handed over in process).\n",
                 h.rounds
             );
             STOCK
@@ -219,8 +229,10 @@ fn label(name: &str) -> &str {
         STOCK => "hello, stock `wasmtime serve`",
         "hello" => "hello, `toystore serve`",
         "lookup_hit" => "lookup, cache hit",
-        "lookup_miss" => "lookup, cache miss",
-        "order_query" => "order query",
+        "lookup_miss" => "lookup, cache miss (HTTP to the catalog)",
+        "lookup_miss_direct" => "lookup, cache miss (`local_calls = \"direct\"`)",
+        "order_query" => "order query (HTTP to the leader)",
+        "order_query_direct" => "order query (`local_calls = \"direct\"`)",
         other => other,
     }
 }
@@ -243,7 +255,7 @@ mod tests {
         };
         let md = host_speed_markdown(&h);
         assert!(md.contains("| hello, `toystore serve` | 8 | 16500, 1, 20000 | 16500 | ×1.50 |"), "{md}");
-        assert!(md.contains("| lookup, cache miss | 8 | 5500, 5500, 5500 | 5500 | ×0.50 |"), "{md}");
+        assert!(md.contains("| lookup, cache miss (HTTP to the catalog) | 8 | 5500, 5500, 5500 | 5500 | ×0.50 |"), "{md}");
         let missing = HostSpeed { stock: Err("not installed".into()), ..h };
         assert!(host_speed_markdown(&missing).contains("was not measured**: not installed"));
     }

@@ -126,6 +126,31 @@ pub fn check(head: &[u8]) -> Result<Framing, Rejection> {
     }
 }
 
+/// The checks of [`check`] that still apply to a request that never was bytes: one a component
+/// hands to a service of the same host in process (`local_calls = "direct"`, see
+/// [`crate::local`]). It was built through the `http` types, so its method, target and header
+/// names and values are already well formed; what is left are the size limits, measured as
+/// the head HTTP/1.1 would have sent (origin-form target).
+pub fn check_parts(method: &http::Method, uri: &http::Uri, headers: &http::HeaderMap) -> Result<(), Rejection> {
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len());
+    if target > URI_LIMIT {
+        return Err(Rejection::new(StatusCode::URI_TOO_LONG, format!("request target longer than {URI_LIMIT} bytes")));
+    }
+    if headers.len() > MAX_HEADERS {
+        return Err(Rejection::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("more than {MAX_HEADERS} header fields"),
+        ));
+    }
+    // `METHOD target HTTP/1.1\r\n`, `name: value\r\n` each, and the blank line.
+    let line = method.as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let fields: usize = headers.iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
+    if line + fields + 2 > HEAD_LIMIT {
+        return Err(too_large());
+    }
+    Ok(())
+}
+
 fn too_large() -> Rejection {
     Rejection::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, format!("request head longer than {HEAD_LIMIT} bytes"))
 }
@@ -385,6 +410,24 @@ impl AsyncWrite for Guarded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_handed_over_in_process_meets_the_same_size_limits() {
+        let ok = |uri: &str, headers: &http::HeaderMap| check_parts(&http::Method::GET, &uri.parse().unwrap(), headers);
+        let mut headers = http::HeaderMap::new();
+        headers.insert("host", "127.0.0.1:8081".parse().unwrap());
+        assert_eq!(ok("http://127.0.0.1:8081/products/Tux", &headers), Ok(()));
+        let long = format!("http://127.0.0.1:8081/{}", "a".repeat(URI_LIMIT));
+        assert_eq!(ok(&long, &headers).unwrap_err().status, StatusCode::URI_TOO_LONG);
+        let mut many = headers.clone();
+        for i in 0..MAX_HEADERS {
+            many.insert(http::HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(), "1".parse().unwrap());
+        }
+        assert_eq!(ok("/x", &many).unwrap_err().status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        let mut big = headers.clone();
+        big.insert("x-big", "v".repeat(HEAD_LIMIT).parse().unwrap());
+        assert_eq!(ok("/x", &big).unwrap_err().status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
 
     #[test]
     fn framing_of_good_heads() {

@@ -12,6 +12,8 @@
 //!   ([`spin`]: epoch interruption cuts a guest call that never calls the host);
 //! - [`instance`]: one instance serving many jobs concurrently (`run_concurrent`);
 //! - [`outgoing`]: how a component's outgoing HTTP calls are sent (a pooled client);
+//! - [`local`]: with `local_calls = "direct"`, calls to this host's own services handed over in
+//!   process, into the same entry the listener uses;
 //! - [`ticker`], [`admin`], [`datadir`], [`reply`]: the timer, the admin endpoint, data
 //!   directories and the host's own JSON replies;
 //! - [`pause`]: freezing a service like SIGSTOP (the admin's pause and resume);
@@ -23,6 +25,7 @@ mod cli;
 mod datadir;
 mod head;
 mod instance;
+mod local;
 mod manifest;
 mod metrics;
 mod ops_page;

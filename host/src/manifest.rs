@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use toystore_manifest::{HostTable, Listener, OutgoingHttp};
+pub use toystore_manifest::{HostTable, Listener, LocalCalls, OutgoingHttp};
 use toystore_manifest::{
     FrontendTable, InternalRoutes, ManifestFile, OrderReplicas, ReplicaTable, ServiceEnv, ServiceTable, Settings,
 };
@@ -142,6 +142,8 @@ pub struct Manifest {
     /// `expose_internal = true`: internal listeners on non-loopback addresses are intended (a
     /// private network), so `serve` does not warn about them.
     pub expose_internal: bool,
+    /// Calls to services of this host: over HTTP (the default) or handed over in process.
+    pub local_calls: LocalCalls,
     /// `[settings]`, typed; absent keys hold their defaults.
     pub settings: Settings,
     /// Every service of the store (frontend, catalog, then the order replicas by id), the ones
@@ -271,6 +273,7 @@ impl Manifest {
             admin,
             outgoing_http: raw.outgoing_http,
             expose_internal: raw.expose_internal,
+            local_calls: raw.local_calls,
             settings: raw.settings,
             services,
             local,
@@ -656,6 +659,17 @@ data_dir = "run/order-1"
     }
 
     #[test]
+    fn local_calls_are_http_unless_direct_is_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(parse(&sample(dir.path()), dir.path()).unwrap().local_calls, LocalCalls::Http);
+        let direct = sample(dir.path()).replace("admin = ", "local_calls = \"direct\"\nadmin = ");
+        assert_eq!(parse(&direct, dir.path()).unwrap().local_calls, LocalCalls::Direct);
+        let bad = sample(dir.path()).replace("admin = ", "local_calls = \"shared-memory\"\nadmin = ");
+        let msg = problems(&bad, dir.path());
+        assert!(msg.contains("shared-memory") && msg.contains("direct"), "{msg}");
+    }
+
+    #[test]
     fn duplicate_ports_ids_and_dirs_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let text = sample(dir.path()).replace("8092", "8081").replace("id = 2", "id = 1");
@@ -741,7 +755,7 @@ data_dir = "run/order-1"
         let manifest = dir.path().join("toystore.toml");
         let cases = [
             ("cache_capacity = 5", "cache_capacty = 50", "cache_capacty", ["cache_capacity", "call_timeout_ms"]),
-            ("admin = ", "admn = \"x\"\nadmin = ", "admn", ["outgoing_http", "settings"]),
+            ("admin = ", "admn = \"x\"\nadmin = ", "admn", ["outgoing_http", "local_calls"]),
             ("data_dir = \"run/catalog\"", "data_dir = \"run/catalog\"\nseeds = []", "seeds", ["seed", "data_dir"]),
         ];
         for (from, to, typo, known) in cases {

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
-use hyper::body::Incoming;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -386,11 +385,12 @@ pub async fn respond(services: &[Arc<Service>]) -> Response {
     response
 }
 
-/// Run `serve` on `request` and record the request (the hook on every service's listener).
-pub async fn measure<F>(
+/// Run `serve` on `request` and record the request (the hook on every service's entry: its
+/// listener, and the in-process path of `local_calls = "direct"`).
+pub async fn measure<B, F>(
     service: Arc<str>,
-    request: hyper::Request<Incoming>,
-    serve: impl FnOnce(hyper::Request<Incoming>) -> F,
+    request: http::Request<B>,
+    serve: impl FnOnce(http::Request<B>) -> F,
 ) -> Response
 where
     F: Future<Output = Response>,

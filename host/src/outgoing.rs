@@ -17,17 +17,19 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::Scheme;
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, Incoming};
+use hyper::body::{Body, Frame};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::local::{self, Directory};
 use crate::manifest::OutgoingHttp;
 
 /// Idle pooled connections are closed after this long (kept below the 30 s the host's own
@@ -44,11 +46,14 @@ type PooledClient = Client<HttpConnector, WasiBody>;
 #[derive(Clone)]
 pub struct Outgoing {
     mode: OutgoingHttp,
+    /// Set with `local_calls = "direct"`: requests to this host's own services are handed over
+    /// in process ([`crate::local`]) instead of going out over HTTP.
+    local: Option<Arc<Directory>>,
 }
 
 impl Outgoing {
-    pub fn new(mode: OutgoingHttp) -> Self {
-        Self { mode }
+    pub fn new(mode: OutgoingHttp, local: Option<Arc<Directory>>) -> Self {
+        Self { mode, local }
     }
 
     /// The hooks one store gets, with a pool of its own in `pooled` mode.
@@ -66,20 +71,21 @@ impl Outgoing {
                 Some(client)
             }
         };
-        Hooks { pool }
+        Hooks { pool, local: self.local.clone() }
     }
 }
 
-/// wasi-http hooks of one store: outgoing requests go through the shared pool, or through
-/// wasmtime's default path when there is none (`outgoing_http = "fresh"`).
+/// wasi-http hooks of one store: requests to this host's own services go in process when
+/// `local` is set; the rest through the store's pool, or through wasmtime's default path when
+/// there is none (`outgoing_http = "fresh"`).
 pub struct Hooks {
     pool: Option<PooledClient>,
+    local: Option<Arc<Directory>>,
 }
 
-type SendFuture = Box<
-    dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>>
-        + Send,
->;
+/// What a sent request resolves to: the response, and a future that drives its I/O (if any).
+pub type SendResult = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>;
+type SendFuture = Box<dyn Future<Output = SendResult> + Send>;
 
 impl WasiHttpHooks for Hooks {
     /// Components address each other with `http://` URLs; a URL without a scheme means the
@@ -100,6 +106,9 @@ impl WasiHttpHooks for Hooks {
         options: Option<RequestOptions>,
         _response_result: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
+        if let Some(inbox) = self.local.as_ref().and_then(|local| local.route(request.uri())) {
+            return Box::new(local::send(inbox, request, options));
+        }
         match &self.pool {
             Some(client) => Box::new(send_pooled(client.clone(), request, options)),
             None => Box::new(async move {
@@ -113,6 +122,24 @@ impl WasiHttpHooks for Hooks {
     }
 }
 
+/// The limit on the wait for a response head: the guest's connect and first-byte timeouts
+/// together (connecting happens inside the pool, so the two cannot be told apart).
+pub fn head_timeout(options: &RequestOptions) -> Option<Duration> {
+    match (options.connect_timeout, options.first_byte_timeout) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
+    }
+}
+
+/// `body`, failing when its next frame takes longer than `limit` (the guest's between-bytes
+/// timeout), if there is one.
+pub fn with_frame_timeout(body: WasiBody, limit: Option<Duration>) -> WasiBody {
+    match limit {
+        Some(limit) => FrameTimeout::new(body, limit).boxed_unsync(),
+        None => body,
+    }
+}
+
 /// Send one request over a pooled keep-alive connection.
 ///
 /// Timeouts from the guest's `request-options`: the connect and first-byte timeouts together
@@ -122,15 +149,12 @@ async fn send_pooled(
     client: PooledClient,
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
-) -> Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error> {
+) -> SendResult {
     if request.uri().scheme() != Some(&Scheme::HTTP) {
         return Err(Error::HttpRequestUriInvalid);
     }
     let options = options.unwrap_or_default();
-    let head_timeout = match (options.connect_timeout, options.first_byte_timeout) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
-    };
+    let head_timeout = head_timeout(&options);
     let uri = request.uri().clone();
     let pending = client.request(request);
     let result = match head_timeout {
@@ -141,13 +165,7 @@ async fn send_pooled(
         tracing::debug!(%uri, error = %error_chain(&e), "outgoing request failed");
         client_error(&e)
     })?;
-    let response = response.map(|body| {
-        let body = body.map_err(Error::from as fn(hyper::Error) -> Error);
-        match options.between_bytes_timeout {
-            Some(limit) => FrameTimeout::new(body, limit).boxed_unsync(),
-            None => body.boxed_unsync(),
-        }
-    });
+    let response = response.map(|body| with_frame_timeout(body.map_err(Error::from).boxed_unsync(), options.between_bytes_timeout));
     // The connection is driven by the pool's own task, so there is no I/O future to hand back.
     let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
     Ok((response, io))
@@ -179,17 +197,15 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-type IncomingBody = http_body_util::combinators::MapErr<Incoming, fn(hyper::Error) -> Error>;
-
 /// A response body that fails when the next frame takes longer than `limit`.
 struct FrameTimeout {
-    inner: IncomingBody,
+    inner: WasiBody,
     limit: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl FrameTimeout {
-    fn new(inner: IncomingBody, limit: Duration) -> Self {
+    fn new(inner: WasiBody, limit: Duration) -> Self {
         Self { inner, limit, deadline: Box::pin(tokio::time::sleep(limit)) }
     }
 }

@@ -17,7 +17,8 @@ use futures::future::join_all;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::manifest::{Manifest, Selection, ServiceKind};
+use crate::local::Directory;
+use crate::manifest::{LocalCalls, Manifest, Selection, ServiceKind};
 use crate::outgoing::Outgoing;
 use crate::runtime::{InstanceSpec, Runtime};
 use crate::server::{self, Handler};
@@ -35,6 +36,7 @@ pub async fn serve(manifest_path: &Path, selection: &Selection) -> anyhow::Resul
     tracing::info!(
         manifest = %manifest.path.display(),
         outgoing_http = %manifest.outgoing_http,
+        local_calls = %manifest.local_calls,
         tick_interval_ms = manifest.tick_interval_ms(),
         services = %local.join(","),
         "starting toystore"
@@ -53,7 +55,13 @@ pub async fn serve(manifest_path: &Path, selection: &Selection) -> anyhow::Resul
     // Before any component is told where the others are.
     let reserved = bind_ephemeral(&mut manifest)?;
 
-    let mut runtime = Runtime::new(Outgoing::new(manifest.outgoing_http))?;
+    // With `local_calls = "direct"`, a call to one of these addresses is handed over in process.
+    // Only this process's services, and every listener of each (the frontend's internal one is
+    // where the catalog's invalidations go).
+    let directory = (manifest.local_calls == LocalCalls::Direct).then(|| {
+        Arc::new(Directory::new(manifest.local_services().flat_map(|s| s.listeners()).map(|(_, addr)| addr)))
+    });
+    let mut runtime = Runtime::new(Outgoing::new(manifest.outgoing_http, directory.clone()))?;
     let mut instances = Vec::new();
     for spec in manifest.local_services() {
         let started = std::time::Instant::now();
@@ -64,7 +72,7 @@ pub async fn serve(manifest_path: &Path, selection: &Selection) -> anyhow::Resul
     }
     let runtime = Arc::new(runtime);
     let services: Vec<Arc<Service>> =
-        instances.into_iter().map(|(spec, instance)| Service::new(spec, runtime.clone(), instance)).collect();
+        instances.into_iter().map(|(spec, instance)| Service::new(spec, runtime.clone(), instance, directory.clone())).collect();
     for (name, listener) in reserved {
         if let Some(service) = services.iter().find(|s| s.name() == name) {
             service.reserve(listener);

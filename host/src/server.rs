@@ -28,9 +28,10 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -43,6 +44,8 @@ use futures::FutureExt;
 use crate::head;
 use crate::instance::{Job, Response};
 use crate::manifest::Listener;
+use crate::pause;
+use wasmtime_wasi_http::WasiBody;
 use crate::reply;
 use crate::supervisor::Status;
 
@@ -143,15 +146,19 @@ async fn serve_connection(
 }
 
 /// Refuse a body over [`BODY_LIMIT`] with 413. A body of declared length streams on to the
-/// guest; one without (chunked) is read here first, up to the limit.
-async fn limit_body(body: Incoming) -> Result<wasmtime_wasi_http::WasiBody, Response> {
-    use hyper::body::Body as _;
+/// guest; one without (chunked, or a component's request handed over in process) is read here
+/// first, up to the limit.
+async fn limit_body<B>(body: B) -> Result<WasiBody, Response>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error> + Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let too_large = || reply::error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {BODY_LIMIT} bytes"));
     if let Some(length) = body.size_hint().exact() {
         if length > BODY_LIMIT {
             return Err(too_large());
         }
-        return Ok(body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+        return Ok(body.map_err(Into::into).boxed_unsync());
     }
     match http_body_util::Limited::new(body, BODY_LIMIT as usize).collect().await {
         Ok(collected) => Ok(crate::instance::full_body(collected.to_bytes())),
@@ -193,9 +200,39 @@ pub fn is_probe(method: &http::Method, path: &str) -> bool {
     method == http::Method::GET && matches!(path, "/ping" | "/health")
 }
 
-/// Hand one incoming request, which arrived on `door`, to the service's instance and wait for
-/// its response.
-pub async fn forward(gate: Arc<Gate>, door: &Door, request: hyper::Request<Incoming>) -> Response {
+/// Where a service's requests enter through one of its doors, whichever way they came: the
+/// door's listener (after hyper), or a component of the same host handing one over in process
+/// ([`crate::local`]) to the door's address. Both take the same path from here: measured, held
+/// while paused, then [`forward`]ed and marked with the door's listener.
+pub struct Entry {
+    pub gate: Arc<Gate>,
+    pub door: Arc<Door>,
+    pub paused: watch::Receiver<bool>,
+}
+
+impl Entry {
+    pub async fn handle<B>(self: Arc<Self>, request: http::Request<B>) -> Response
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error> + Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let name = self.gate.name.clone();
+        crate::metrics::measure(name, request, move |request| async move {
+            let mut paused = self.paused.clone();
+            pause::wait_resumed(&mut paused).await;
+            forward(&self.gate, &self.door, request).await
+        })
+        .await
+    }
+}
+
+/// Hand one request, which arrived at `door`, to the service's instance and wait for its
+/// response.
+pub async fn forward<B>(gate: &Gate, door: &Door, request: http::Request<B>) -> Response
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error> + Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let permits = if is_probe(request.method(), request.uri().path()) { &gate.probe_permits } else { &gate.permits };
     let Ok(_permit) = permits.clone().try_acquire_owned() else {
         crate::metrics::busy(&gate.name);
@@ -209,16 +246,14 @@ pub async fn forward(gate: Arc<Gate>, door: &Door, request: hyper::Request<Incom
     };
     // Requests arrive origin-form (`/products/Tux`); the guest gets the full URL it was
     // addressed by, as under `wasmtime serve`. Built from parts: no formatting or re-parsing.
-    let mut uri = std::mem::take(&mut parts.uri).into_parts();
-    uri.scheme = Some(http::uri::Scheme::HTTP);
-    uri.authority = Some(door.authority.clone());
-    if uri.path_and_query.is_none() {
-        uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    // One handed over in process already carries it.
+    let addressed = parts.uri.scheme() == Some(&http::uri::Scheme::HTTP) && parts.uri.authority() == Some(&door.authority);
+    if !addressed {
+        parts.uri = match origin_to_absolute(door, std::mem::take(&mut parts.uri)) {
+            Ok(uri) => uri,
+            Err(e) => return reply::error(StatusCode::BAD_REQUEST, format!("invalid request target: {e}")),
+        };
     }
-    parts.uri = match http::Uri::from_parts(uri) {
-        Ok(uri) => uri,
-        Err(e) => return reply::error(StatusCode::BAD_REQUEST, format!("invalid request target: {e}")),
-    };
     let (job, receiver) = Job::new(http::Request::from_parts(parts, body));
     let spin_cuts_before = gate.status.spin_cuts();
     if let Err(e) = gate.jobs.try_send(job) {
@@ -248,6 +283,17 @@ pub async fn forward(gate: Arc<Gate>, door: &Door, request: hyper::Request<Incom
             format!("{} crashed while handling the request; it is being restarted", gate.name),
         ),
     }
+}
+
+/// `http://{the service's address}{path and query of uri}`.
+fn origin_to_absolute(door: &Door, uri: http::Uri) -> Result<http::Uri, http::uri::InvalidUriParts> {
+    let mut uri = uri.into_parts();
+    uri.scheme = Some(http::uri::Scheme::HTTP);
+    uri.authority = Some(door.authority.clone());
+    if uri.path_and_query.is_none() {
+        uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    http::Uri::from_parts(uri)
 }
 
 #[cfg(test)]

@@ -30,7 +30,8 @@ use tokio::task::JoinHandle;
 use crate::instance::{self, Job, ReplyError};
 use crate::manifest::ServiceSpec;
 use crate::runtime::{InstanceSpec, Runtime};
-use crate::server::{self, Door, Gate, Handler};
+use crate::local::{self, Directory};
+use crate::server::{self, Door, Entry, Gate, Handler};
 use crate::pause;
 use crate::supervisor::{State, Status, StatusSnapshot, Supervisor};
 use thread::ServiceThread;
@@ -103,6 +104,8 @@ pub struct Service {
     /// learn its port before telling the components); that start uses them instead of binding,
     /// so no other process can take the port in between.
     reserved: Mutex<Vec<std::net::TcpListener>>,
+    /// This host's services by address, when calls between them go in process.
+    local: Option<Arc<Directory>>,
 }
 
 struct Running {
@@ -115,7 +118,7 @@ struct Running {
 }
 
 impl Service {
-    pub fn new(spec: ServiceSpec, runtime: Arc<Runtime>, instance: InstanceSpec) -> Arc<Self> {
+    pub fn new(spec: ServiceSpec, runtime: Arc<Runtime>, instance: InstanceSpec, local: Option<Arc<Directory>>) -> Arc<Self> {
         crate::metrics::register_service(&spec.name);
         Arc::new(Self {
             spec,
@@ -127,6 +130,7 @@ impl Service {
             tick_busy: AtomicBool::new(false),
             pause: pause::Switch::new(false),
             reserved: Mutex::new(Vec::new()),
+            local,
         })
     }
 
@@ -199,6 +203,8 @@ impl Service {
             status: self.status.clone(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
+        // With `local_calls = "direct"`, the other services' calls to this one arrive here too.
+        let calls = self.local.as_ref().map(|_| mpsc::channel(local::BACKLOG));
 
         self.status.set(State::Starting);
         let supervisor = Supervisor {
@@ -213,14 +219,32 @@ impl Service {
         let mut listeners = Vec::new();
         for (door, addr, listener) in bound {
             let kind = door.listener;
-            let handler = self.handler(gate.clone(), door);
+            let entry = Arc::new(Entry { gate: gate.clone(), door, paused: self.pause.subscribe() });
+            let handler: Handler = {
+                let entry = entry.clone();
+                Arc::new(move |request| Box::pin(entry.clone().handle(request)))
+            };
+            // With `local_calls = "direct"`, the other services' calls to this address arrive
+            // here too: the door's in-process twin, paused, stopped and killed with it.
+            let (inbox, calls) = self.local.as_ref().map(|_| mpsc::channel(local::BACKLOG)).unzip();
             let (name, shutdown_rx, paused) = (name.clone(), shutdown_rx.clone(), self.pause.subscribe());
             listeners.push(thread.spawn(async move {
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => pause::gated(server::accept_loop(name, listener, handler, shutdown_rx), paused).await,
-                    Err(e) => tracing::error!(service = %name, error = %e, "cannot register the listener"),
-                }
+                let listen = async {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => server::accept_loop(name.clone(), listener, handler, shutdown_rx.clone()).await,
+                        Err(e) => tracing::error!(service = %name, error = %e, "cannot register the listener"),
+                    }
+                };
+                let local = async {
+                    if let Some(calls) = calls {
+                        local::serve_calls(entry, calls, shutdown_rx.clone()).await;
+                    }
+                };
+                pause::gated(futures::future::join(listen, local), paused).await;
             }));
+            if let (Some(local), Some(inbox)) = (&self.local, inbox) {
+                local.open(addr, inbox);
+            }
             tracing::info!("{} listening on http://{addr} ({kind})", self.spec.name);
         }
         *self.lock_jobs() = Some(jobs);
@@ -228,24 +252,11 @@ impl Service {
         Ok(())
     }
 
-    /// What one listener does with a request: measure it, wait while paused, then forward it
-    /// to the instance marked with the listener it came in on.
-    fn handler(&self, gate: Arc<Gate>, door: Arc<Door>) -> Handler {
-        let paused = self.pause.subscribe();
-        Arc::new(move |request| {
-            let (gate, door) = (gate.clone(), door.clone());
-            let mut paused = paused.clone();
-            Box::pin(crate::metrics::measure(gate.name.clone(), request, move |request| async move {
-                pause::wait_resumed(&mut paused).await;
-                server::forward(gate, &door, request).await
-            }))
-        })
-    }
-
     /// Stop abruptly: close the listener, cut open connections, drop the instance.
     pub async fn kill(&self) {
         let mut control = self.control.lock().await;
         self.lock_jobs().take();
+        self.close_local();
         if let Some(running) = control.take() {
             running.listeners.iter().for_each(JoinHandle::abort);
             running.supervisor.abort();
@@ -310,6 +321,7 @@ impl Service {
     pub async fn stop(&self, grace: Duration) {
         let mut control = self.control.lock().await;
         self.lock_jobs().take();
+        self.close_local();
         if let Some(mut running) = control.take() {
             // A paused service is let go first, so it can finish its requests like the others.
             self.unpause();
@@ -356,6 +368,16 @@ impl Service {
             }
             service.tick_busy.store(false, Ordering::Release);
         });
+    }
+
+    /// Calls from the other services in process are refused from now on, as the closed port
+    /// refuses connections.
+    fn close_local(&self) {
+        if let Some(local) = &self.local {
+            for (_, addr) in self.spec.listeners() {
+                local.close(addr);
+            }
+        }
     }
 
     fn lock_jobs(&self) -> std::sync::MutexGuard<'_, Option<mpsc::Sender<Job>>> {
@@ -460,7 +482,7 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let seed = data.path().join("seed.csv");
         std::fs::write(&seed, "x\n").unwrap();
-        let mut runtime = Runtime::new(Outgoing::new(OutgoingHttp::Pooled)).unwrap();
+        let mut runtime = Runtime::new(Outgoing::new(OutgoingHttp::Pooled, None)).unwrap();
         let pre = runtime.load(&wasm).unwrap();
         let listen = free_addr();
         let spec = ServiceSpec {
@@ -473,7 +495,7 @@ mod tests {
             seed: vec![seed],
         };
         let instance = InstanceSpec { pre, env: vec![("SERVICE_NAME".into(), "order-1".into())], data_dir: spec.data_dir.clone() };
-        let service = Service::new(spec, Arc::new(runtime), instance);
+        let service = Service::new(spec, Arc::new(runtime), instance, None);
 
         service.start().await.unwrap();
         assert!(service.wait_started(Duration::from_secs(10)).await, "start-up tick answered");

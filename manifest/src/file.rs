@@ -23,6 +23,10 @@ pub struct ManifestFile {
     /// non-loopback addresses. By default it warns about each one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expose_internal: bool,
+    /// How a component's call reaches another service of the same host (`http`, the default,
+    /// or `direct`).
+    #[serde(default, skip_serializing_if = "LocalCalls::is_default")]
+    pub local_calls: LocalCalls,
     #[serde(default)]
     pub settings: Settings,
     pub frontend: FrontendTable,
@@ -125,6 +129,37 @@ impl fmt::Display for OutgoingHttp {
         f.write_str(match self {
             OutgoingHttp::Pooled => "pooled",
             OutgoingHttp::Fresh => "fresh",
+        })
+    }
+}
+
+/// How a call from one component to another service **of the same host** travels.
+///
+/// Real HTTP over loopback is the default (it is what runs under `wasmtime serve` and across
+/// machines). `direct` hands such a request to the callee's request path inside the process,
+/// skipping the TCP connection and the HTTP encoding and parsing on both sides, with the same
+/// limits, pause, kill and timeout behaviour. Calls to any other address still use HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalCalls {
+    /// Over HTTP, through the callee's listener (the default).
+    #[default]
+    Http,
+    /// In process, into the callee's request path after its HTTP parser (opt-in).
+    Direct,
+}
+
+impl LocalCalls {
+    pub fn is_default(&self) -> bool {
+        *self == LocalCalls::default()
+    }
+}
+
+impl fmt::Display for LocalCalls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LocalCalls::Http => "http",
+            LocalCalls::Direct => "direct",
         })
     }
 }

@@ -18,6 +18,6 @@ pub mod listener;
 pub mod settings;
 
 pub use env::{EnvError, OrderReplicas, ServiceEnv};
-pub use file::{FrontendTable, HostTable, ManifestFile, OrderTable, OutgoingHttp, ReplicaTable, ServiceTable};
+pub use file::{FrontendTable, HostTable, LocalCalls, ManifestFile, OrderTable, OutgoingHttp, ReplicaTable, ServiceTable};
 pub use listener::{InternalRoutes, Listener, LISTENER_HEADER};
 pub use settings::Settings;

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-pub use toystore_client::hostproc::{free_ports, Ports, Settings};
+pub use toystore_client::hostproc::{free_ports, LocalCalls, Ports, Settings};
 use toystore_client::hostproc::{manifest_text, Components, HostConfig};
 
 /// The workspace root (this crate lives in `<root>/tests`).
@@ -86,7 +86,16 @@ impl Reply {
 /// The manifest of a cluster in `dir` on `ports`, in the same format `toystore eval|bench`
 /// generate (one definition: the shared schema, written with `toml`).
 pub fn manifest_for(dir: &Path, ports: &Ports, settings: &Settings) -> String {
-    let config = HostConfig { settings: settings.clone(), ..HostConfig::new("e2e", Components::real(&wasm_dir())) };
+    manifest_with_calls(dir, ports, settings, LocalCalls::Http)
+}
+
+/// [`manifest_for`] with calls between the components travelling as `local_calls` says.
+pub fn manifest_with_calls(dir: &Path, ports: &Ports, settings: &Settings, local_calls: LocalCalls) -> String {
+    let config = HostConfig {
+        settings: settings.clone(),
+        local_calls,
+        ..HostConfig::new("e2e", Components::real(&wasm_dir()))
+    };
     let seed = workspace_root().join("data/catalog.csv");
     manifest_text(&config, ports, &dir.join("data"), &seed).expect("the manifest serialises")
 }
@@ -96,6 +105,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub ports: Ports,
     pub settings: Settings,
+    /// How calls between the components travel: over HTTP (the default) or in process.
+    pub local_calls: LocalCalls,
     child: Option<Child>,
     agent: ureq::Agent,
 }
@@ -106,16 +117,35 @@ impl Cluster {
     }
 
     pub fn start_with(settings: Settings) -> Self {
-        Self::start_edited(settings, |manifest| manifest)
+        Self::start_with_calls(settings, LocalCalls::Http)
     }
 
     /// Start with the manifest [`manifest_for`] writes, changed by `edit` first (e.g. to bind
     /// a service to another address). Restarts run the edited manifest too.
     pub fn start_edited(settings: Settings, edit: impl FnOnce(String) -> String) -> Self {
+        Self::start_full(settings, LocalCalls::Http, edit)
+    }
+
+    /// [`Self::start`] with calls between the components travelling as `local_calls` says.
+    ///
+    /// The tests of those calls run on both paths: each of their files names its path in a
+    /// `const LOCAL_CALLS` (`http`) and starts clusters with `crate::LOCAL_CALLS`;
+    /// `tests/local_calls.rs` includes the same files as modules under a crate root whose
+    /// `LOCAL_CALLS` is `direct`.
+    pub fn start_calls(local_calls: LocalCalls) -> Self {
+        Self::start_with_calls(test_settings(), local_calls)
+    }
+
+    /// [`Self::start_with`] and [`Self::start_calls`] together.
+    pub fn start_with_calls(settings: Settings, local_calls: LocalCalls) -> Self {
+        Self::start_full(settings, local_calls, |manifest| manifest)
+    }
+
+    fn start_full(settings: Settings, local_calls: LocalCalls, edit: impl FnOnce(String) -> String) -> Self {
         let dir = tempfile::Builder::new().prefix("toystore-e2e-").tempdir().expect("temp dir");
         let ports = Ports::pick().expect("free ports");
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-        let mut cluster = Self { dir, ports, settings, child: None, agent };
+        let mut cluster = Self { dir, ports, settings, local_calls, child: None, agent };
         fs::write(cluster.manifest_path(), edit(cluster.manifest())).expect("write manifest");
         cluster.spawn();
         cluster
@@ -131,7 +161,7 @@ impl Cluster {
     }
 
     fn manifest(&self) -> String {
-        manifest_for(self.dir.path(), &self.ports, &self.settings)
+        manifest_with_calls(self.dir.path(), &self.ports, &self.settings, self.local_calls)
     }
 
     fn log_path(&self) -> PathBuf {

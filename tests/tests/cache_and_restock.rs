@@ -2,7 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use toystore_e2e::{test_settings, Cluster, Settings, TOYS};
+use toystore_e2e::{LocalCalls, test_settings, Cluster, Settings, TOYS};
+
+/// How calls between the components travel in these tests. `tests/local_calls.rs` includes this
+/// file as a module and runs every test again with its own crate-level `LOCAL_CALLS` (`direct`).
+#[allow(dead_code)]
+const LOCAL_CALLS: LocalCalls = LocalCalls::Http;
 
 fn stats(c: &Cluster) -> serde_json::Value {
     let r = c.internal_get("/cache/stats");
@@ -45,7 +50,7 @@ fn wait_for_stock(c: &Cluster, toy: &str, quantity: i64) {
 
 #[test]
 fn second_lookup_is_a_hit_and_an_order_invalidates() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     let s0 = stats(&c);
     assert_eq!(s0["enabled"], true);
     assert_eq!(s0["capacity"], 5);
@@ -79,7 +84,7 @@ fn second_lookup_is_a_hit_and_an_order_invalidates() {
 
 #[test]
 fn invalidate_route_drops_an_entry() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     c.get("/products/Fox");
     edit_stock_on_disk(&c, "Fox", 7);
     assert_eq!(c.get("/products/Fox").data()["quantity"], 100, "cached");
@@ -89,7 +94,7 @@ fn invalidate_route_drops_an_entry() {
 
 #[test]
 fn capacity_five_evicts_when_ten_toys_are_looked_up() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     let e0 = stat(&c, "evictions");
     for toy in TOYS {
         assert_eq!(c.get(&format!("/products/{toy}")).status, 200);
@@ -110,7 +115,7 @@ fn capacity_five_evicts_when_ten_toys_are_looked_up() {
 
 #[test]
 fn with_caching_off_every_lookup_reaches_the_catalog() {
-    let c = Cluster::start_with(Settings { cache_enabled: false, ..test_settings() });
+    let c = Cluster::start_with_calls(Settings { cache_enabled: false, ..test_settings() }, crate::LOCAL_CALLS);
     assert_eq!(stats(&c)["enabled"], false);
     for round in 0..3u32 {
         edit_stock_on_disk(&c, "Whale", 50 + round);
@@ -123,7 +128,7 @@ fn with_caching_off_every_lookup_reaches_the_catalog() {
 #[test]
 fn low_stock_is_restocked_within_one_period() {
     let period = 2;
-    let c = Cluster::start_with(Settings { restock_interval_secs: period, tick_interval_ms: 200, ..test_settings() });
+    let c = Cluster::start_with_calls(Settings { restock_interval_secs: period, tick_interval_ms: 200, ..test_settings() }, crate::LOCAL_CALLS);
     // Cache Python, then drive its stock to 10 (the threshold).
     c.get("/products/Python");
     let r = c.order("Python", 90);

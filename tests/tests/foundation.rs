@@ -4,11 +4,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::thread;
 
-use toystore_e2e::{Cluster, TOYS};
+use toystore_e2e::{LocalCalls, Cluster, TOYS};
+
+/// How calls between the components travel in these tests. `tests/local_calls.rs` includes this
+/// file as a module and runs every test again with its own crate-level `LOCAL_CALLS` (`direct`).
+#[allow(dead_code)]
+const LOCAL_CALLS: LocalCalls = LocalCalls::Http;
 
 #[test]
 fn every_toy_can_be_looked_up_under_both_spellings() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     for toy in TOYS {
         for route in ["products", "product"] {
             let r = c.get(&format!("/{route}/{toy}"));
@@ -27,7 +32,7 @@ fn every_toy_can_be_looked_up_under_both_spellings() {
 
 #[test]
 fn an_order_takes_exactly_its_quantity_and_reads_back() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     let r = c.order("Whale", 3);
     assert_eq!(r.status, 200, "{}", r.body);
     let n = r.data()["order_number"].as_u64().expect("order_number");
@@ -46,7 +51,7 @@ fn an_order_takes_exactly_its_quantity_and_reads_back() {
 
 #[test]
 fn fifty_concurrent_orders_get_distinct_numbers_and_take_the_sum() {
-    let c = Arc::new(Cluster::start());
+    let c = Arc::new(Cluster::start_calls(crate::LOCAL_CALLS));
     let handles: Vec<_> = (0..50)
         .map(|i| {
             let c = Arc::clone(&c);
@@ -73,7 +78,7 @@ fn fifty_concurrent_orders_get_distinct_numbers_and_take_the_sum() {
 
 #[test]
 fn bad_input_gets_its_status_and_changes_nothing() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     assert_eq!(c.order("Fox", 1).status, 200);
     let stock_before: Vec<i64> = TOYS.iter().map(|t| c.stock(t)).collect();
     let orders_before: Vec<Vec<u8>> = (1..=3).map(|id| c.orders_file(id)).collect();
@@ -118,7 +123,7 @@ fn bad_input_gets_its_status_and_changes_nothing() {
 
 #[test]
 fn an_idempotency_key_names_one_order_and_every_order_answer_carries_it() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     let first = c.order_with_key("Whale", 2, "e2e-key-1");
     assert_eq!((first.status, first.header("Idempotency-Key")), (200, Some("e2e-key-1")), "{}", first.body);
     let n = first.data()["order_number"].as_u64().expect("order_number");
@@ -152,7 +157,7 @@ fn an_idempotency_key_names_one_order_and_every_order_answer_carries_it() {
 
 #[test]
 fn stock_and_orders_survive_a_restart_and_a_crash() {
-    let mut c = Cluster::start();
+    let mut c = Cluster::start_calls(crate::LOCAL_CALLS);
     let a = c.order("Dolphin", 4).data()["order_number"].as_u64().unwrap();
     let b = c.order("Marbles", 2).data()["order_number"].as_u64().unwrap();
     c.restart();

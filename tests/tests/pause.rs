@@ -10,7 +10,12 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use toystore_e2e::{host_binary, test_settings, Cluster};
+use toystore_e2e::{host_binary, test_settings, Cluster, LocalCalls};
+
+/// How calls between the components travel in these tests. `tests/local_calls.rs` includes this
+/// file as a module and runs every test again with its own crate-level `LOCAL_CALLS` (`direct`).
+#[allow(dead_code)]
+const LOCAL_CALLS: LocalCalls = LocalCalls::Http;
 
 fn admin_ok(c: &Cluster, action: &str, id: usize) -> serde_json::Value {
     let r = c.admin("POST", &format!("/replicas/{id}/{action}"));
@@ -67,7 +72,7 @@ fn read_some(stream: &mut TcpStream, timeout: Duration) -> Option<String> {
 
 #[test]
 fn a_paused_follower_answers_nothing_orders_go_on_and_it_catches_up_when_resumed() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     order_ok(&c, "Tux");
     let leader = current_leader(&c);
     let follower = (1..=3).find(|id| *id != leader).unwrap();
@@ -118,7 +123,7 @@ fn a_paused_follower_answers_nothing_orders_go_on_and_it_catches_up_when_resumed
 
 #[test]
 fn the_paused_metric_and_the_cli_round_trip() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     let cli = |args: &[&str]| {
         let out = Command::new(host_binary())
             .args(["replica", "--admin", &format!("127.0.0.1:{}", c.ports.admin)])
@@ -159,7 +164,7 @@ fn the_paused_metric_and_the_cli_round_trip() {
 
 #[test]
 fn pausing_the_leader_fails_over_and_the_old_leader_rejoins_as_follower_when_resumed() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     order_ok(&c, "Tux");
     let old = current_leader(&c);
     admin_ok(&c, "pause", old);

@@ -8,7 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use toystore_e2e::{host_binary, Cluster, TOYS};
+use toystore_e2e::{LocalCalls, host_binary, Cluster, TOYS};
+
+/// How calls between the components travel in these tests. `tests/local_calls.rs` includes this
+/// file as a module and runs every test again with its own crate-level `LOCAL_CALLS` (`direct`).
+#[allow(dead_code)]
+const LOCAL_CALLS: LocalCalls = LocalCalls::Http;
 
 /// What an acknowledged order must read back as.
 type Acked = BTreeMap<u64, (String, i64)>;
@@ -56,7 +61,7 @@ fn current_leader(c: &Cluster) -> usize {
 
 #[test]
 fn killing_the_leader_under_load_loses_nothing_and_clients_see_no_error() {
-    let c = Arc::new(Cluster::start());
+    let c = Arc::new(Cluster::start_calls(crate::LOCAL_CALLS));
     let acked = Arc::new(Mutex::new(Acked::new()));
     place(&c, "Tux", 1, &acked);
     let leader = current_leader(&c);
@@ -98,7 +103,7 @@ fn killing_the_leader_under_load_loses_nothing_and_clients_see_no_error() {
 
 #[test]
 fn two_failovers_in_a_row_reuse_no_number_and_lose_no_order() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     let acked = Mutex::new(Acked::new());
     let round = |n: usize| {
         for k in 0..n {
@@ -135,7 +140,7 @@ fn two_failovers_in_a_row_reuse_no_number_and_lose_no_order() {
 
 #[test]
 fn a_restarted_replica_catches_up_on_what_it_missed() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     let acked = Mutex::new(Acked::new());
     place(&c, "Fox", 1, &acked);
     c.kill_replica(1); // a follower
@@ -153,7 +158,7 @@ fn a_restarted_replica_catches_up_on_what_it_missed() {
 
 #[test]
 fn a_trapping_component_is_restarted_and_serves_again() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     let acked = Mutex::new(Acked::new());
     place(&c, "Barbie", 2, &acked);
 
@@ -190,7 +195,7 @@ fn a_trapping_component_is_restarted_and_serves_again() {
 
 #[test]
 fn replica_cli_lists_kills_and_restarts() {
-    let c = Cluster::start();
+    let c = Cluster::start_calls(crate::LOCAL_CALLS);
     assert_eq!(c.order("Lego", 1).status, 200);
     let cli = |args: &[&str]| {
         let out = Command::new(host_binary())
