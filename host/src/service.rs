@@ -203,8 +203,6 @@ impl Service {
             status: self.status.clone(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
-        // With `local_calls = "direct"`, the other services' calls to this one arrive here too.
-        let calls = self.local.as_ref().map(|_| mpsc::channel(local::BACKLOG));
 
         self.status.set(State::Starting);
         let supervisor = Supervisor {
@@ -226,7 +224,7 @@ impl Service {
             };
             // With `local_calls = "direct"`, the other services' calls to this address arrive
             // here too: the door's in-process twin, paused, stopped and killed with it.
-            let (inbox, calls) = self.local.as_ref().map(|_| mpsc::channel(local::BACKLOG)).unzip();
+            let (inbox, calls) = self.local.as_ref().map(|_| mpsc::channel::<local::Call>(local::BACKLOG)).unzip();
             let (name, shutdown_rx, paused) = (name.clone(), shutdown_rx.clone(), self.pause.subscribe());
             listeners.push(thread.spawn(async move {
                 let listen = async {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-pub use toystore_order::log::Entry;
+pub use toystore_order::log::Order;
 
 /// What a client asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,10 +108,10 @@ pub struct Verdict {
     pub unsuccessful: usize,
 }
 
-/// Judge `ops` against the final, agreed order log `log` (entries numbered 0, 1, 2, ...).
-pub fn check(ops: &[Op], log: &[Entry]) -> Verdict {
+/// Judge `ops` against the order records of the final, agreed log `log` (numbered 0, 1, 2, ...).
+pub fn check(ops: &[Op], log: &[Order]) -> Verdict {
     let mut v = Verdict::default();
-    let by_number: BTreeMap<u64, &Entry> = log.iter().map(|e| (e.number, e)).collect();
+    let by_number: BTreeMap<u64, &Order> = log.iter().map(|e| (e.number, e)).collect();
     let mut numbers_of_key: HashMap<&str, Vec<u64>> = HashMap::new();
     for e in log {
         numbers_of_key.entry(e.key.as_str()).or_default().push(e.number);
@@ -185,8 +185,8 @@ pub fn check(ops: &[Op], log: &[Entry]) -> Verdict {
 mod tests {
     use super::*;
 
-    fn entry(number: u64, key: &str, toy: &str, quantity: i64) -> Entry {
-        Entry { number, name: toy.into(), quantity, key: key.into(), epoch: 1 }
+    fn entry(number: u64, key: &str, toy: &str, quantity: i64) -> Order {
+        Order { number, name: toy.into(), quantity, price: "25.99".into(), key: key.into() }
     }
 
     fn op(invoke_ms: u64, complete_ms: u64, request: Request, outcome: Outcome) -> Op {
