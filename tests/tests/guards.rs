@@ -78,6 +78,7 @@ fn last_crash_cause(c: &Cluster, service: &str) -> serde_json::Value {
 #[test]
 fn a_spinning_follower_and_a_spinning_frontend_are_cut_and_come_back() {
     let c = Cluster::start();
+    c.wait_for("a leader", Duration::from_secs(30), || c.leader().is_some());
     let leader = c.leader().expect("a leader") as usize;
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
 

@@ -35,6 +35,7 @@ fn assert_unknown(r: &Reply, method: &str, path: &str) {
 #[test]
 fn internal_routes_are_404_on_the_public_port_and_work_on_the_internal_one_even_with_a_forged_marker() {
     let c = Cluster::start();
+    c.wait_for("a leader", std::time::Duration::from_secs(30), || c.leader().is_some());
     let public = c.frontend_url();
     let internal = c.internal_url();
     assert_eq!(c.get("/products/Tux").status, 200);
