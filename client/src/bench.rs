@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::args::{BenchArgs, SEED_TOYS};
 use crate::conn::{Conn, Target};
 use crate::eval::{machine, utc_now};
-use crate::hostproc::{components_dir, host_binary, truncate_order_log, write_order_log, Components, Host, HostConfig, LocalCalls, OutgoingHttp};
+use crate::hostproc::{components_dir, host_binary, truncate_order_log, write_applied_catalog, write_order_log, Components, Host, HostConfig, LocalCalls, OutgoingHttp};
 use crate::hostspeed::{host_speed_markdown, measure_host_speed, HostSpeed, Stock, StockServe, Targets};
 use crate::session::new_key;
 
@@ -362,6 +362,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         for id in 1..=3 {
             write_order_log(&h.data_dir(&format!("order-{id}")), n, 1)?;
         }
+        write_applied_catalog(&h.data_dir("catalog"), n, STOCK)?;
         eprintln!("bench: starting {label} with {n} orders in every replica's log ({})", h.root().display());
         let took = h.start(START_TIMEOUT).await?;
         let target = Target::parse(&h.frontend_url())?;

@@ -456,6 +456,24 @@ pub fn write_order_log(dir: &Path, count: u64, epoch: u64) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Write the catalog's `catalog.csv` as a catalog that applied the `count` orders
+/// [`write_order_log`] writes (from `stock` of each seed toy): the quantities they took and
+/// `applied_orders = count`. Without it a store started on a pre-written log would count every
+/// one of those orders as not yet applied, and push them all to the catalog on its first order.
+pub fn write_applied_catalog(dir: &Path, count: u64, stock: u64) -> anyhow::Result<()> {
+    let mut taken = [0u64; SEED_TOYS.len()];
+    for n in 0..count {
+        taken[(n % SEED_TOYS.len() as u64) as usize] += 1 + n % 3;
+    }
+    let mut s = String::from("name,price,quantity,seeded,restocked,applied_orders\n");
+    for ((t, p), took) in SEED_TOYS.iter().zip(SEED_PRICES).zip(taken) {
+        s.push_str(&format!("{t},{p},{},{stock},0,{count}\n", stock as i64 - took as i64));
+    }
+    fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    fs::write(dir.join("catalog.csv"), s).with_context(|| format!("write {}", dir.join("catalog.csv").display()))?;
+    Ok(())
+}
+
 /// Cut a replica's order log to its first `keep` records (the replica must not be running): it
 /// has then missed every later record, which its peers still have.
 pub fn truncate_order_log(dir: &Path, keep: u64) -> anyhow::Result<()> {
@@ -545,6 +563,10 @@ mod tests {
         // The order crate reads it back as its own.
         let parsed = log::parse(&d.path().join("orders.csv"), text.as_bytes()).unwrap();
         assert_eq!(parsed.orders().count(), 25);
+        write_applied_catalog(d.path(), 25, 100).unwrap();
+        let catalog = fs::read_to_string(d.path().join("catalog.csv")).unwrap();
+        // Tux takes orders 0, 10, 20: quantities 1 + n % 3 = 1, 2, 3.
+        assert!(catalog.starts_with("name,price,quantity,seeded,restocked,applied_orders\nTux,25.99,94,100,0,25\n"), "{catalog}");
         truncate_order_log(d.path(), 10).unwrap();
         let text = fs::read_to_string(d.path().join("orders.csv")).unwrap();
         assert_eq!(text.lines().count(), 11);

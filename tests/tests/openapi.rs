@@ -22,7 +22,7 @@ fn venv_bin(name: &str) -> PathBuf {
 fn stock_plus_ordered(c: &Cluster) -> i64 {
     let stock: i64 = TOYS.iter().map(|toy| c.stock(toy)).sum();
     let last = c.request("GET", &format!("{}/get_last_order_number", c.replica_url(1)), None).expect("replica 1").body["data"]
-        ["last"]
+        ["last_order"]
         .as_i64();
     let ordered: i64 = match last {
         None => 0,

@@ -38,7 +38,7 @@ fn assert_all_readable(c: &Cluster, acked: &Acked) {
 
 fn last_of(c: &Cluster, id: usize) -> Option<i64> {
     let r = c.request("GET", &format!("{}/get_last_order_number", c.replica_url(id)), None).ok()?;
-    r.data()["last"].as_i64()
+    r.data()["last_order"].as_i64()
 }
 
 /// Wait until the three replicas agree, then check their files are byte-identical.

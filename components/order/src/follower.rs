@@ -111,10 +111,17 @@ impl<N: Net> Service<N> {
         Reply::ok(json!({ "leader": leader, "epoch": epoch }))
     }
 
-    /// `GET /get_last_order_number` → `{last, last_epoch, epoch}` (`last`: the index of the
-    /// last record; the route keeps its historical name).
+    /// `GET /get_last_order_number` → `{last, last_epoch, epoch, last_order}`: `last` is the
+    /// index of the last record (what the protocol compares), `last_order` the number of the
+    /// last order in the local log (-1: none), which the route's name promises.
     pub(crate) async fn last_order_number(&self) -> Reply {
-        self.on_disk(|disk, _| Reply::ok(disk.status())).await.unwrap_or_else(|r| r)
+        self.on_disk(|disk, _| {
+            let mut v = serde_json::to_value(disk.status()).unwrap_or_default();
+            v["last_order"] = json!(disk.log.next_number() as i64 - 1);
+            Reply::ok(v)
+        })
+        .await
+        .unwrap_or_else(|r| r)
     }
 
     /// `GET /get_missed_orders/<i>`: records after index `i` (a page of at most [`PAGE`]), the

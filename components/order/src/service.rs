@@ -304,9 +304,10 @@ impl<N: Net> Service<N> {
             return Reply::unavailable(format!("replica {} is still catching up with its peers", self.cfg.id));
         }
         let leader = s.named_leader();
+        let last_order = self.read_log(|log| log.next_number() as i64 - 1).unwrap_or(-1);
         Reply::ok(json!({
             "id": self.cfg.id, "leader": leader, "epoch": s.promised(), "last": self.position().last,
-            "synced": true, "role": s.role().name(),
+            "last_order": last_order, "synced": true, "role": s.role().name(),
         }))
     }
 

@@ -93,7 +93,7 @@ fn health_ping_and_peer_routes_answer_from_the_local_log() {
     let dir = tempfile::tempdir().unwrap();
     let s = service(dir.path(), false);
     assert_eq!(call(&s, Method::GET, "/health", Value::Null).status, 200);
-    assert_eq!(call(&s, Method::GET, "/get_last_order_number", Value::Null).body, json!({"data": {"last": -1, "last_epoch": 0, "epoch": 0}}));
+    assert_eq!(call(&s, Method::GET, "/get_last_order_number", Value::Null).body, json!({"data": {"last": -1, "last_epoch": 0, "epoch": 0, "last_order": -1}}));
     assert_eq!(call(&s, Method::GET, "/ping", Value::Null).status, 200, "no peers to wait for");
     call(&s, Method::POST, "/leaderselection", json!({}));
     for k in 0..3 {
