@@ -152,6 +152,7 @@ pub async fn serve_calls(entry: Arc<Entry>, mut calls: mpsc::Receiver<Call>, mut
 }
 
 async fn serve_one(entry: Arc<Entry>, call: Call) {
+    crate::metrics::local_call(&entry.gate.name);
     let (parts, body) = call.request.into_parts();
     let response = match head::check_parts(&parts.method, &parts.uri, &parts.headers) {
         Ok(()) => entry.handle(http::Request::from_parts(parts, body)).await,

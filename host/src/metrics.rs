@@ -127,6 +127,7 @@ struct Metrics {
     last_contact: Family<ReplicaLabel, FloatGauge>,
     up: Family<ReplicaLabel, Gauge>,
     paused: Family<ServiceLabel, Gauge>,
+    local_calls: Family<ServiceLabel, Counter>,
     /// What the previous scrape saw, to turn component counters into increases.
     seen: Mutex<Seen>,
 }
@@ -166,6 +167,7 @@ fn metrics() -> &'static Metrics {
             last_contact: Family::default(),
             up: Family::default(),
             paused: Family::default(),
+            local_calls: Family::default(),
             seen: Mutex::new(Seen::default()),
             registry: Registry::default(),
         };
@@ -188,6 +190,11 @@ fn metrics() -> &'static Metrics {
         );
         registry.register("replica_up", "1 if the replica answered /ping at the last scrape", m.up.clone());
         registry.register("paused", "1 while the service is paused by the admin endpoint", m.paused.clone());
+        registry.register(
+            "local_calls",
+            "Requests a service took in process from another service of this host (local_calls = direct)",
+            m.local_calls.clone(),
+        );
         for event in CACHE_EVENTS {
             drop(m.cache.get_or_create(&EventLabel { event: event.into() }));
         }
@@ -203,6 +210,13 @@ pub fn register_service(service: &str) {
     }
     drop(m.busy.get_or_create(&ServiceLabel { service: service.into() }));
     drop(m.paused.get_or_create(&ServiceLabel { service: service.into() }));
+    drop(m.local_calls.get_or_create(&ServiceLabel { service: service.into() }));
+}
+
+/// `service` took a request in process (`local_calls = "direct"`, hook in `local::serve_calls`);
+/// it is also counted in `requests` like any other.
+pub fn local_call(service: &str) {
+    metrics().local_calls.get_or_create(&ServiceLabel { service: service.into() }).inc();
 }
 
 /// `service` was paused or resumed (hooks in `Service::pause`, `resume`, `kill`, `stop`).

@@ -123,15 +123,6 @@ impl Runtime {
     pub fn new_store(&self, spec: &InstanceSpec, spin_cuts: Arc<AtomicU64>) -> Result<Store<Host>, RuntimeError> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout().inherit_stderr().envs(&spec.env);
-        // A guest's file calls (the catalog reads `catalog.csv` on every request, a replica
-        // its log) run on the service's own thread instead of tokio's blocking pool. Each
-        // call is a blocking one for the guest either way (a sync p2 import: the instance waits
-        // for it); through the pool, every open, stat, read and close cost a hand-over to a
-        // pool thread and a wake-up back, two context switches each (~20 per catalog lookup,
-        // measured with `perf stat`). Files here are small and in the page cache; an fsync
-        // holds the service's thread for its duration, which the instance waited for anyway.
-        // Must be set before the preopen, which takes the setting with it.
-        wasi.allow_blocking_current_thread(true);
         wasi.preopened_dir(&spec.data_dir, "/data", FsPerms::ReadWrite).map_err(|e| {
             RuntimeError::Preopen { path: spec.data_dir.clone(), message: format!("{e:#}") }
         })?;
