@@ -59,6 +59,30 @@ pub struct FailureRun {
     pub report: Report,
     /// Anything that did not go to plan (the kill could not happen, ...).
     pub notes: Vec<String>,
+    /// `toystore check --strict` on the stopped host's data directories: replicas agree,
+    /// numbers contiguous, keys unique, stock conserved (a quiet point).
+    #[serde(default)]
+    pub check: Option<StoreCheck>,
+}
+
+/// What `toystore check` said of a store after a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreCheck {
+    pub ok: bool,
+    /// Its human summary (the violations, if any, one per line).
+    pub summary: String,
+}
+
+impl StoreCheck {
+    /// Check the stopped `host`'s catalog and three replicas as a quiet point.
+    fn of(host: &Host) -> Self {
+        let dirs = crate::check::Dirs {
+            catalog: host.data_dir("catalog"),
+            replicas: (1..=3).map(|id| host.data_dir(&format!("order-{id}"))).collect(),
+        };
+        let report = crate::check::check(&dirs, true);
+        Self { ok: report.ok, summary: report.summary() }
+    }
 }
 
 /// Everything `toystore eval` measured.
@@ -77,9 +101,11 @@ pub struct EvalResults {
 }
 
 impl EvalResults {
-    /// Every acknowledged order of every run read back as ordered.
+    /// Every acknowledged order of every run read back as ordered, and the failure run's store
+    /// passed `toystore check --strict`.
     pub fn all_verified(&self) -> bool {
-        self.points.iter().all(|p| p.report.verified()) && self.failure.as_ref().is_none_or(|f| f.report.verified())
+        self.points.iter().all(|p| p.report.verified())
+            && self.failure.as_ref().is_none_or(|f| f.report.verified() && f.check.as_ref().is_none_or(|c| c.ok))
     }
 }
 
@@ -144,9 +170,13 @@ pub async fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         eprintln!("eval: failure run on a fresh host ({})", host.root().display());
         let took = host.start(START_TIMEOUT).await?;
         host_start_secs.push(("eval-failure".into(), took.as_secs_f64()));
-        let f = failure_run(&args, &host).await?;
+        let mut f = failure_run(&args, &host).await?;
         eprintln!("  {}", point_line(&format!("failure    p={:.1}", f.prob), &f.report));
         host.stop();
+        // Stopped: a quiet point, so every committed order must be applied at the catalog.
+        let check = StoreCheck::of(&host);
+        eprint!("  {}", check.summary);
+        f.check = Some(check);
         Some(f)
     };
 
@@ -238,6 +268,7 @@ async fn failure_run(args: &EvalArgs, host: &Host) -> anyhow::Result<FailureRun>
         restart_to_serving_ms: restart_ms,
         report,
         notes,
+        check: None,
     })
 }
 
@@ -421,6 +452,14 @@ pub fn results_markdown(r: &EvalResults, plots: &[(Kind, String)], plot_note: Op
         for n in &f.notes {
             let _ = writeln!(s, "\nNote: {n}");
         }
+        if let Some(check) = &f.check {
+            let _ = writeln!(
+                s,
+                "\nThe stopped store, checked with `toystore check --strict` (replicas agree, numbers contiguous, \
+                 keys unique, `seeded + restocked - quantity` = ordered per toy):\n\n```\n{}```",
+                check.summary
+            );
+        }
         if !f.report.verification.ok() {
             let _ = writeln!(s, "\nProblems:\n");
             for p in f.report.verification.problems.iter().take(20) {
@@ -576,6 +615,7 @@ mod tests {
                 restart_to_serving_ms: Some(120.0),
                 report: fr,
                 notes: vec![],
+                check: None,
             }),
             host_start_secs: vec![("eval-cache-on".into(), 3.0)],
             total_secs: 100.0,

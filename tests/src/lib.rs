@@ -123,7 +123,23 @@ impl Cluster {
     /// Start with the manifest [`manifest_for`] writes, changed by `edit` first (e.g. to bind
     /// a service to another address). Restarts run the edited manifest too.
     pub fn start_edited(settings: Settings, edit: impl FnOnce(String) -> String) -> Self {
-        Self::start_full(settings, LocalCalls::Http, edit)
+        Self::start_full(settings, LocalCalls::Http, |_, manifest| edit(manifest))
+    }
+
+    /// [`Self::start_calls`] with `stock` of every toy instead of the seed's 100, for tests
+    /// whose load must never run a toy out (at ~350 orders/s, 100 of each of ten toys last
+    /// about three seconds).
+    pub fn start_stocked(local_calls: LocalCalls, stock: u64) -> Self {
+        Self::start_full(test_settings(), local_calls, |dir, manifest| {
+            // Seeds are copied by file name: it must be `catalog.csv`.
+            let seed = dir.join("stocked").join("catalog.csv");
+            fs::create_dir_all(dir.join("stocked")).expect("a seed directory");
+            fs::write(&seed, toystore_client::hostproc::catalog_csv(stock)).expect("write the stocked seed");
+            let default_seed = workspace_root().join("data/catalog.csv");
+            let edited = manifest.replace(&*default_seed.to_string_lossy(), &seed.to_string_lossy());
+            assert_ne!(edited, manifest, "the manifest names the default seed");
+            edited
+        })
     }
 
     /// [`Self::start`] with calls between the components travelling as `local_calls` says.
@@ -138,15 +154,16 @@ impl Cluster {
 
     /// [`Self::start_with`] and [`Self::start_calls`] together.
     pub fn start_with_calls(settings: Settings, local_calls: LocalCalls) -> Self {
-        Self::start_full(settings, local_calls, |manifest| manifest)
+        Self::start_full(settings, local_calls, |_, manifest| manifest)
     }
 
-    fn start_full(settings: Settings, local_calls: LocalCalls, edit: impl FnOnce(String) -> String) -> Self {
+    fn start_full(settings: Settings, local_calls: LocalCalls, edit: impl FnOnce(&Path, String) -> String) -> Self {
         let dir = tempfile::Builder::new().prefix("toystore-e2e-").tempdir().expect("temp dir");
         let ports = Ports::pick().expect("free ports");
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
         let mut cluster = Self { dir, ports, settings, local_calls, child: None, agent };
-        fs::write(cluster.manifest_path(), edit(cluster.manifest())).expect("write manifest");
+        let manifest = edit(cluster.dir.path(), cluster.manifest());
+        fs::write(cluster.manifest_path(), manifest).expect("write manifest");
         cluster.spawn();
         cluster
     }
@@ -389,7 +406,8 @@ impl Cluster {
     /// The frontend's current order leader, or `None` when there is none or the frontend
     /// does not answer (never panics: for fault loops that run while things are down).
     pub fn leader_now(&self) -> Option<u64> {
-        self.try_get("/leader").ok()?.data()["leader"].as_u64()
+        let url = format!("{}/leader", self.internal_url());
+        self.request("GET", &url, None).ok()?.data()["leader"].as_u64()
     }
 
     /// Wait until `check` holds, or panic with `what` and the host log.

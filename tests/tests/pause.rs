@@ -190,7 +190,7 @@ fn pausing_the_leader_fails_over_and_the_old_leader_rejoins_as_follower_when_res
 
 /// The frontend's `GET /leader`: (leader, epoch).
 fn leader_and_epoch(c: &Cluster) -> (Option<u64>, Option<u64>) {
-    let d = c.get("/leader").data().clone();
+    let d = c.internal_get("/leader").data().clone();
     (d["leader"].as_u64(), d["epoch"].as_u64())
 }
 

@@ -20,7 +20,7 @@ type Acked = BTreeMap<u64, (String, i64)>;
 
 fn place(c: &Cluster, toy: &str, qty: i64, acked: &Mutex<Acked>) {
     let r = c.order(toy, qty);
-    assert_eq!(r.status, 200, "order {toy} x{qty} failed: {}", r.body);
+    assert_eq!(r.status, 200, "order {toy} x{qty} failed: {} (after {} acknowledged orders)", r.body, acked.lock().map(|a| a.len()).unwrap_or(0));
     let n = r.data()["order_number"].as_u64().expect("order_number");
     let previous = acked.lock().unwrap().insert(n, (toy.to_string(), qty));
     assert!(previous.is_none(), "order number {n} issued twice");
@@ -61,7 +61,8 @@ fn current_leader(c: &Cluster) -> usize {
 
 #[test]
 fn killing_the_leader_under_load_loses_nothing_and_clients_see_no_error() {
-    let c = Arc::new(Cluster::start_calls(crate::LOCAL_CALLS));
+    // Ample stock: the load must not sell a toy out before the kill (it would, in ~3 s).
+    let c = Arc::new(Cluster::start_stocked(crate::LOCAL_CALLS, 100_000));
     let acked = Arc::new(Mutex::new(Acked::new()));
     place(&c, "Tux", 1, &acked);
     let leader = current_leader(&c);

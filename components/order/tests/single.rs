@@ -142,7 +142,7 @@ fn an_exclusive_replica_keeps_its_promise_in_memory_and_pings_touch_no_file() {
         std::fs::write(dir.path().join("epoch"), "junk").unwrap();
         let ping = call(&s, Method::GET, "/ping", Value::Null);
         assert_eq!(ping.status, 200, "{access:?}: {ping:?}");
-        assert_eq!((ping.body["data"]["epoch"].clone(), ping.body["data"]["last"].clone()), (json!(1), json!(0)), "{access:?}");
+        assert_eq!((ping.body["data"]["epoch"].clone(), ping.body["data"]["last_order"].clone()), (json!(1), json!(0)), "{access:?}");
         assert_eq!(call(&s, Method::GET, "/health", Value::Null).status, 200, "{access:?}");
         let next = order(&s, "k1");
         match access {
