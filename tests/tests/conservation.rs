@@ -29,22 +29,7 @@ struct Acked {
     quantity: i64,
 }
 
-/// A tiny deterministic generator (xorshift), seeded per run and printed, so a failing run
-/// can be replayed with `CONSERVATION_SEED=<n>`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
+/// The run's seed, printed, so a failing run can be replayed with `CONSERVATION_SEED=<n>`.
 fn seed() -> u64 {
     std::env::var("CONSERVATION_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
@@ -77,13 +62,13 @@ fn attempt(c: &Cluster, toy: &str, quantity: i64, key: &str) -> Attempt {
 /// One client: order random toys, each under a fresh key, retrying a key until it gets a
 /// definite answer. The cluster may be swapped out under it (the host restarts).
 fn client(id: usize, cluster: Arc<RwLock<Cluster>>, stop: Arc<AtomicBool>, seed: u64) -> BTreeMap<String, Acked> {
-    let mut rng = Rng(seed.wrapping_mul(id as u64 + 7) | 1);
+    let mut rng = fastrand::Rng::with_seed(seed.wrapping_mul(id as u64 + 7));
     let mut acked = BTreeMap::new();
     let mut k = 0;
     while !stop.load(Ordering::Relaxed) {
         let key = format!("c{id}-{k}");
-        let toy = TOYS[rng.below(TOYS.len() as u64) as usize];
-        let quantity = 1 + rng.below(3) as i64;
+        let toy = TOYS[rng.usize(..TOYS.len())];
+        let quantity = rng.i64(1..=3);
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let outcome = { attempt(&cluster.read().unwrap(), toy, quantity, &key) };
@@ -132,7 +117,7 @@ fn toystore_check(c: &Cluster) -> (bool, String) {
 fn stock_is_conserved_through_replica_kills_and_a_host_sigkill() {
     let seed = seed();
     eprintln!("conservation: CONSERVATION_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     // Restocks run all along (every 2 s, any toy at or under 60), so they race the orders.
     let settings =
         toystore_e2e::Settings { restock_interval_secs: 2, restock_threshold: 60, restock_amount: 100, ..test_settings() };
@@ -153,7 +138,7 @@ fn stock_is_conserved_through_replica_kills_and_a_host_sigkill() {
         faults.lock().unwrap().push(what);
     };
     for round in 0..12 {
-        thread::sleep(Duration::from_millis(1000 + rng.below(1000)));
+        thread::sleep(Duration::from_millis(1000 + rng.u64(..1000)));
         if round == 6 {
             log("SIGKILL the host, start it again".into());
             let mut c = cluster.write().unwrap();
@@ -163,7 +148,7 @@ fn stock_is_conserved_through_replica_kills_and_a_host_sigkill() {
         }
         let c = cluster.read().unwrap();
         let leader = c.leader_now().unwrap_or(3) as usize;
-        let victims: Vec<usize> = match rng.below(3) {
+        let victims: Vec<usize> = match rng.u8(..3) {
             0 => vec![leader],
             1 => vec![1 + (leader % 3)],
             _ => vec![leader, 1 + (leader % 3)],
@@ -172,7 +157,7 @@ fn stock_is_conserved_through_replica_kills_and_a_host_sigkill() {
         for &v in &victims {
             c.kill_replica(v);
         }
-        thread::sleep(Duration::from_millis(300 + rng.below(700)));
+        thread::sleep(Duration::from_millis(300 + rng.u64(..700)));
         for &v in &victims {
             c.restart_replica(v);
         }
