@@ -212,6 +212,28 @@ pub struct BenchResults {
     pub total_secs: f64,
 }
 
+impl BenchResults {
+    /// The results of a run that measured only one part (`--orders-only`, `--host-speed-only`):
+    /// every table empty; the caller fills in the one it measured.
+    fn partial(ctx: &Ctx, memory: Vec<Memory>, notes: Vec<String>, start: Instant) -> Self {
+        Self {
+            generated_utc: utc_now(),
+            machine: machine(),
+            seconds_per_point: ctx.duration().as_secs_f64(),
+            host_speed: None,
+            baseline: vec![],
+            pooled: vec![],
+            fresh: vec![],
+            orders: None,
+            log_latency: vec![],
+            restart: vec![],
+            memory,
+            notes,
+            total_secs: start.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 struct Ctx {
     exe: std::path::PathBuf,
     dir: std::path::PathBuf,
@@ -270,40 +292,12 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     if args.orders_only {
         let orders = order_scaling(&ctx, &mut memory).await?;
-        let results = BenchResults {
-            generated_utc: utc_now(),
-            machine: machine(),
-            seconds_per_point: ctx.duration().as_secs_f64(),
-            host_speed: None,
-            baseline: vec![],
-            pooled: vec![],
-            fresh: vec![],
-            orders: Some(orders),
-            log_latency: vec![],
-            restart: vec![],
-            memory,
-            notes,
-            total_secs: start.elapsed().as_secs_f64(),
-        };
+        let results = BenchResults { orders: Some(orders), ..BenchResults::partial(&ctx, memory, notes, start) };
         return write_results(&results, &args);
     }
     let host_speed = host_speed(&ctx, &mut memory).await?;
     if args.host_speed_only {
-        let results = BenchResults {
-            generated_utc: utc_now(),
-            machine: machine(),
-            seconds_per_point: ctx.duration().as_secs_f64(),
-            host_speed: Some(host_speed),
-            baseline: vec![],
-            pooled: vec![],
-            fresh: vec![],
-            orders: None,
-            log_latency: vec![],
-            restart: vec![],
-            memory,
-            notes,
-            total_secs: start.elapsed().as_secs_f64(),
-        };
+        let results = BenchResults { host_speed: Some(host_speed), ..BenchResults::partial(&ctx, memory, notes, start) };
         return write_results(&results, &args);
     }
 
