@@ -595,8 +595,8 @@ pub fn bench_markdown(r: &BenchResults) -> String {
          is answered, for {:.1} s after a {} ms warm-up; latency in ms at the client. **Baseline**: the same \
          host running the trivial `toystore_hello` component for every service, measured in this run; \
          *× base* is the figure divided by the baseline's at the same concurrency (GET for lookups and \
-         queries, POST for orders). Orders are real: stock taken at the catalog, appended and fsynced on \
-         the leader and acknowledged by a follower before the answer.\n",
+         queries, POST for orders). Orders are real: stock checked by the leader, appended and fsynced on \
+         the leader and a follower, then applied at the catalog, before the answer.\n",
         r.seconds_per_point,
         WARMUP.as_millis()
     );
