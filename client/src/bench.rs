@@ -553,7 +553,8 @@ async fn restart_runs(h: &Host, missed: u64) -> anyhow::Result<Vec<RestartPoint>
     Ok(out)
 }
 
-/// The `last` order number replica `id` reports on `/ping`.
+/// The index of the last record replica `id` reports on `/ping` (`last`): equal on two replicas
+/// once one has caught up with the other.
 async fn last_order(h: &Host, id: u32) -> Option<i64> {
     let r = crate::conn::once(&h.replica_url(id), Method::GET, "/ping", None, Duration::from_secs(5)).await.ok()?;
     toystore_api::data_of(&r.json())?["last"].as_i64()

@@ -132,11 +132,20 @@ struct Metrics {
     seen: Mutex<Seen>,
 }
 
+/// Where a replica's log ends, as its `/ping` says.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    /// Index of the last record (lag is counted in records).
+    record: i64,
+    /// Number of the last order.
+    order: i64,
+}
+
 #[derive(Default)]
 struct Seen {
     cache: HashMap<&'static str, u64>,
-    /// Per replica: when its `/ping` last answered, and the last order it reported.
-    replicas: HashMap<u32, (Instant, u64)>,
+    /// Per replica: when its `/ping` last answered, and where it said its log ends.
+    replicas: HashMap<u32, (Instant, Position)>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -181,8 +190,8 @@ fn metrics() -> &'static Metrics {
         registry.register("cache_events", "Frontend product cache: hits, misses, evictions, invalidations", m.cache.clone());
         registry.register("order_leader", "Order replica that leads (0 = none)", m.leader.clone());
         registry.register("order_epoch", "Epoch of the current order leader", m.epoch.clone());
-        registry.register("replica_last_order", "Last order number in each replica's log", m.last_order.clone());
-        registry.register("replica_lag_orders", "Orders each replica is behind the leader", m.lag.clone());
+        registry.register("replica_last_order", "Last order number in each replica's log (-1: none)", m.last_order.clone());
+        registry.register("replica_lag_records", "Log records (orders and epoch records) each replica is behind the leader", m.lag.clone());
         registry.register(
             "replica_last_contact_seconds",
             "Seconds since each replica last answered the host's /ping",
@@ -358,7 +367,10 @@ pub async fn scrape(services: &[Arc<Service>]) {
         let label = ReplicaLabel { replica: id.to_string() };
         m.up.get_or_create(&label).set(i64::from(ping.is_some()));
         let Some(ping) = ping else { continue };
-        let last = ping.get("last").and_then(Value::as_u64).unwrap_or(0);
+        // `last` is the last record's index (epoch records included), `last_order` the last
+        // order number; -1 (an empty log) reads as "nothing yet".
+        let field = |name| ping.get(name).and_then(Value::as_i64).unwrap_or(-1);
+        let last = Position { record: field("last"), order: field("last_order") };
         seen.replicas.insert(*id, (Instant::now(), last));
         if ping.get("role").and_then(Value::as_str) == Some("leader") {
             leader = Some((*id, ping.get("epoch").and_then(Value::as_i64).unwrap_or(0), last));
@@ -371,10 +383,10 @@ pub async fn scrape(services: &[Arc<Service>]) {
     for (id, _) in &pings {
         let label = ReplicaLabel { replica: id.to_string() };
         let Some(&(contact, last)) = seen.replicas.get(id) else { continue };
-        m.last_order.get_or_create(&label).set(i64::try_from(last).unwrap_or(i64::MAX));
+        m.last_order.get_or_create(&label).set(last.order);
         m.last_contact.get_or_create(&label).set(contact.elapsed().as_secs_f64());
         if let Some((_, _, leader_last)) = leader {
-            m.lag.get_or_create(&label).set(i64::try_from(leader_last.saturating_sub(last)).unwrap_or(i64::MAX));
+            m.lag.get_or_create(&label).set((leader_last.record - last.record).max(0));
         }
     }
 }

@@ -89,7 +89,7 @@ fn metrics_move_with_real_traffic() {
     let service = format!("order-{follower}");
     let restarts = [("service", service.as_str()), ("cause", "kill")];
     c.wait_for("the follower to have every order", Duration::from_secs(10), || {
-        Metrics::scrape(&c).sum("toystore_replica_lag_orders", &[("replica", &label)]) == 0.0
+        Metrics::scrape(&c).sum("toystore_replica_lag_records", &[("replica", &label)]) == 0.0
     });
     c.kill_replica(follower as usize);
     for _ in 0..2 {
@@ -98,7 +98,7 @@ fn metrics_move_with_real_traffic() {
     let killed = Metrics::scrape(&c);
     assert_eq!(killed.sum("toystore_instance_restarts_total", &restarts) - after.sum("toystore_instance_restarts_total", &restarts), 1.0);
     assert_eq!(killed.sum("toystore_replica_up", &[("replica", &label)]), 0.0);
-    assert_eq!(killed.sum("toystore_replica_lag_orders", &[("replica", &label)]), 2.0, "two orders behind");
+    assert_eq!(killed.sum("toystore_replica_lag_records", &[("replica", &label)]), 2.0, "two orders behind");
     assert_eq!(killed.sum("toystore_orders_committed_total", &[]) - after.sum("toystore_orders_committed_total", &[]), 2.0);
 
     // A trap counts as a restart with cause `trap`.
@@ -113,6 +113,6 @@ fn metrics_move_with_real_traffic() {
     c.wait_for("the follower to catch up", Duration::from_secs(30), || {
         let m = Metrics::scrape(&c);
         m.sum("toystore_replica_up", &[("replica", &label)]) == 1.0
-            && m.sum("toystore_replica_lag_orders", &[("replica", &label)]) == 0.0
+            && m.sum("toystore_replica_lag_records", &[("replica", &label)]) == 0.0
     });
 }
