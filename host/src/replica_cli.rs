@@ -177,7 +177,7 @@ fn format_table(data: &Value) -> String {
             let ping = r.get("ping").cloned().unwrap_or(Value::Null);
             let view = match ping.get("error") {
                 Some(e) => format!("not answering: {}", e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string())),
-                None => ["epoch", "last", "synced"]
+                None => ["epoch", "last", "last_order", "synced"]
                     .iter()
                     .filter_map(|k| ping.get(*k).map(|v| format!("{k}={v}")))
                     .collect::<Vec<_>>()
