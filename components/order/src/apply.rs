@@ -37,7 +37,7 @@ struct Apply {
     orders: Vec<ApplyOrder>,
 }
 
-impl<N: Net> Service<N> {
+impl<N: Net + 'static> Service<N> {
     /// `/tick` on a leader: a leader deposed while cut off from the election (nobody told it)
     /// learns it here from the peers' promises and steps down — otherwise it would keep
     /// calling itself leader, and keep its stale log, until an order happened to reach it.

@@ -26,7 +26,7 @@ use crate::protocol::{refusal, Claim, Refusal, Status};
 use crate::replica::{most_up_to_date, tally_fence, FenceTally};
 use crate::service::{internal, Peer, Service};
 
-impl<N: Net> Service<N> {
+impl<N: Net + 'static> Service<N> {
     /// `POST /leaderselection`.
     pub(crate) async fn leader_selection(&self) -> Reply {
         let _order_lock = self.order_lock.lock().await;
@@ -166,9 +166,9 @@ impl<N: Net> Service<N> {
 }
 
 /// Turns a candidate that was abandoned mid-election back into a follower.
-struct NotCandidate<'a, N: Net>(&'a Service<N>);
+struct NotCandidate<'a, N: Net + 'static>(&'a Service<N>);
 
-impl<N: Net> Drop for NotCandidate<'_, N> {
+impl<N: Net + 'static> Drop for NotCandidate<'_, N> {
     fn drop(&mut self) {
         if let Ok(mut s) = self.0.state.try_borrow_mut() {
             s.abandon_candidacy();

@@ -12,7 +12,7 @@ use crate::protocol::{refused, Claim, Page, Refusal, Replicate, PAGE};
 use crate::replica::{decide_fence, decide_replicate, FenceDecision, LogStep, ReplicateCheck, ReplicateDecision};
 use crate::service::{internal, Service};
 
-impl<N: Net> Service<N> {
+impl<N: Net + 'static> Service<N> {
     /// `POST /fence {leader, epoch}`: promise to ignore every epoch below `epoch`, durably,
     /// and report where this log stands. Refused (409) unless `epoch` is newer than any
     /// promise already made — so two candidates can never both fence a majority for one epoch.

@@ -11,7 +11,8 @@
 //! - [`epoch`]: the durable promise.
 //! - [`protocol`]: the JSON messages between replicas.
 //! - [`service`]: configuration, file access discipline, the route table.
-//! - Drivers that do the I/O a decision names and apply it: `order`: the leader's order path;
+//! - Drivers that do the I/O a decision names and apply it: `order`: the leader's order path
+//!   (group commit); `commit`: per-follower replicators and the wait for a majority;
 //!   `apply`: pushing committed orders to the catalog;
 //!   `read`: `GET /orders/<n>` (leader only, committed only);
 //!   `replication`: the leader pushing entries; `follower`: the peer routes; `election`:
@@ -25,6 +26,7 @@ pub mod service;
 pub mod stock;
 
 mod apply;
+mod commit;
 mod election;
 mod follower;
 mod order;

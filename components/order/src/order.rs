@@ -1,44 +1,69 @@
-//! `POST /orders` on the leader (ARCHITECTURE.md, "Request paths" and "Stock").
+//! `POST /orders` on the leader (ARCHITECTURE.md, "Request paths", "Order path" and "Stock").
 //!
 //! 1. Validate (400 and nothing happens).
 //! 2. Only a ready leader takes orders (409 naming the leader otherwise); one left not ready by
 //!    a failed replication first renews with a new epoch (which commits whatever it left).
-//! 3. A key already in the log gets its number again if the request is the same order (toy and
-//!    quantity); a different order under a used key is 422 and changes nothing.
-//! 4. Under the order lock: check the key again (a retry may have won meanwhile), then admit
-//!    the order from the stock view ([`crate::stock`]): the catalog's base minus our own orders
-//!    it has not applied. Short → re-read the base once, still short → 400 `not enough stock:
-//!    only N left`; unknown toy → 404; no base and no catalog → 503. Nothing is written then.
-//! 5. Number = the next order number, one record appended + fsync'd with the catalog's price,
-//!    then replicated.
-//! 6. A majority has it → acknowledge (and push the committed orders to the catalog, whose
-//!    outcome never changes the answer). Otherwise 503, and the leader must renew before the
-//!    next order (a leader never writes two different records at one index in one epoch). The
-//!    record stays: the renewal commits it, or a newer leader that never saw it cuts it, and
-//!    stock follows the log either way — no stock was taken before the commit, so there is
-//!    nothing to give back. A retry with the same key gets its number if it survived.
+//! 3. A key already in the log gets its number again once its record is committed, if the
+//!    request is the same order (toy and quantity); a different order under a used key is 422
+//!    and changes nothing.
+//! 4. **Group commit.** The order joins the queue, lets the other requests that are ready to run
+//!    join it too, and then whoever takes the order lock first numbers the whole queue as one
+//!    batch: each order is admitted from the stock view ([`crate::stock`]; the batch's own
+//!    earlier orders count as taken), refused ones are answered (400 `not enough stock`, 404
+//!    unknown toy; nothing written for them), and the admitted ones are appended in **one
+//!    write and one fsync**, keys checked again (a retry may have won meanwhile, even within
+//!    the batch).
+//! 5. Each order then waits until the commit index passes its record ([`crate::commit`]): the
+//!    per-follower replicators carry the batch to the followers, and the first follower to
+//!    accept it makes the majority. No order waits for a particular follower.
+//! 6. Committed → push the committed orders to the catalog (one call covers every order
+//!    committed meanwhile; its outcome never changes the answer) and acknowledge. Not
+//!    confirmable → 503 and the leader renews before numbering again; the record stays, and
+//!    stock follows the log either way — nothing was taken before the commit. A retry with
+//!    the same key gets its number if the record survived.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use futures::channel::oneshot;
 use serde_json::json;
-use toystore_guest::{Net, Reply};
+use toystore_guest::time::yield_now;
+use toystore_guest::{Net, Reply, Request};
 
+use crate::commit::Deferred;
 use crate::log::{Entry, Order};
 use crate::protocol::NewOrder;
 use crate::service::{internal, Service};
-use crate::stock::{admit, Admission};
-use toystore_guest::Request;
+use crate::stock::{admit, Admission, Base};
 
-/// What happened when the leader tried to append under the lock.
-enum Appended {
-    /// A new order record at `index` with `number`.
-    New { index: u64, number: u64 },
-    /// The key is already in the log, for this order.
-    Existing(Order),
-    /// The stock view said no (or could not tell).
+/// An order waiting in the queue for the next batch, and where its slot is to be sent.
+pub(crate) struct Ticket {
+    order: NewOrder,
+    slot: oneshot::Sender<Result<Slot, Reply>>,
+}
+
+/// Where an order ended up in its batch.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// A new order record at `index`, numbered `number`, in `epoch`.
+    New { epoch: u64, index: u64, number: u64 },
+    /// The key is already in the log (maybe not committed yet) at `index`, in the leadership
+    /// of `epoch`.
+    Existing { epoch: u64, index: u64, order: Order },
+    /// The stock view said no (or could not tell): nothing was written for it.
     Refused(Admission),
 }
 
-impl<N: Net> Service<N> {
-    pub(crate) async fn place_order(&self, req: &Request) -> Reply {
+/// A batch's admission, decided under the directory lock.
+enum Batch {
+    /// Appended (or refused) order by order.
+    Done(Vec<Slot>),
+    /// Some order was short with a base we did not re-read yet: nothing was written.
+    Retry,
+}
+
+impl<N: Net + 'static> Service<N> {
+    pub(crate) async fn place_order(self: &Rc<Self>, req: &Request, deferred: &Deferred) -> Reply {
         let order = match NewOrder::parse(&req.body) {
             Ok(o) => o,
             Err(r) => return r,
@@ -49,45 +74,75 @@ impl<N: Net> Service<N> {
                 return r;
             }
         }
-        match self.existing(&order).await {
+        match self.existing(&order, deferred).await {
             Ok(Some(n)) => return accepted(n),
             Ok(None) => {}
             Err(r) => return r,
         }
 
-        let (index, n) = {
+        let (slot, wait) = oneshot::channel();
+        self.queue.borrow_mut().push(Ticket { order: order.clone(), slot });
+        // Let the other requests that are ready to run (those the host handed in while this
+        // instance was busy) join the queue first: one batch, one fsync for all of them.
+        yield_now().await;
+        {
             let _lock = self.order_lock.lock().await;
-            let epoch = match self.ready_or_renew().await {
-                Ok(e) => e,
-                Err(r) => return r,
-            };
-            let (index, n) = match self.admit_and_append(&order, epoch).await {
-                Ok(Appended::New { index, number }) => (index, number),
-                // Under the lock a ready leader's whole log is committed.
-                Ok(Appended::Existing(o)) => {
-                    return if order.is_same_order_as(&o) { accepted(o.number) } else { order.key_reused(&o) }
-                }
-                Ok(Appended::Refused(a)) => return refusal(a),
-                Err(r) => return r,
-            };
-            let out = self.replicate(epoch, index).await;
-            self.state.borrow_mut().replicated(epoch, index, &out);
-            if !out.committed() {
-                let doubt = if out.unknown { "; some replica may hold it: retry with the same key" } else { "; retry" };
-                return Reply::unavailable(format!("order {n} could not be confirmed on a majority of replicas{doubt}"));
-            }
-            (index, n)
+            self.number_queue().await;
+        }
+        let slot = match wait.await {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(reply)) => return reply,
+            Err(_) => return Reply::unavailable("the order's batch was abandoned; retry with the same key"),
         };
-        // Committed: acknowledged whatever the catalog says.
-        debug_assert!(self.state.borrow().commit_index().is_some_and(|c| c >= index as i64));
-        self.push_applied().await;
-        accepted(n)
+        match slot {
+            Slot::Refused(a) => refusal(a),
+            Slot::Existing { epoch, index, order: stored } => {
+                if let Err(r) = self.await_commit(epoch, index, deferred).await {
+                    return r;
+                }
+                if order.is_same_order_as(&stored) { accepted(stored.number) } else { order.key_reused(&stored) }
+            }
+            Slot::New { epoch, index, number } => {
+                if let Err(r) = self.await_commit(epoch, index, deferred).await {
+                    return r;
+                }
+                // Committed: acknowledged whatever the catalog says.
+                self.push_applied().await;
+                accepted(number)
+            }
+        }
     }
 
-    /// Under the order lock, as ready leader of `epoch`: the existing order for the key, or the
-    /// stock view's verdict, or a new record appended. The base is read at most twice (once
-    /// if we have none, once more when short).
-    async fn admit_and_append(&self, order: &NewOrder, epoch: u64) -> Result<Appended, Reply> {
+    /// Under the order lock: number every order in the queue as one batch and send each its
+    /// slot (or the reply that ends it).
+    async fn number_queue(&self) {
+        let tickets = std::mem::take(&mut *self.queue.borrow_mut());
+        if tickets.is_empty() {
+            return; // an earlier holder of the lock took ours with its batch
+        }
+        let orders: Vec<&NewOrder> = tickets.iter().map(|t| &t.order).collect();
+        let slots = match self.ready_or_renew().await {
+            Ok(epoch) => self.admit_and_append(&orders, epoch).await,
+            Err(r) => Err(r),
+        };
+        match slots {
+            Ok(slots) => {
+                for (t, s) in tickets.into_iter().zip(slots) {
+                    let _ = t.slot.send(Ok(s));
+                }
+            }
+            Err(reply) => {
+                for t in tickets {
+                    let _ = t.slot.send(Err(reply.clone()));
+                }
+            }
+        }
+    }
+
+    /// Under the order lock, as ready leader of `epoch`: each order's existing record, the
+    /// stock view's verdict, or a new record — the new ones appended in one write. The base is
+    /// read at most twice (once if we have none, once more when some order is short).
+    async fn admit_and_append(&self, orders: &[&NewOrder], epoch: u64) -> Result<Vec<Slot>, Reply> {
         let mut refreshed = false;
         if self.base().is_none() {
             self.refresh_base().await.map_err(|e| Reply::unavailable(format!("{e}; retry")))?;
@@ -95,71 +150,107 @@ impl<N: Net> Service<N> {
         }
         loop {
             let Some(base) = self.base() else { return Err(Reply::unavailable("no stock view; retry")) };
-            let appended = self
-                .on_disk(|disk, state| {
-                    if disk.promised != epoch || state.ready_epoch() != Some(epoch) {
-                        return Err(Reply::unavailable("leadership changed; retry"));
-                    }
-                    if let Some((_, o)) = disk.log.number_of(&order.key).and_then(|n| disk.log.order(n)) {
-                        return Ok(Appended::Existing(o.clone()));
-                    }
-                    let logged = disk.log.next_number();
-                    disk.log.set_pending_from(base.applied_orders.min(logged));
-                    let pending = disk.log.pending(&order.name);
-                    let price = match admit(&base, &order.name, order.quantity, pending, logged) {
-                        Admission::Admit { price } => price,
-                        refused => return Ok(Appended::Refused(refused)),
-                    };
-                    let index = (disk.log.last() + 1) as u64;
-                    let record = Order {
-                        number: logged,
-                        name: order.name.clone(),
-                        quantity: order.quantity,
-                        price,
-                        key: order.key.clone(),
-                    };
-                    disk.log.append(&[Entry::order_record(index, epoch, record)]).map_err(internal)?;
-                    Ok(Appended::New { index, number: logged })
-                })
-                .await??;
-            match appended {
-                Appended::Refused(Admission::Short { .. } | Admission::Unknown) if !refreshed => {
+            match self.append_batch(orders, epoch, &base, refreshed).await? {
+                Batch::Done(slots) => return Ok(slots),
+                Batch::Retry => {
                     refreshed = true;
                     if let Err(e) = self.refresh_base().await {
-                        // The view we have said no; that answer stands (never oversells).
+                        // The view we have stands: the next round refuses from it (never oversells).
                         eprintln!("order: re-reading the stock failed: {e}");
-                        return Ok(appended);
                     }
                 }
-                other => return Ok(other),
             }
         }
     }
 
-    /// The number of `order.key` if it is in the log and committed (or 422 if it names another
-    /// order). A record that is there but not (yet) committed — another request for the same
-    /// key is replicating it, or a failed replication left it — is waited for under the order
-    /// lock (renewing if needed).
-    async fn existing(&self, order: &NewOrder) -> Result<Option<u64>, Reply> {
-        let logged = || {
-            self.read_log(|log| log.number_of(&order.key).and_then(|n| log.order(n)).map(|(i, o)| (i, o.clone())))
-                .flatten()
-        };
-        let answer = |o: Order| if order.is_same_order_as(&o) { Ok(Some(o.number)) } else { Err(order.key_reused(&o)) };
-        for _ in 0..2 {
-            let Some((index, o)) = logged() else { return Ok(None) };
-            if self.state.borrow().committed(index) {
-                return answer(o);
+    /// Number `orders` against the log and `base` under the directory lock, and append the
+    /// admitted ones in one write (one fsync).
+    async fn append_batch(&self, orders: &[&NewOrder], epoch: u64, base: &Base, refreshed: bool) -> Result<Batch, Reply> {
+        let majority = self.cfg.majority();
+        self.on_disk(|disk, state| {
+            if disk.promised != epoch || state.ready_epoch() != Some(epoch) {
+                return Err(Reply::unavailable("leadership changed; retry"));
             }
-            let _lock = self.order_lock.lock().await;
-            self.ready_or_renew().await?;
+            disk.log.set_pending_from(base.applied_orders.min(disk.log.next_number()));
+            let (slots, records) = number_batch(disk.log, base, orders, epoch, refreshed);
+            let Some(slots) = slots else { return Ok(Batch::Retry) };
+            if let Err(e) = disk.log.append(&records) {
+                // Part of the batch may be on disk: never write other records at these indexes
+                // in this epoch — renew first.
+                state.lose_readiness(epoch);
+                return Err(internal(e));
+            }
+            state.note_own(epoch, disk.log.last(), majority);
+            Ok(Batch::Done(slots))
+        })
+        .await?
+    }
+
+    /// The number of `order.key` if it is in the log and committed (or 422 if it names another
+    /// order). A record that is there but not committed yet — another request for the same key
+    /// is replicating it, or a failed replication left it — is waited for (renewing first if
+    /// this leader is not ready).
+    async fn existing(self: &Rc<Self>, order: &NewOrder, deferred: &Deferred) -> Result<Option<u64>, Reply> {
+        let logged = self
+            .read_log(|log| log.number_of(&order.key).and_then(|n| log.order(n)).map(|(i, o)| (i, o.clone())))
+            .flatten();
+        let Some((index, stored)) = logged else { return Ok(None) };
+        if !self.state.borrow().committed(index) {
+            let epoch = match self.state.borrow().ready_epoch() {
+                Some(e) => e,
+                None => {
+                    let _lock = self.order_lock.lock().await;
+                    self.ready_or_renew().await?
+                }
+            };
+            self.await_commit(epoch, index, deferred).await?;
         }
-        match logged() {
-            Some((index, o)) if self.state.borrow().committed(index) => answer(o),
-            Some(_) => Err(Reply::unavailable("the order is not yet on a majority of replicas; retry")),
-            None => Ok(None),
+        if order.is_same_order_as(&stored) { Ok(Some(stored.number)) } else { Err(order.key_reused(&stored)) }
+    }
+}
+
+/// Number a batch against `log` and the stock view `base`: each order's slot, and the records
+/// to append. `None` slots: some order was short or unknown and `refreshed` is false, so the
+/// caller should re-read the base first (nothing is to be written then).
+fn number_batch(
+    log: &crate::log::Log,
+    base: &Base,
+    orders: &[&NewOrder],
+    epoch: u64,
+    refreshed: bool,
+) -> (Option<Vec<Slot>>, Vec<Entry>) {
+    let logged = log.next_number();
+    let mut taken: HashMap<&str, i64> = HashMap::new();
+    let mut in_batch: HashMap<&str, (u64, Order)> = HashMap::new();
+    let mut records: Vec<Entry> = Vec::new();
+    let mut slots = Vec::with_capacity(orders.len());
+    let mut index = (log.last() + 1) as u64;
+    let mut number = logged;
+    for o in orders {
+        if let Some((i, stored)) = log.number_of(&o.key).and_then(|n| log.order(n)) {
+            slots.push(Slot::Existing { epoch, index: i, order: stored.clone() });
+            continue;
+        }
+        if let Some((i, stored)) = in_batch.get(o.key.as_str()) {
+            slots.push(Slot::Existing { epoch, index: *i, order: stored.clone() });
+            continue;
+        }
+        let pending = log.pending(&o.name) + taken.get(o.name.as_str()).copied().unwrap_or(0);
+        match admit(base, &o.name, o.quantity, pending, logged) {
+            Admission::Admit { price } => {
+                let record = Order { number, name: o.name.clone(), quantity: o.quantity, price, key: o.key.clone() };
+                in_batch.insert(o.key.as_str(), (index, record.clone()));
+                records.push(Entry::order_record(index, epoch, record));
+                *taken.entry(o.name.as_str()).or_default() += o.quantity;
+                slots.push(Slot::New { epoch, index, number });
+                index += 1;
+                number += 1;
+            }
+            Admission::Short { .. } | Admission::Unknown if !refreshed => return (None, Vec::new()),
+            refused => slots.push(Slot::Refused(refused)),
         }
     }
+    (Some(slots), records)
 }
 
 /// The answer for an order the stock view refused: nothing was written.

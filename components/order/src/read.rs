@@ -11,7 +11,7 @@ use crate::protocol::Status;
 use crate::replica::{decide_read, tally_confirm, Confirmation, ReadDecision};
 use crate::service::Service;
 
-impl<N: Net> Service<N> {
+impl<N: Net + 'static> Service<N> {
     pub(crate) async fn get_order(&self, n: &str) -> Reply {
         let Ok(n) = n.parse::<i64>() else { return Reply::bad_request(format!("order number must be an integer, got {n:?}")) };
         // No order ever has a negative number, whoever leads.

@@ -37,8 +37,13 @@ pub struct Leadership {
     pub ready: bool,
     /// Every record up to this index is on a majority.
     pub commit: i64,
-    /// Each follower's last record index as it last reported it.
+    /// Each follower's last record index as it last reported it: where the next batch for it
+    /// starts (a hint; the follower's anchor check corrects it).
     peer_last: HashMap<u32, i64>,
+    /// Each follower's *verified* match index in this epoch: the end of a batch it accepted,
+    /// whose anchor check proved its log equal to ours up to there. Only this counts for
+    /// commitment — a follower's `last` may include an older epoch's tail beyond the batch.
+    matched: HashMap<u32, i64>,
     /// Followers that timed out recently, skipped while a majority is reachable without them
     /// (so a hung follower does not cost a timeout per order): id → until (ms).
     suspect_until: HashMap<u32, u64>,
@@ -46,7 +51,7 @@ pub struct Leadership {
 
 impl Leadership {
     fn new(epoch: u64, peer_last: HashMap<u32, i64>) -> Leadership {
-        Leadership { epoch, ready: false, commit: -1, peer_last, suspect_until: HashMap::new() }
+        Leadership { epoch, ready: false, commit: -1, peer_last, matched: HashMap::new(), suspect_until: HashMap::new() }
     }
 }
 
@@ -338,6 +343,43 @@ impl Replica {
         }
     }
 
+    /// Follower `id` accepted a batch of `epoch` ending at record `matched` (its log equals ours
+    /// up to there) and reported its log ends at `last`. As ready leader of `epoch`, with our own
+    /// log durable up to `own_last`, advance the commit index to the highest record on a
+    /// `majority` (see [`majority_index`]). Returns the commit index after the step.
+    pub fn note_match(&mut self, epoch: u64, id: u32, matched: i64, last: i64, own_last: i64, majority: usize) -> Option<i64> {
+        let Role::Leader(l) = &mut self.role else { return None };
+        if l.epoch != epoch {
+            return None;
+        }
+        l.suspect_until.remove(&id);
+        l.peer_last.insert(id, last.max(matched));
+        let m = l.matched.entry(id).or_insert(-1);
+        *m = (*m).max(matched);
+        if l.ready {
+            l.commit = l.commit.max(majority_index(own_last, l.matched.values().copied(), majority));
+        }
+        Some(l.commit)
+    }
+
+    /// Our own log is durable up to `own_last` (an append of `epoch` just returned): with few
+    /// enough replicas (one) that alone may be a majority.
+    pub fn note_own(&mut self, epoch: u64, own_last: i64, majority: usize) {
+        if let Role::Leader(l) = &mut self.role {
+            if l.epoch == epoch && l.ready {
+                l.commit = l.commit.max(majority_index(own_last, l.matched.values().copied(), majority));
+            }
+        }
+    }
+
+    /// Follower `id`'s verified match index in the current leadership (-1: none yet).
+    pub fn matched(&self, id: u32) -> i64 {
+        match &self.role {
+            Role::Leader(l) => l.matched.get(&id).copied().unwrap_or(-1),
+            _ => -1,
+        }
+    }
+
     /// Follower `id` reported its log ends at `last`.
     pub fn note_peer_ack(&mut self, id: u32, last: i64) {
         if let Role::Leader(l) = &mut self.role {
@@ -361,6 +403,16 @@ impl Replica {
 }
 
 // ---- decisions (pure functions of plain values) ----
+
+/// The highest record index held by a `majority` of replicas, from the leader's own durable
+/// `own_last` and the followers' verified match indexes (-1: none). Raft's commit rule: sort
+/// descending, take the majority-th. Safe to commit in the current epoch only: a ready leader's
+/// log starts its epoch with its epoch record, already on a majority.
+pub fn majority_index(own_last: i64, matched: impl IntoIterator<Item = i64>, majority: usize) -> i64 {
+    let mut all: Vec<i64> = std::iter::once(own_last).chain(matched).collect();
+    all.sort_unstable_by(|a, b| b.cmp(a));
+    majority.checked_sub(1).and_then(|i| all.get(i)).copied().unwrap_or(-1)
+}
 
 /// What a follower does with `/fence {epoch}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -487,8 +539,10 @@ impl Outcome {
 /// A follower's answer to one `/replicate_order`, as the leader's push loop sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerAnswer {
-    /// 200: its log ends at `last`.
-    Applied { last: i64 },
+    /// 200: it accepted a batch ending at record `matched` (so its log equals ours up to
+    /// there: the anchor check passed and every record was merged) and its log ends at `last`.
+    /// Only `matched` proves anything: `last` may be an older epoch's tail past the batch.
+    Applied { matched: i64, last: i64 },
     /// 409 `gap` or `mismatch`: its log ends at `last` (after any cut).
     Behind { last: i64 },
     /// 409 `stale`: it promised `epoch`, newer than ours.
@@ -515,8 +569,8 @@ pub enum PushStep {
 pub fn push_step(answer: PeerAnswer, upto: u64, carries_upto: bool) -> PushStep {
     let unsure = if carries_upto { PeerResult::Unknown } else { PeerResult::Without };
     match answer {
-        PeerAnswer::Applied { last } if last >= upto as i64 => PushStep::Finish(PeerResult::Acked),
-        PeerAnswer::Applied { last } | PeerAnswer::Behind { last } => {
+        PeerAnswer::Applied { matched, .. } if matched >= upto as i64 => PushStep::Finish(PeerResult::Acked),
+        PeerAnswer::Applied { matched: last, .. } | PeerAnswer::Behind { last } => {
             PushStep::ResendFrom((last + 1).clamp(0, upto as i64) as u64)
         }
         PeerAnswer::Stale { epoch } => PushStep::Finish(PeerResult::Stale(epoch)),
@@ -696,9 +750,12 @@ mod tests {
         use PushStep::*;
         // (answer, upto, batch carries upto) → next step
         let cases = [
-            (Applied { last: 9 }, 9, true, Finish(PeerResult::Acked)),
-            (Applied { last: 12 }, 9, true, Finish(PeerResult::Acked)),
-            (Applied { last: 5 }, 9, false, ResendFrom(6)),
+            (Applied { matched: 9, last: 9 }, 9, true, Finish(PeerResult::Acked)),
+            (Applied { matched: 9, last: 12 }, 9, true, Finish(PeerResult::Acked)),
+            (Applied { matched: 5, last: 5 }, 9, false, ResendFrom(6)),
+            // A partial batch (capped before `upto`) to a follower whose log runs past `upto`
+            // with another epoch's tail: its `last` proves nothing, only the batch end does.
+            (Applied { matched: 5, last: 12 }, 9, false, ResendFrom(6)),
             (Behind { last: 3 }, 9, true, ResendFrom(4)),
             (Behind { last: -1 }, 9, true, ResendFrom(0)),
             (Behind { last: 20 }, 9, true, ResendFrom(9)),

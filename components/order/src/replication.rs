@@ -34,7 +34,7 @@ pub fn never_delivered(err: &CallError) -> bool {
     err.never_delivered()
 }
 
-impl<N: Net> Service<N> {
+impl<N: Net + 'static> Service<N> {
     /// Replicate the log up to `upto` (as leader of `epoch`) to the followers.
     ///
     /// Followers marked suspect are contacted only if the others cannot make a majority, so a
@@ -59,18 +59,20 @@ impl<N: Net> Service<N> {
     }
 
     /// Bring one follower up to `upto`.
-    async fn push(&self, peer: &Peer, epoch: u64, upto: u64) -> PeerResult {
+    pub(crate) async fn push(&self, peer: &Peer, epoch: u64, upto: u64) -> PeerResult {
         let url = format!("{}/replicate_order", peer.url);
         let known = self.state.borrow().peer_last(peer.id);
         let mut next = known.map(|l| l + 1).unwrap_or(upto as i64).clamp(0, upto as i64) as u64;
         for _ in 0..MAX_ROUNDS {
             let Some(msg) = self.batch(epoch, next, upto) else { return PeerResult::Without };
             let carries_upto = msg.records.last().is_some_and(|e| e.index == upto);
+            // What an acceptance proves: the follower's log equals ours through the batch's end.
+            let batch_end = msg.records.last().map(|e| e.index as i64).or(msg.prev.map(|p| p.index as i64)).unwrap_or(-1);
             let body = serde_json::to_value(&msg).unwrap_or_default();
             let reply = self.net.call(Method::POST, &url, Some(body), self.cfg.timeout).await;
             let answer = match reply {
                 Ok(resp) if resp.is_success() => match resp.data::<Status>() {
-                    Ok(st) => PeerAnswer::Applied { last: st.last },
+                    Ok(st) => PeerAnswer::Applied { matched: batch_end, last: st.last },
                     Err(_) => PeerAnswer::NoAnswer,
                 },
                 Ok(resp) => match refusal(&resp) {
@@ -87,8 +89,10 @@ impl<N: Net> Service<N> {
                     PeerAnswer::NoAnswer
                 }
             };
-            if let PeerAnswer::Applied { last } | PeerAnswer::Behind { last } = answer {
-                self.note_peer(peer.id, last, false);
+            match answer {
+                PeerAnswer::Applied { matched, last } => self.note_match(epoch, peer.id, matched, last),
+                PeerAnswer::Behind { last } => self.note_peer(peer.id, last, false),
+                _ => {}
             }
             match push_step(answer, upto, carries_upto) {
                 PushStep::Finish(result) => return result,
@@ -119,6 +123,14 @@ impl<N: Net> Service<N> {
         .flatten()
     }
 
+    /// Follower `id` accepted a batch ending at `matched`: count it towards the commit index and
+    /// wake whoever waits on replication progress.
+    fn note_match(&self, epoch: u64, id: u32, matched: i64, last: i64) {
+        let own_last = self.position().last;
+        self.state.borrow_mut().note_match(epoch, id, matched, last, own_last, self.cfg.majority());
+        self.progressed();
+    }
+
     fn note_peer(&self, id: u32, last: i64, timed_out: bool) {
         let mut s = self.state.borrow_mut();
         if timed_out {
@@ -126,5 +138,7 @@ impl<N: Net> Service<N> {
         } else {
             s.note_peer_ack(id, last);
         }
+        drop(s);
+        self.progressed();
     }
 }

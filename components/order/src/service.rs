@@ -5,8 +5,9 @@
 //! Concurrency rules (one instance serves many requests at once on one thread):
 //! - `state` (the [`Replica`]) and `log` are `RefCell`s; a borrow is never held across an
 //!   `.await`, and `state` changes only through the `Replica`'s named transitions.
-//! - `order_lock` (an async mutex) serialises the leader's order path and leader (re)election:
-//!   numbering, appending and replicating one order happen as one step.
+//! - `order_lock` (an async mutex) serialises numbering a batch of orders (admission, one
+//!   append) and leader (re)election. Replication is not under it: per-follower replicators
+//!   ([`crate::commit`]) carry what is appended, and orders wait for the commit index.
 //! - `dir` (the data-directory lock) is held only around synchronous file work — never across a
 //!   network call — and every decision that depends on the promised epoch is taken under it,
 //!   so "check the promise, then append" cannot interleave with "make a new promise".
@@ -20,6 +21,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
 use toystore_guest::sync::Mutex;
@@ -27,9 +29,11 @@ use serde_json::json;
 use toystore_guest::lock::{DirAccess, DirLock};
 use toystore_guest::{settings, Net, Reply, Request, Router};
 
+use crate::commit::{Deferred, Replicators};
 use crate::epoch;
 use crate::log::{Log, Position};
 use crate::protocol::Status;
+use crate::order::Ticket;
 use crate::replica::Replica;
 use crate::stock::Base;
 
@@ -168,6 +172,10 @@ pub struct Service<N: Net> {
     /// only under [`DirAccess::Exclusive`].
     promised: Cell<Option<u64>>,
     pub(crate) order_lock: Mutex<()>,
+    /// Orders waiting to be numbered in the next batch (group commit, `order.rs`).
+    pub(crate) queue: RefCell<Vec<Ticket>>,
+    /// The per-follower replicators and what orders waiting for a majority watch.
+    pub(crate) replicators: Replicators,
     /// One start-up resync / catch-up at a time.
     pub(crate) sync_lock: Mutex<()>,
     /// The catalog's stock as last read (`/stock`, or a `/apply` answer): the base of the
@@ -179,7 +187,7 @@ pub struct Service<N: Net> {
     routes: Router<Route>,
 }
 
-impl<N: Net> Service<N> {
+impl<N: Net + 'static> Service<N> {
     pub fn new(cfg: Config, net: N) -> Self {
         let dir = DirLock::with_access(&cfg.data_dir, cfg.dir_access);
         let state = RefCell::new(Replica::new(cfg.id));
@@ -191,6 +199,8 @@ impl<N: Net> Service<N> {
             log: RefCell::new(None),
             promised: Cell::new(None),
             order_lock: Mutex::new(()),
+            queue: RefCell::new(Vec::new()),
+            replicators: Replicators::new(),
             sync_lock: Mutex::new(()),
             stock: RefCell::new(None),
             push_lock: Mutex::new(()),
@@ -246,8 +256,16 @@ impl<N: Net> Service<N> {
         self.read_log(Log::position).unwrap_or(Position { last_epoch: 0, last: -1 })
     }
 
-    /// Answer one request.
-    pub async fn handle(&self, req: &Request) -> Reply {
+    /// Answer one request. Replicators this request started and that are still running are
+    /// left for [`Self::after_reply`] as it returns (see [`crate::commit`]).
+    pub async fn handle(self: &Rc<Self>, req: &Request) -> Reply {
+        let deferred = Deferred::default();
+        let reply = self.route(req, &deferred).await;
+        self.defer(deferred);
+        reply
+    }
+
+    async fn route(self: &Rc<Self>, req: &Request, deferred: &Deferred) -> Reply {
         let matched = self.routes.at(req);
         // The first request of any kind loads the local log (and cuts a torn tail). After that,
         // `/ping` and `/health` answer from memory — no lock, no file — so a replica busy
@@ -268,7 +286,7 @@ impl<N: Net> Service<N> {
         match matched.route {
             Route::Health => self.health(),
             Route::Ping => self.ping().await,
-            Route::PlaceOrder => self.place_order(req).await,
+            Route::PlaceOrder => self.place_order(req, deferred).await,
             Route::Order => self.get_order(matched.param("n")).await,
             Route::LeaderSelection => self.leader_selection().await,
             Route::InformReplica => self.inform_replica(req),

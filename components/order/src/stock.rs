@@ -83,7 +83,7 @@ pub fn admit(base: &Base, toy: &str, quantity: i64, pending: i64, logged: u64) -
     }
 }
 
-impl<N: Net> Service<N> {
+impl<N: Net + 'static> Service<N> {
     /// `GET /stock` at the catalog.
     pub(crate) async fn fetch_stock(&self) -> Result<Base, String> {
         let url = format!("{}/stock", self.cfg.catalog_url);

@@ -27,7 +27,7 @@ enum Step {
     Retry,
 }
 
-impl<N: Net> Service<N> {
+impl<N: Net + 'static> Service<N> {
     /// Every peer's status (None for those that did not answer), asked in parallel.
     pub(crate) async fn peer_statuses(&self) -> Vec<(Peer, Option<Status>)> {
         let peers = self.cfg.peers();

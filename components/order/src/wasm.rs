@@ -4,4 +4,5 @@
 use crate::{Config, Service};
 
 toystore_guest::export_service!(Service<toystore_guest::wasi::WasiNet> =
-    Service::new(Config::from_env(), toystore_guest::wasi::WasiNet));
+    Service::new(Config::from_env(), toystore_guest::wasi::WasiNet),
+    after_reply = Service::after_reply);

@@ -8,7 +8,6 @@ mod sim;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use futures::executor::block_on;
 use futures::future::join_all;
 use http::Method;
 use serde_json::json;
@@ -130,7 +129,7 @@ fn invalid_orders_and_catalog_refusals_change_nothing() {
     ] {
         assert_eq!(sim.post(3, "/orders", bad.clone()).unwrap().status, 400, "{bad}");
     }
-    let raw = block_on(sim.request(3, Method::POST, "/orders", None)).unwrap();
+    let raw = sim.run(sim.request(3, Method::POST, "/orders", None)).unwrap();
     assert_eq!(raw.status, 400);
     // The stock view's verdicts, in the catalog's words.
     let unknown = sim.post(3, "/orders", json!({"name": "Unicorn", "quantity": 1, "key": "u"})).unwrap();
@@ -158,7 +157,7 @@ fn the_same_key_gets_the_same_number_and_takes_stock_once() {
     assert_eq!(sim.orders(3).len(), 1, "the retry was answered without a new order");
     // Two concurrent requests with one key: one number, one order.
     let body = json!({"name": "Fox", "quantity": 1, "key": "race"});
-    let replies = block_on(join_all((0..2).map(|_| sim.request(3, Method::POST, "/orders", Some(body.clone())))));
+    let replies = sim.run(join_all((0..2).map(|_| sim.request(3, Method::POST, "/orders", Some(body.clone())))));
     let numbers: Vec<_> = replies.iter().map(|r| r.as_ref().unwrap().body["data"]["order_number"].clone()).collect();
     assert_eq!(numbers, vec![json!(1), json!(1)]);
     assert_eq!(sim.orders(3).len(), 2);
@@ -169,7 +168,7 @@ fn the_same_key_gets_the_same_number_and_takes_stock_once() {
 #[test]
 fn concurrent_orders_get_contiguous_distinct_numbers() {
     let sim = start();
-    let replies = block_on(join_all((0..25).map(|i| {
+    let replies = sim.run(join_all((0..25).map(|i| {
         let body = json!({"name": TOYS[i % 4], "quantity": 1, "key": format!("c{i}")});
         let sim = &sim;
         async move { sim.request(3, Method::POST, "/orders", Some(body)).await }
@@ -186,8 +185,13 @@ fn leader_killed_mid_stream_new_leader_has_every_acked_order_and_reuses_no_numbe
     let mut acked = Acked::new();
     round(&sim, &mut acked, "before", 10);
 
-    // The leader appends order 10, replica 2 applies it, and the leader dies before answering.
-    sim.set_fault(|c| if c.from == 3 && c.to == 2 && c.path == "/replicate_order" { Fault::KillCallerAfter } else { Fault::None });
+    // The leader appends order 10, replica 2 applies it, and the leader dies before answering
+    // (replica 1 is cut off, so 2's answer is the one the order waits for).
+    sim.set_fault(|c| match (c.from, c.to, c.path.as_str()) {
+        (3, 2, "/replicate_order") => Fault::KillCallerAfter,
+        (3, 1, "/replicate_order") => Fault::DropRequest,
+        _ => Fault::None,
+    });
     let r = sim.post(3, "/orders", json!({"name": "Tux", "quantity": 1, "key": "mid"}));
     assert!(r.is_err(), "the client saw the leader die: {r:?}");
     sim.clear_fault();
@@ -370,6 +374,7 @@ fn a_follower_that_was_down_is_caught_up_by_gap_fill_in_batches() {
     let sim = start();
     let mut acked = Acked::new();
     round(&sim, &mut acked, "a", 3);
+    sim.settle(); // both followers hold round a before the test writes their files
     sim.kill(1);
     // 4 500 more orders that replica 1 missed (written straight into 2's and 3's logs).
     let mut more = String::new();
@@ -385,6 +390,8 @@ fn a_follower_that_was_down_is_caught_up_by_gap_fill_in_batches() {
     let before = sim.count(1, "replicate_order");
     let r = sim.post(3, "/orders", json!({"name": "Tux", "quantity": 1, "key": "next"})).unwrap();
     assert_eq!(r.status, 200);
+    // The order needed only replica 2; replica 1's replicator goes on after the reply.
+    sim.settle();
     assert_eq!(sim.last(1), Some(4_504));
     let rounds = sim.count(1, "replicate_order") - before;
     assert!((3..=5).contains(&rounds), "gap, then batches of at most 2 000: {rounds} calls");
@@ -733,9 +740,9 @@ fn an_election_started_while_an_order_is_in_flight_loses_nothing() {
         let order = sim.request(3, Method::POST, "/orders", Some(json!({"name": "Fox", "quantity": 2, "key": key})));
         let election = sim.request(2, Method::POST, "/leaderselection", Some(json!({})));
         let (placed, elected) = if first {
-            block_on(futures::future::join(order, election))
+            sim.run(futures::future::join(order, election))
         } else {
-            let (e, o) = block_on(futures::future::join(election, order));
+            let (e, o) = sim.run(futures::future::join(election, order));
             (o, e)
         };
         if let Ok(r) = &placed {
@@ -807,7 +814,7 @@ fn two_frontends(sim: &Rc<Sim>, rounds: usize) -> Acked {
             }
         });
         let [ra, rb] = runs;
-        let (ra, rb) = block_on(futures::future::join(ra, rb));
+        let (ra, rb) = sim.run(futures::future::join(ra, rb));
         for (n, order) in ra.into_iter().chain(rb) {
             if let Some(prev) = acked.insert(n, order.clone()) {
                 panic!("number {n} acknowledged for {prev:?} and {order:?}");
@@ -927,7 +934,7 @@ fn the_last_units_go_once_and_restocks_are_seen_when_short() {
     assert_eq!(sim.elect(), Some(3));
     let mut acked = Acked::new();
     // Ten concurrent orders of 1 for 5 units: exactly five are admitted.
-    let replies = block_on(join_all((0..10).map(|i| {
+    let replies = sim.run(join_all((0..10).map(|i| {
         let body = json!({"name": "Tux", "quantity": 1, "key": format!("last-{i}")});
         sim.request(3, Method::POST, "/orders", Some(body))
     })));
@@ -946,7 +953,7 @@ fn the_last_units_go_once_and_restocks_are_seen_when_short() {
         Ok(Reply::raw(200, json!({})))
     };
     let all: Vec<_> = orders.map(futures::future::Either::Left).chain([futures::future::Either::Right(restock)]).collect();
-    block_on(join_all(all));
+    sim.run(join_all(all));
     sim.assert_conserved("restocks racing orders");
     let c = sim.catalog.borrow();
     assert!(c.toys["Tux"].quantity >= 0);
@@ -976,4 +983,108 @@ fn an_order_that_never_committed_is_never_applied_even_when_its_leader_ticks() {
     assert_all_present(&sim, &acked);
     assert_identical(&sim);
     sim.assert_conserved("never committed");
+}
+
+// ---- group commit and per-follower replication (issue 10) ----------------------------------
+
+/// Ten orders sent together: one batch — one append on the leader and a few
+/// `/replicate_order` calls per follower, not one per order — every order acknowledged once,
+/// numbered contiguously, and the stock taken equals what was logged.
+#[test]
+fn orders_that_arrive_together_are_committed_as_one_batch() {
+    let sim = start();
+    let before = sim.count(1, "replicate_order") + sim.count(2, "replicate_order");
+    let replies = sim.run(join_all((0..10).map(|i| {
+        let body = json!({"name": TOYS[i % 4], "quantity": 1, "key": format!("batch-{i}")});
+        sim.request(3, Method::POST, "/orders", Some(body))
+    })));
+    let mut numbers: Vec<u64> = replies.iter().map(|r| r.as_ref().unwrap().body["data"]["order_number"].as_u64().unwrap()).collect();
+    numbers.sort();
+    assert_eq!(numbers, (0..10).collect::<Vec<_>>());
+    let pushes = sim.count(1, "replicate_order") + sim.count(2, "replicate_order") - before;
+    assert!(pushes <= 4, "ten orders in one batch took {pushes} pushes to the followers");
+    assert_identical(&sim);
+    sim.assert_conserved("one batch");
+}
+
+/// A follower that never answers (a paused process) holds no order: each is acknowledged
+/// with the leader and the other follower, while the hung follower's replicator waits. The
+/// orders run until nothing can move; one still pending would be waiting for replica 1.
+#[test]
+fn a_follower_that_never_answers_holds_no_order() {
+    let sim = start();
+    let mut acked = Acked::new();
+    round(&sim, &mut acked, "warm", 2);
+    sim.set_fault(|c| if c.to == 1 && c.path == "/replicate_order" { Fault::Hang } else { Fault::None });
+    let mut pool = futures::executor::LocalPool::new();
+    let done: Rc<std::cell::RefCell<Vec<Reply>>> = Rc::default();
+    for i in 0..6 {
+        let (sim, done) = (Rc::clone(&sim), Rc::clone(&done));
+        let body = json!({"name": TOYS[i % 4], "quantity": 1, "key": format!("hung-{i}")});
+        futures::task::LocalSpawnExt::spawn_local(&pool.spawner(), async move {
+            let reply = sim.run_here(sim.request(3, Method::POST, "/orders", Some(body))).await;
+            done.borrow_mut().push(reply.unwrap());
+        })
+        .unwrap();
+    }
+    pool.run_until_stalled();
+    let statuses: Vec<u16> = done.borrow().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![200; 6], "every order answered while replica 1 hangs");
+    for (i, r) in done.borrow().iter().enumerate() {
+        acked.insert(r.body["data"]["order_number"].as_u64().unwrap(), (format!("hung-{i}"), String::new(), 0));
+    }
+    assert_eq!(sim.orders(2).len(), 8, "replica 2 holds every acknowledged order");
+    assert!(sim.orders(1).len() < 8, "replica 1 really never got them");
+    // The hung follower comes back (restarted): it catches up, and nothing was lost.
+    drop(pool);
+    sim.clear_fault();
+    sim.kill(1);
+    sim.restart(1);
+    assert_identical(&sim);
+    sim.assert_conserved("a hung follower");
+}
+
+/// Crashes in the middle of a batch write: the leader's append of a batch is torn (no order of
+/// it may be acknowledged, and the retries get each number once), and a follower's merge of a
+/// batch is torn (the orders commit with the other follower; the crashed one catches up).
+#[test]
+fn a_crash_in_the_middle_of_a_batch_write_loses_no_acknowledged_order() {
+    for (name, id, point) in [
+        ("leader, torn batch", 3, Point::AppendTorn { keep: 90 }),
+        ("leader, batch written but not synced", 3, Point::AppendBeforeSync),
+        ("follower, torn batch", 2, Point::AppendTorn { keep: 90 }),
+    ] {
+        let sim = start();
+        let mut acked = Acked::new();
+        round(&sim, &mut acked, "before", 3);
+        sim.crash_in_file_op(id, "orders.csv", point);
+        let keys: Vec<String> = (0..6).map(|i| format!("torn-{i}")).collect();
+        let replies = sim.run(join_all(keys.iter().enumerate().map(|(i, key)| {
+            let body = json!({"name": TOYS[i % 4], "quantity": 1, "key": key});
+            sim.request(3, Method::POST, "/orders", Some(body))
+        })));
+        assert!(!sim.is_up(id), "{name}: replica {id} died in the batch write");
+        for (key, r) in keys.iter().zip(&replies) {
+            match r {
+                Ok(r) if r.status == 200 => {
+                    assert_ne!(id, 3, "{name}: an order of a batch the leader never synced was acknowledged");
+                    let n = r.body["data"]["order_number"].as_u64().unwrap();
+                    assert!(acked.insert(n, (key.clone(), String::new(), 0)).is_none(), "{name}: number {n} twice");
+                }
+                _ => assert_eq!(id, 3, "{name}: a follower's crash failed an order: {r:?}"),
+            }
+        }
+        sim.restart(id);
+        sim.quiesce();
+        // Every client retries with its key: each order gets one number, the acknowledged
+        // ones their old one.
+        for (i, key) in keys.iter().enumerate() {
+            let n = sim.place(key, TOYS[i % 4], 1).unwrap_or_else(|e| panic!("{name}: retry {key}: {e}"));
+            if let Some((k, _, _)) = acked.get(&n) {
+                assert_eq!(k, key, "{name}: number {n} given to {k} and {key}");
+            }
+        }
+        assert_identical(&sim);
+        sim.assert_conserved(name);
+    }
 }

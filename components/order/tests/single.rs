@@ -2,6 +2,7 @@
 //! `wasmtime serve`), one that owns its directory (as under the toystore host), a damaged log,
 //! and the debug trap route.
 
+use std::rc::Rc;
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,12 +30,12 @@ impl Net for CatalogOnly {
     }
 }
 
-fn service(dir: &Path, debug_routes: bool) -> Service<CatalogOnly> {
+fn service(dir: &Path, debug_routes: bool) -> Rc<Service<CatalogOnly>> {
     // Not the host's guarantee: exercise the lock file and the re-reads.
     service_with(dir, debug_routes, DirAccess::Shared)
 }
 
-fn service_with(dir: &Path, debug_routes: bool, dir_access: DirAccess) -> Service<CatalogOnly> {
+fn service_with(dir: &Path, debug_routes: bool, dir_access: DirAccess) -> Rc<Service<CatalogOnly>> {
     let cfg = Config {
         id: 1,
         replicas: vec![(1, "http://order-1".into())],
@@ -44,14 +45,14 @@ fn service_with(dir: &Path, debug_routes: bool, dir_access: DirAccess) -> Servic
         debug_routes,
         dir_access,
     };
-    Service::new(cfg, CatalogOnly)
+    Rc::new(Service::new(cfg, CatalogOnly))
 }
 
-fn call(s: &Service<CatalogOnly>, method: Method, path: &str, body: Value) -> Reply {
+fn call(s: &Rc<Service<CatalogOnly>>, method: Method, path: &str, body: Value) -> Reply {
     block_on(s.handle(&Request::new(method, path, body.to_string())))
 }
 
-fn order(s: &Service<CatalogOnly>, key: &str) -> Reply {
+fn order(s: &Rc<Service<CatalogOnly>>, key: &str) -> Reply {
     call(s, Method::POST, "/orders", json!({"name": "Tux", "quantity": 1, "key": key}))
 }
 

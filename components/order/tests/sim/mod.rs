@@ -27,7 +27,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use futures::future::{select, Either};
+use futures::future::{select, Either, LocalBoxFuture};
 use futures::FutureExt;
 use http::Method;
 use serde_json::{json, Value};
@@ -51,6 +51,9 @@ pub enum Fault {
     KillCallerBefore,
     /// Deliver, then the caller dies before it sees the reply.
     KillCallerAfter,
+    /// Never answer, like a paused process: the call stays pending until the callee is killed
+    /// (then the caller sees the connection reset).
+    Hang,
 }
 
 /// One call as the fault hook sees it.
@@ -118,6 +121,10 @@ pub struct Sim {
     me: Weak<Sim>,
     /// Calls made, by (to, first path segment).
     pub calls: RefCell<BTreeMap<(u32, String), usize>>,
+    /// Work requests left for after their reply (the guest's `after_reply`), each with the
+    /// replica and generation that runs it: driven by [`Sim::run`] alongside the test's own
+    /// futures, dropped when that replica dies.
+    background: RefCell<Vec<(u32, u64, LocalBoxFuture<'static, ()>)>>,
 }
 
 pub const INITIAL_STOCK: i64 = 1_000_000;
@@ -157,6 +164,7 @@ impl Sim {
             hook: RefCell::new(None),
             me: me.clone(),
             calls: RefCell::new(BTreeMap::new()),
+            background: RefCell::new(Vec::new()),
         });
         for id in 1..=3 {
             sim.restart(id);
@@ -230,7 +238,7 @@ impl Sim {
     }
 
     pub fn call(&self, id: u32, method: Method, path: &str, body: Option<Value>) -> Result<Reply, String> {
-        futures::executor::block_on(self.request(id, method, path, body))
+        self.run(self.request(id, method, path, body))
     }
 
     pub fn get(&self, id: u32, path: &str) -> Result<Reply, String> {
@@ -239,6 +247,61 @@ impl Sim {
 
     pub fn post(&self, id: u32, path: &str, body: Value) -> Result<Reply, String> {
         self.call(id, Method::POST, path, Some(body))
+    }
+
+    /// Run `fut` to completion on this thread, driving the replicas' after-reply work meanwhile
+    /// (what is still pending when `fut` is done waits for the next `run`).
+    pub fn run<T>(&self, fut: impl Future<Output = T>) -> T {
+        futures::executor::block_on(async {
+            let fut = std::pin::pin!(fut);
+            let background = std::pin::pin!(futures::future::poll_fn(|cx| self.poll_background(cx)));
+            match select(fut, background).await {
+                Either::Left((t, _)) => t,
+                Either::Right(((), _)) => unreachable!("the background never finishes"),
+            }
+        })
+    }
+
+    /// Drive the after-reply work (replicators still catching a follower up) until there is
+    /// none left, or it cannot move.
+    pub fn settle(&self) {
+        for _ in 0..1_000 {
+            if self.background.borrow().is_empty() {
+                return;
+            }
+            self.run(toystore_guest::time::yield_now());
+        }
+    }
+
+    /// Like [`Sim::run`], for a future that runs on an executor of its own (the test's pool):
+    /// drives the after-reply work while `fut` runs.
+    pub async fn run_here<T>(&self, fut: impl Future<Output = T>) -> T {
+        let fut = std::pin::pin!(fut);
+        let background = std::pin::pin!(futures::future::poll_fn(|cx| self.poll_background(cx)));
+        match select(fut, background).await {
+            Either::Left((t, _)) => t,
+            Either::Right(((), _)) => unreachable!("the background never finishes"),
+        }
+    }
+
+    /// Poll every live replica's after-reply work once; never ready.
+    fn poll_background(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut tasks = std::mem::take(&mut *self.background.borrow_mut());
+        tasks.retain_mut(|(id, generation, task)| {
+            let alive = {
+                let mut nodes = self.nodes.borrow_mut();
+                let n = &mut nodes[*id as usize - 1];
+                // A kill must wake us, to drop its work.
+                n.wakers.push(cx.waker().clone());
+                n.generation == *generation
+            };
+            alive && task.as_mut().poll(cx).is_pending()
+        });
+        // Work added while we polled (by the requests these tasks made) goes after ours.
+        let mut added = std::mem::take(&mut *self.background.borrow_mut());
+        tasks.append(&mut added);
+        *self.background.borrow_mut() = tasks;
+        Poll::Pending
     }
 
     /// Route one call, applying the fault hook.
@@ -256,6 +319,11 @@ impl Sim {
         match fault {
             Fault::DropRequest => return Err(timeout),
             Fault::KillCallerBefore => return self.die(from).await,
+            Fault::Hang if to != 0 => {
+                let generation = self.nodes.borrow()[to as usize - 1].generation;
+                Death { sim: self, id: to, generation }.await;
+                return Err(CallError::Unreachable { url: url(to), reason: "connection reset".into() });
+            }
             _ => {}
         }
         let response = if to == 0 {
@@ -293,7 +361,13 @@ impl Sim {
         let death = Death { sim: self, id, generation };
         let reset = || CallError::Unreachable { url: url(id), reason: "connection reset".into() };
         let outcome = match select(handling, death).await {
-            Either::Left((Ok(reply), _)) => Ok(NetResponse { status: reply.status, body: reply.body }),
+            Either::Left((Ok(reply), _)) => {
+                // Like the guest's export: the work the request left runs after its reply.
+                if let Some(after) = Service::after_reply(Rc::clone(&service)) {
+                    self.background.borrow_mut().push((id, generation, after));
+                }
+                Ok(NetResponse { status: reply.status, body: reply.body })
+            }
             Either::Left((Err(panic), _)) => {
                 if !panic.is::<crash::InjectedCrash>() {
                     std::panic::resume_unwind(panic);
@@ -431,7 +505,7 @@ impl Sim {
     /// Leader selection as the frontend does it: ping from the highest id down, the first
     /// healthy replica gets `/leaderselection`, then everyone is informed.
     pub fn elect(&self) -> Option<u32> {
-        futures::executor::block_on(self.elect_from(&[3, 2, 1]))
+        self.run(self.elect_from(&[3, 2, 1]))
     }
 
     /// Leader selection by a frontend that tries replicas in `order`.
@@ -456,7 +530,7 @@ impl Sim {
 
     /// The replica that is a ready leader, if any.
     pub fn leader(&self) -> Option<u32> {
-        futures::executor::block_on(self.leader_among(&[3, 2, 1]))
+        self.run(self.leader_among(&[3, 2, 1]))
     }
 
     /// The first replica in `order` that says it is a ready leader.
@@ -473,7 +547,7 @@ impl Sim {
     /// Place an order the way the frontend does: to the leader, re-electing and retrying with
     /// the same key on 409, 503 or a dead leader.
     pub fn place(&self, key: &str, name: &str, qty: i64) -> Result<u64, String> {
-        futures::executor::block_on(self.place_via(&[3, 2, 1], key, name, qty))
+        self.run(self.place_via(&[3, 2, 1], key, name, qty))
     }
 
     /// [`Sim::place`] by a frontend that looks for (and elects) leaders in `order`.
