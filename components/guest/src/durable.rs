@@ -7,7 +7,9 @@
 //! - [`append`] for logs (orders): append whole lines, then fsync. A crash can leave at most a
 //!   torn last line, which readers drop (a line counts only once its `\n` is on disk). The
 //!   append that creates the file also fsyncs the directory, or a power cut could lose the
-//!   file's name — and with it every acknowledged line in it.
+//!   file's name — and with it every acknowledged line in it. The leader's group commit splits
+//!   it in two, [`append_unsynced`] then the asynchronous [`sync_data`], so the instance serves
+//!   other requests during the fsync.
 //!
 //! Directory fsyncs are not best effort: a failure is returned like any other write error.
 //! Measured under wasmtime 48 (the `toystore` host and `wasmtime serve`, data directory
@@ -38,6 +40,47 @@ pub fn atomic_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Append `bytes` (whole lines) to `path`, creating it, and fsync before returning. When this
 /// call created the file, the directory is fsync'd too (the new name must survive a crash).
 pub fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (f, created) = write_appending(path, bytes)?;
+    crash::at(path, crash::Point::AppendBeforeSync);
+    f.sync_data()?;
+    if created {
+        sync_parent(path)?;
+    }
+    Ok(())
+}
+
+/// The first half of a group commit: append `bytes` (whole lines) to `path`, creating it, with
+/// **no** fsync yet. Nothing written this way may be acknowledged before [`sync_data`] of the
+/// same path returns. Returns whether this call created the file (then `sync_data` must make
+/// the name durable too).
+pub fn append_unsynced(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    write_appending(path, bytes).map(|(_, created)| created)
+}
+
+/// The second half: fsync what was appended to `path` (and, when the append `created` it, the
+/// directory). In a guest this is WASI 0.3's asynchronous `sync-data`: the instance keeps
+/// serving other requests while the disk works — a WASI 0.2 fsync (Rust std) would stall every
+/// request of the instance for its whole duration, and the leader's group commit depends on
+/// orders arriving *during* the fsync. Natively it is a plain fsync.
+pub async fn sync_data(path: &Path, created: bool) -> io::Result<()> {
+    // Natively (simulated clusters) an fsync that takes a while: everything else ready to run
+    // goes first, as it does in a guest during the real one.
+    #[cfg(not(target_arch = "wasm32"))]
+    for _ in 0..4 {
+        crate::time::yield_now().await;
+    }
+    crash::at(path, crash::Point::AppendBeforeSync);
+    #[cfg(target_arch = "wasm32")]
+    p3::sync_data(path).await?;
+    #[cfg(not(target_arch = "wasm32"))]
+    OpenOptions::new().append(true).open(path)?.sync_data()?;
+    if created {
+        sync_parent(path)?;
+    }
+    Ok(())
+}
+
+fn write_appending(path: &Path, bytes: &[u8]) -> io::Result<(File, bool)> {
     let (mut f, created) = match OpenOptions::new().append(true).create_new(true).open(path) {
         Ok(f) => (f, true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (OpenOptions::new().append(true).open(path)?, false),
@@ -48,12 +91,44 @@ pub fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
         crash::now();
     }
     f.write_all(bytes)?;
-    crash::at(path, crash::Point::AppendBeforeSync);
-    f.sync_data()?;
-    if created {
-        sync_parent(path)?;
+    Ok((f, created))
+}
+
+/// fsync through WASI 0.3's filesystem, whose calls suspend only the calling task.
+#[cfg(target_arch = "wasm32")]
+mod p3 {
+    use std::io;
+    use std::path::Path;
+
+    use wasip3::filesystem::preopens::get_directories;
+    use wasip3::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
+
+    thread_local! {
+        /// The preopened directories (they never change during an instance's life).
+        static PREOPENS: Vec<(std::rc::Rc<Descriptor>, String)> =
+            get_directories().into_iter().map(|(d, name)| (std::rc::Rc::new(d), name)).collect();
     }
-    Ok(())
+
+    fn err(e: ErrorCode) -> io::Error {
+        io::Error::other(format!("wasi filesystem: {e:?}"))
+    }
+
+    /// `path` as (preopened directory, path relative to it).
+    fn locate(path: &Path) -> io::Result<(std::rc::Rc<Descriptor>, String)> {
+        PREOPENS.with(|pre| {
+            pre.iter()
+                .filter_map(|(d, name)| path.strip_prefix(name).ok().map(|rel| (d, name.len(), rel)))
+                .max_by_key(|(_, len, _)| *len)
+                .map(|(d, _, rel)| (std::rc::Rc::clone(d), rel.to_string_lossy().into_owned()))
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} is in no preopened directory", path.display())))
+        })
+    }
+
+    pub async fn sync_data(path: &Path) -> io::Result<()> {
+        let (dir, rel) = locate(path)?;
+        let file = dir.open_at(PathFlags::empty(), rel, OpenFlags::empty(), DescriptorFlags::WRITE).await.map_err(err)?;
+        file.sync_data().await.map_err(err)
+    }
 }
 
 /// Shorten `path` to `len` bytes and fsync (used to drop a replica's unacknowledged suffix).

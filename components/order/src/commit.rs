@@ -42,6 +42,8 @@ pub(crate) type Deferred = RefCell<Vec<LocalBoxFuture<'static, ()>>>;
 pub(crate) struct Replicators {
     /// Followers with a replicator running (at most one each).
     running: RefCell<HashSet<u32>>,
+    /// A batch of ours is being fsync'd (`order.rs`): the commit index may still move with it.
+    syncing: std::cell::Cell<bool>,
     /// Replicators whose request already answered, to be driven after its reply.
     leftover: RefCell<Vec<LocalBoxFuture<'static, ()>>>,
     /// Bumped whenever a follower's match index, the commit index, a suspect mark or the set of
@@ -51,11 +53,27 @@ pub(crate) struct Replicators {
 
 impl Replicators {
     pub(crate) fn new() -> Replicators {
-        Replicators { running: RefCell::new(HashSet::new()), leftover: RefCell::new(Vec::new()), progress: watch::Sender::new(()) }
+        Replicators { running: RefCell::new(HashSet::new()), syncing: std::cell::Cell::new(false), leftover: RefCell::new(Vec::new()), progress: watch::Sender::new(()) }
     }
 
     pub(crate) fn progressed(&self) {
         self.progress.send_replace(());
+    }
+
+    /// Mark our own fsync of a batch as under way until the guard is dropped.
+    pub(crate) fn syncing(&self) -> Syncing<'_> {
+        self.syncing.set(true);
+        Syncing(self)
+    }
+}
+
+/// Our own fsync of a batch is under way while this lives.
+pub(crate) struct Syncing<'a>(&'a Replicators);
+
+impl Drop for Syncing<'_> {
+    fn drop(&mut self) {
+        self.0.syncing.set(false);
+        self.0.progressed();
     }
 }
 
@@ -154,7 +172,8 @@ impl<N: Net + 'static> Service<N> {
 
     /// Start replicators for the followers that have none, each at most once per order:
     /// suspects only when nothing else is running. False when there is nothing left to try and
-    /// nothing running, so the commit index cannot move for this order.
+    /// nothing running — no replicator and no fsync of our own — so the commit index cannot
+    /// move for this order.
     fn start_replicators(
         self: &Rc<Self>,
         epoch: u64,
@@ -173,7 +192,7 @@ impl<N: Net + 'static> Service<N> {
                 .collect()
         };
         let mut start = untried(false);
-        if start.is_empty() && self.replicators.running.borrow().is_empty() {
+        if start.is_empty() && self.replicators.running.borrow().is_empty() && !self.replicators.syncing.get() {
             start = untried(true);
         }
         for p in start {
@@ -182,7 +201,7 @@ impl<N: Net + 'static> Service<N> {
                 mine.push(r);
             }
         }
-        !self.replicators.running.borrow().is_empty()
+        !self.replicators.running.borrow().is_empty() || self.replicators.syncing.get()
     }
 
     /// The request whose handler is returning leaves `deferred` for [`Self::after_reply`].

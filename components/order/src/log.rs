@@ -282,6 +282,9 @@ pub struct Log {
     pending_from: u64,
     /// File length as this instance last read or wrote it.
     len: u64,
+    /// The first record written by [`Log::append_unsynced`] and not yet known to be on disk
+    /// (None: every record is): what the leader may not count as its own copy yet.
+    unsynced_from: Option<u64>,
 }
 
 /// What [`Log::merge`] did.
@@ -311,6 +314,7 @@ impl Log {
             pending: HashMap::new(),
             pending_from: 0,
             len: 0,
+            unsynced_from: None,
         };
         log.reload()?;
         Ok(log)
@@ -352,6 +356,7 @@ impl Log {
             self.index_one(e, offset);
         }
         self.len = p.valid_len;
+        self.unsynced_from = None;
         Ok(())
     }
 
@@ -480,8 +485,42 @@ impl Log {
     /// Append records that continue the log (`entries[0].index == last + 1`, order numbers
     /// continuing too), all in one write and one fsync: a batch of 10 000 costs one fsync.
     pub fn append(&mut self, entries: &[Entry]) -> io::Result<()> {
+        self.write(entries, true).map(|_| ())
+    }
+
+    /// Append like [`Log::append`] but without the fsync (one write): the leader's group commit
+    /// fsyncs asynchronously afterwards ([`toystore_guest::durable::sync_data`], then
+    /// [`Log::mark_synced`]). Until then [`Log::durable_last`] stays below these records.
+    /// Returns whether the write created the file.
+    pub fn append_unsynced(&mut self, entries: &[Entry]) -> io::Result<bool> {
+        let first = entries.first().map(|e| e.index);
+        let created = self.write(entries, false)?;
+        if self.unsynced_from.is_none() {
+            self.unsynced_from = first;
+        }
+        Ok(created)
+    }
+
+    /// The last record known to be on disk (an fsync covered it).
+    pub fn durable_last(&self) -> i64 {
+        self.unsynced_from.map_or(self.last(), |f| f as i64 - 1)
+    }
+
+    /// An fsync that started after record `through` was written has returned.
+    pub fn mark_synced(&mut self, through: i64) {
+        if let Some(f) = self.unsynced_from {
+            if through >= self.last() {
+                self.unsynced_from = None;
+            } else if through >= f as i64 {
+                self.unsynced_from = Some(through as u64 + 1);
+            }
+        }
+    }
+
+    /// Write `entries` in one write, fsync'd if `sync`; returns whether it created the file.
+    fn write(&mut self, entries: &[Entry], sync: bool) -> io::Result<bool> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let mut buf = String::new();
         if self.len == 0 {
@@ -502,19 +541,36 @@ impl Log {
             offsets.push(self.len + buf.len() as u64);
             buf.push_str(&e.to_line());
         }
-        if let Err(e) = durable::append(&self.path, buf.as_bytes()) {
-            // Part of the write may have landed: put the file back to what we know, or failing
-            // that make the next refresh re-read it.
-            if durable::truncate(&self.path, self.len).is_err() {
-                self.len = u64::MAX;
+        let written = if sync { durable::append(&self.path, buf.as_bytes()).map(|()| false) } else { durable::append_unsynced(&self.path, buf.as_bytes()) };
+        let created = match written {
+            Ok(created) => created,
+            Err(e) => {
+                // Part of the write may have landed: put the file back to what we know, or
+                // failing that make the next refresh re-read it.
+                if durable::truncate(&self.path, self.len).is_err() {
+                    self.len = u64::MAX;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         self.len += buf.len() as u64;
         for (e, offset) in entries.iter().zip(offsets) {
             self.index_one(e.clone(), offset);
         }
-        Ok(())
+        if sync {
+            // An fsync covers every earlier write to the file too.
+            self.unsynced_from = None;
+        }
+        Ok(created)
+    }
+
+    /// Cut the records from `from` on because their fsync failed (they may or may not be on
+    /// disk): the file goes back to its durable part.
+    pub fn drop_unsynced(&mut self) -> io::Result<()> {
+        match self.unsynced_from {
+            Some(f) => self.truncate_from(f),
+            None => Ok(()),
+        }
     }
 
     /// Cut every record with index ≥ `from` (durably). Only uncommitted records are ever cut:
@@ -526,6 +582,7 @@ impl Log {
         }
         let new_len = self.offsets[from];
         durable::truncate(&self.path, new_len)?;
+        self.unsynced_from = None; // the truncate fsync'd what remains
         for e in self.entries.drain(from..) {
             if let Some(o) = e.order {
                 self.numbers.pop();
@@ -795,5 +852,34 @@ mod tests {
         }
         assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
         assert_eq!(Log::open(dir.path()).unwrap().number_of("k100049"), Some(100_049));
+    }
+
+    /// The leader's group commit: records appended without an fsync are in the index (numbers,
+    /// keys, the next index) but not in `durable_last` until `mark_synced`; a synced append, a
+    /// cut or a reload covers everything before it; `drop_unsynced` cuts exactly them.
+    #[test]
+    fn unsynced_records_count_as_durable_only_once_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path()).unwrap();
+        assert!(log.append_unsynced(&epoch_then_orders(0, 0, 2, 1)).unwrap(), "the first write creates the file");
+        assert_eq!((log.last(), log.durable_last()), (2, -1));
+        assert_eq!(log.number_of("k1"), Some(1), "numbered and keyed at once");
+        log.mark_synced(1);
+        assert_eq!(log.durable_last(), 1);
+        log.mark_synced(2);
+        assert_eq!(log.durable_last(), 2);
+
+        assert!(!log.append_unsynced(&[order(3, 2, "k2", 1), order(4, 3, "k3", 1)]).unwrap());
+        assert_eq!(log.durable_last(), 2);
+        log.drop_unsynced().unwrap();
+        assert_eq!((log.last(), log.durable_last(), log.number_of("k3")), (2, 2, None), "the unsynced batch is cut");
+        assert_eq!(Log::open(dir.path()).unwrap().last(), 2, "and gone from the file");
+
+        log.append_unsynced(&[order(3, 2, "k2", 1)]).unwrap();
+        log.append(&[order(4, 3, "k3", 1)]).unwrap();
+        assert_eq!(log.durable_last(), 4, "an fsync covers the earlier writes too");
+        log.append_unsynced(&[order(5, 4, "k4", 1)]).unwrap();
+        log.truncate_from(5).unwrap();
+        assert_eq!(log.durable_last(), 4);
     }
 }

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use futures::channel::oneshot;
+use futures::future::{select, Either};
 use serde_json::json;
 use toystore_guest::time::yield_now;
 use toystore_guest::{Net, Reply, Request};
@@ -56,10 +57,18 @@ enum Slot {
 
 /// A batch's admission, decided under the directory lock.
 enum Batch {
-    /// Appended (or refused) order by order.
-    Done(Vec<Slot>),
+    /// Appended (or refused) order by order; the append still to be fsync'd, if any.
+    Done(Vec<Slot>, Option<Unsynced>),
     /// Some order was short with a base we did not re-read yet: nothing was written.
     Retry,
+}
+
+/// A batch appended without its fsync yet (group commit under the toystore host).
+struct Unsynced {
+    path: std::path::PathBuf,
+    created: bool,
+    /// The batch's last record.
+    last: i64,
 }
 
 impl<N: Net + 'static> Service<N> {
@@ -85,11 +94,20 @@ impl<N: Net + 'static> Service<N> {
         // Let the other requests that are ready to run (those the host handed in while this
         // instance was busy) join the queue first: one batch, one fsync for all of them.
         yield_now().await;
-        {
-            let _lock = self.order_lock.lock().await;
-            self.number_queue().await;
-        }
-        let slot = match wait.await {
+        // Whoever holds the order lock numbers the queue: either our slot arrives from that
+        // batch (no need to wait for the lock, which its holder keeps through the fsync), or we
+        // get the lock and number what is queued, ours included.
+        let mut wait = wait;
+        let lock = std::pin::pin!(self.order_lock.lock());
+        let slot = match select(&mut wait, lock).await {
+            Either::Left((slot, _)) => slot,
+            Either::Right((guard, _)) => {
+                self.number_queue().await;
+                drop(guard);
+                wait.await
+            }
+        };
+        let slot = match slot {
             Ok(Ok(slot)) => slot,
             Ok(Err(reply)) => return reply,
             Err(_) => return Reply::unavailable("the order's batch was abandoned; retry with the same key"),
@@ -121,14 +139,20 @@ impl<N: Net + 'static> Service<N> {
             return; // an earlier holder of the lock took ours with its batch
         }
         let orders: Vec<&NewOrder> = tickets.iter().map(|t| &t.order).collect();
-        let slots = match self.ready_or_renew().await {
-            Ok(epoch) => self.admit_and_append(&orders, epoch).await,
+        let epoch = self.ready_or_renew().await;
+        let slots = match epoch {
+            Ok(epoch) => self.admit_and_append(&orders, epoch).await.map(|(slots, unsynced)| (epoch, slots, unsynced)),
             Err(r) => Err(r),
         };
         match slots {
-            Ok(slots) => {
+            Ok((epoch, slots, unsynced)) => {
+                // The orders can start their replicators now: followers write the batch while
+                // we fsync it (it counts as ours only once our fsync returns).
                 for (t, s) in tickets.into_iter().zip(slots) {
                     let _ = t.slot.send(Ok(s));
+                }
+                if let Some(batch) = unsynced {
+                    self.sync_batch(epoch, batch).await;
                 }
             }
             Err(reply) => {
@@ -142,7 +166,7 @@ impl<N: Net + 'static> Service<N> {
     /// Under the order lock, as ready leader of `epoch`: each order's existing record, the
     /// stock view's verdict, or a new record — the new ones appended in one write. The base is
     /// read at most twice (once if we have none, once more when some order is short).
-    async fn admit_and_append(&self, orders: &[&NewOrder], epoch: u64) -> Result<Vec<Slot>, Reply> {
+    async fn admit_and_append(&self, orders: &[&NewOrder], epoch: u64) -> Result<(Vec<Slot>, Option<Unsynced>), Reply> {
         let mut refreshed = false;
         if self.base().is_none() {
             self.refresh_base().await.map_err(|e| Reply::unavailable(format!("{e}; retry")))?;
@@ -151,7 +175,7 @@ impl<N: Net + 'static> Service<N> {
         loop {
             let Some(base) = self.base() else { return Err(Reply::unavailable("no stock view; retry")) };
             match self.append_batch(orders, epoch, &base, refreshed).await? {
-                Batch::Done(slots) => return Ok(slots),
+                Batch::Done(slots, unsynced) => return Ok((slots, unsynced)),
                 Batch::Retry => {
                     refreshed = true;
                     if let Err(e) = self.refresh_base().await {
@@ -167,6 +191,7 @@ impl<N: Net + 'static> Service<N> {
     /// admitted ones in one write (one fsync).
     async fn append_batch(&self, orders: &[&NewOrder], epoch: u64, base: &Base, refreshed: bool) -> Result<Batch, Reply> {
         let majority = self.cfg.majority();
+        let exclusive = self.cfg.dir_access == toystore_guest::lock::DirAccess::Exclusive;
         self.on_disk(|disk, state| {
             if disk.promised != epoch || state.ready_epoch() != Some(epoch) {
                 return Err(Reply::unavailable("leadership changed; retry"));
@@ -174,16 +199,51 @@ impl<N: Net + 'static> Service<N> {
             disk.log.set_pending_from(base.applied_orders.min(disk.log.next_number()));
             let (slots, records) = number_batch(disk.log, base, orders, epoch, refreshed);
             let Some(slots) = slots else { return Ok(Batch::Retry) };
-            if let Err(e) = disk.log.append(&records) {
-                // Part of the batch may be on disk: never write other records at these indexes
-                // in this epoch — renew first.
-                state.lose_readiness(epoch);
-                return Err(internal(e));
+            let written = match exclusive {
+                // The only writer of this directory: fsync after the lock, asynchronously.
+                true => disk.log.append_unsynced(&records).map(|created| {
+                    (!records.is_empty()).then(|| Unsynced { path: disk.log.path().to_path_buf(), created, last: disk.log.last() })
+                }),
+                // Other instances may append once we let go of the lock: fsync under it.
+                false => disk.log.append(&records).map(|()| None),
+            };
+            match written {
+                Ok(unsynced) => {
+                    state.note_own(epoch, disk.log.durable_last(), majority);
+                    Ok(Batch::Done(slots, unsynced))
+                }
+                Err(e) => {
+                    // Part of the batch may be on disk: never write other records at these
+                    // indexes in this epoch — renew first.
+                    state.lose_readiness(epoch);
+                    Err(internal(e))
+                }
             }
-            state.note_own(epoch, disk.log.last(), majority);
-            Ok(Batch::Done(slots))
         })
         .await?
+    }
+
+    /// fsync a batch appended by [`Log::append_unsynced`] (other requests run meanwhile and
+    /// queue up for the next batch, since we still hold the order lock). Then it counts as our
+    /// copy; if the fsync failed, the batch is cut (it may or may not be on disk) and the leader
+    /// renews before numbering again, so its orders fail and keep their keys for a retry.
+    async fn sync_batch(&self, epoch: u64, batch: Unsynced) {
+        let syncing = self.replicators.syncing();
+        match toystore_guest::durable::sync_data(&batch.path, batch.created).await {
+            Ok(()) => {
+                self.log_mut(|log| log.mark_synced(batch.last));
+                let own = self.own_durable();
+                self.state.borrow_mut().note_own(epoch, own, self.cfg.majority());
+            }
+            Err(e) => {
+                eprintln!("order: fsync of a batch of orders failed: {e}");
+                if let Ok(Err(e)) = self.on_disk(|disk, _| disk.log.drop_unsynced()).await {
+                    eprintln!("order: cutting the unsynced batch failed too: {e}");
+                }
+                self.state.borrow_mut().lose_readiness(epoch);
+            }
+        }
+        drop(syncing); // wakes the orders waiting on the commit index
     }
 
     /// The number of `order.key` if it is in the log and committed (or 422 if it names another

@@ -126,7 +126,7 @@ impl<N: Net + 'static> Service<N> {
     /// Follower `id` accepted a batch ending at `matched`: count it towards the commit index and
     /// wake whoever waits on replication progress.
     fn note_match(&self, epoch: u64, id: u32, matched: i64, last: i64) {
-        let own_last = self.position().last;
+        let own_last = self.own_durable();
         self.state.borrow_mut().note_match(epoch, id, matched, last, own_last, self.cfg.majority());
         self.progressed();
     }

@@ -252,6 +252,18 @@ impl<N: Net + 'static> Service<N> {
         self.log.borrow().as_ref().map(f)
     }
 
+    /// The last record of our own log known to be on our disk (the leader's own copy counts
+    /// towards a majority only from then on).
+    pub(crate) fn own_durable(&self) -> i64 {
+        self.read_log(Log::durable_last).unwrap_or(-1)
+    }
+
+    /// Change the in-memory log without the directory lock: only bookkeeping that no other
+    /// instance needs to see (which records an fsync covered).
+    pub(crate) fn log_mut<R>(&self, f: impl FnOnce(&mut Log) -> R) -> Option<R> {
+        self.log.borrow_mut().as_mut().map(f)
+    }
+
     pub(crate) fn position(&self) -> Position {
         self.read_log(Log::position).unwrap_or(Position { last_epoch: 0, last: -1 })
     }

@@ -360,15 +360,17 @@ impl Sim {
         let handling = Box::pin(std::panic::AssertUnwindSafe(async { service.handle(&req).await }).catch_unwind());
         let death = Death { sim: self, id, generation };
         let reset = || CallError::Unreachable { url: url(id), reason: "connection reset".into() };
-        let outcome = match select(handling, death).await {
-            Either::Left((Ok(reply), _)) => {
+        // Death first: a replica that died (even while another of its requests was being
+        // polled) runs nothing more, like a killed process.
+        let outcome = match select(death, handling).await {
+            Either::Right((Ok(reply), _)) => {
                 // Like the guest's export: the work the request left runs after its reply.
                 if let Some(after) = Service::after_reply(Rc::clone(&service)) {
                     self.background.borrow_mut().push((id, generation, after));
                 }
                 Ok(NetResponse { status: reply.status, body: reply.body })
             }
-            Either::Left((Err(panic), _)) => {
+            Either::Right((Err(panic), _)) => {
                 if !panic.is::<crash::InjectedCrash>() {
                     std::panic::resume_unwind(panic);
                 }
@@ -376,7 +378,7 @@ impl Sim {
                 self.kill(id);
                 Err(reset())
             }
-            Either::Right(((), handling)) => {
+            Either::Left(((), handling)) => {
                 drop(handling); // the crash: whatever it was doing stops here
                 Err(reset())
             }
