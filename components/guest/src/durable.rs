@@ -8,8 +8,9 @@
 //!   torn last line, which readers drop (a line counts only once its `\n` is on disk). The
 //!   append that creates the file also fsyncs the directory, or a power cut could lose the
 //!   file's name — and with it every acknowledged line in it. The leader's group commit splits
-//!   it in two, [`append_unsynced`] then the asynchronous [`sync_data`], so the instance serves
-//!   other requests during the fsync.
+//!   it in two, [`append_to`] with [`Sync::Later`] then the asynchronous [`sync_data`], so the
+//!   instance serves other requests during the fsync. Logs keep their file open between
+//!   appends ([`append_to`]).
 //!
 //! Directory fsyncs are not best effort: a failure is returned like any other write error.
 //! Measured under wasmtime 48 (the `toystore` host and `wasmtime serve`, data directory
@@ -40,21 +41,39 @@ pub fn atomic_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Append `bytes` (whole lines) to `path`, creating it, and fsync before returning. When this
 /// call created the file, the directory is fsync'd too (the new name must survive a crash).
 pub fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let (f, created) = write_appending(path, bytes)?;
-    crash::at(path, crash::Point::AppendBeforeSync);
-    f.sync_data()?;
-    if created {
-        sync_parent(path)?;
-    }
-    Ok(())
+    append_to(&mut None, path, bytes, Sync::Now).map(|_| ())
 }
 
-/// The first half of a group commit: append `bytes` (whole lines) to `path`, creating it, with
-/// **no** fsync yet. Nothing written this way may be acknowledged before [`sync_data`] of the
-/// same path returns. Returns whether this call created the file (then `sync_data` must make
-/// the name durable too).
-pub fn append_unsynced(path: &Path, bytes: &[u8]) -> io::Result<bool> {
-    write_appending(path, bytes).map(|(_, created)| created)
+/// Whether [`append_to`] fsyncs before returning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// fsync (and the directory's, when the file was created) before returning.
+    Now,
+    /// The first half of a group commit: no fsync yet. Nothing written this way may be
+    /// acknowledged before [`sync_data`] of the same path returns.
+    Later,
+}
+
+/// [`append`] through a handle the caller keeps open between appends (`open`: `None` at first
+/// and after an error; one open per log, not one per write). Returns whether this call created
+/// the file (with [`Sync::Later`], `sync_data` must then make the name durable too).
+pub fn append_to(open: &mut Option<File>, path: &Path, bytes: &[u8], sync: Sync) -> io::Result<bool> {
+    let result = write_appending(open, path, bytes).and_then(|created| {
+        if sync == Sync::Now {
+            crash::at(path, crash::Point::AppendBeforeSync);
+            if let Some(f) = open.as_ref() {
+                f.sync_data()?;
+            }
+            if created {
+                sync_parent(path)?;
+            }
+        }
+        Ok(created)
+    });
+    if result.is_err() {
+        *open = None;
+    }
+    result
 }
 
 /// The second half: fsync what was appended to `path` (and, when the append `created` it, the
@@ -80,18 +99,31 @@ pub async fn sync_data(path: &Path, created: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn write_appending(path: &Path, bytes: &[u8]) -> io::Result<(File, bool)> {
-    let (mut f, created) = match OpenOptions::new().append(true).create_new(true).open(path) {
-        Ok(f) => (f, true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (OpenOptions::new().append(true).open(path)?, false),
-        Err(e) => return Err(e),
+fn write_appending(open: &mut Option<File>, path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let mut created = false;
+    let f = match open {
+        Some(f) => f,
+        // The file exists on every append but the first: try that first (one open, not two).
+        None => open.insert(match OpenOptions::new().append(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match OpenOptions::new().append(true).create_new(true).open(path) {
+                Ok(f) => {
+                    created = true;
+                    f
+                }
+                // Created meanwhile by someone else (another instance under `wasmtime serve`).
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => OpenOptions::new().append(true).open(path)?,
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }),
     };
     if let Some(keep) = crash::torn(path, bytes.len()) {
         f.write_all(&bytes[..keep])?;
         crash::now();
     }
     f.write_all(bytes)?;
-    Ok((f, created))
+    Ok(created)
 }
 
 /// fsync through WASI 0.3's filesystem, whose calls suspend only the calling task.

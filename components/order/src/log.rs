@@ -285,6 +285,8 @@ pub struct Log {
     /// The first record written by [`Log::append_unsynced`] and not yet known to be on disk
     /// (None: every record is): what the leader may not count as its own copy yet.
     unsynced_from: Option<u64>,
+    /// The file, open for appending between writes (reopened after a reload or an error).
+    file: Option<std::fs::File>,
 }
 
 /// What [`Log::merge`] did.
@@ -315,6 +317,7 @@ impl Log {
             pending_from: 0,
             len: 0,
             unsynced_from: None,
+            file: None,
         };
         log.reload()?;
         Ok(log)
@@ -357,6 +360,7 @@ impl Log {
         }
         self.len = p.valid_len;
         self.unsynced_from = None;
+        self.file = None;
         Ok(())
     }
 
@@ -541,7 +545,8 @@ impl Log {
             offsets.push(self.len + buf.len() as u64);
             buf.push_str(&e.to_line());
         }
-        let written = if sync { durable::append(&self.path, buf.as_bytes()).map(|()| false) } else { durable::append_unsynced(&self.path, buf.as_bytes()) };
+        let when = if sync { durable::Sync::Now } else { durable::Sync::Later };
+        let written = durable::append_to(&mut self.file, &self.path, buf.as_bytes(), when);
         let created = match written {
             Ok(created) => created,
             Err(e) => {

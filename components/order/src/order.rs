@@ -229,6 +229,9 @@ impl<N: Net + 'static> Service<N> {
     /// renews before numbering again, so its orders fail and keep their keys for a retry.
     async fn sync_batch(&self, epoch: u64, batch: Unsynced) {
         let syncing = self.replicators.syncing();
+        // The batch's orders start their replicators first, so the followers' writes are under
+        // way even where the host runs the fsync on this instance's own thread.
+        yield_now().await;
         match toystore_guest::durable::sync_data(&batch.path, batch.created).await {
             Ok(()) => {
                 self.log_mut(|log| log.mark_synced(batch.last));
