@@ -18,12 +18,19 @@ use std::time::{Duration, Instant};
 pub struct Knobs {
     delay_ms: AtomicU64,
     jitter_ms: AtomicU64,
+    /// Chunks that were held back by a delay (proof that traffic took the slow path).
+    delayed: AtomicU64,
 }
 
 impl Knobs {
     pub fn set(&self, delay_ms: u64, jitter_ms: u64) {
         self.jitter_ms.store(jitter_ms.min(delay_ms), Ordering::SeqCst);
         self.delay_ms.store(delay_ms, Ordering::SeqCst);
+    }
+
+    /// How many chunks have been delayed so far.
+    pub fn delayed(&self) -> u64 {
+        self.delayed.load(Ordering::SeqCst)
     }
 
     /// The delay of the next chunk: `delay ± jitter`, uniformly.
@@ -33,6 +40,7 @@ impl Knobs {
         if delay == 0 {
             return Duration::ZERO;
         }
+        self.delayed.fetch_add(1, Ordering::SeqCst);
         // xorshift64: enough randomness for jitter.
         *seed ^= *seed << 13;
         *seed ^= *seed >> 7;
