@@ -15,6 +15,15 @@
 //! without a host call all belong to that one call. Legitimate work reads bodies, files and
 //! sockets and answers through the host well within the limit; a `loop {}` never does.
 //! Other services are unaffected meanwhile: each runs on its own thread.
+//!
+//! What counts toward the limit is the CPU time the service's thread spent between two ticks
+//! (at most one tick's worth each time), not the ticks themselves. On a machine whose cores are
+//! shared by more threads than it has (three replicas loading their logs, other builds), a
+//! guest gets a fraction of each tick; counting wall-clock ticks cut legitimate work that
+//! needed far less than [`SPIN_LIMIT`] of CPU. A real spin gets the CPU whenever its thread
+//! runs, so it is still cut after [`SPIN_LIMIT`] of it. A file call that blocks the thread
+//! (`allow_blocking_current_thread`, see `runtime`) is a host call like any other and resets
+//! the count.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,28 +38,47 @@ use crate::runtime::Host;
 pub const TICK: Duration = Duration::from_millis(10);
 /// How long guest code may run without a single host call before it is cut.
 pub const SPIN_LIMIT: Duration = Duration::from_secs(2);
-const LIMIT_TICKS: u32 = (SPIN_LIMIT.as_millis() / TICK.as_millis()) as u32;
 
 /// Per-store bookkeeping of the callback.
 #[derive(Debug, Default)]
 pub struct Watch {
     /// Set by every host call of the guest; cleared by the callback.
     pub host_called: bool,
-    /// Consecutive ticks the guest ran through without a host call.
-    quiet_ticks: u32,
+    /// CPU time the guest ran since its last host call (as counted by [`Watch::tick`]).
+    quiet: Duration,
+    /// The thread's CPU time at the previous tick; `None` before the first.
+    last_cpu: Option<Duration>,
 }
 
 impl Watch {
-    /// One epoch tick passed while guest code was running: `false` once that has happened
-    /// [`SPIN_LIMIT`] worth of times in a row without a host call in between.
-    fn tick(&mut self) -> bool {
+    /// One epoch tick passed while guest code was running, on a thread that has used `cpu` of
+    /// CPU time so far (`None`: unknown, count the whole tick): `false` once the guest has run
+    /// [`SPIN_LIMIT`] of it without a host call in between.
+    fn tick(&mut self, cpu: Option<Duration>) -> bool {
+        let ran = match (cpu, self.last_cpu) {
+            (Some(now), Some(last)) => now.saturating_sub(last).min(TICK),
+            _ => TICK,
+        };
+        self.last_cpu = cpu;
         if std::mem::take(&mut self.host_called) {
-            self.quiet_ticks = 0;
+            self.quiet = Duration::ZERO;
         } else {
-            self.quiet_ticks = self.quiet_ticks.saturating_add(1);
+            self.quiet += ran;
         }
-        self.quiet_ticks < LIMIT_TICKS
+        self.quiet < SPIN_LIMIT
     }
+}
+
+/// CPU time used by the calling thread so far (the callback runs on the service's thread, in
+/// the guest's call), or `None` if the clock cannot be read.
+fn thread_cpu() -> Option<Duration> {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec; the call writes only into it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    if rc != 0 {
+        return None;
+    }
+    Some(Duration::new(u64::try_from(t.tv_sec).ok()?, u32::try_from(t.tv_nsec).ok()?))
 }
 
 /// Arm the guard on a fresh store. `cuts` counts the interruptions of this service, so that
@@ -58,7 +86,7 @@ impl Watch {
 pub fn watch(store: &mut Store<Host>, cuts: Arc<AtomicU64>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut context| {
-        if context.data_mut().spin.tick() {
+        if context.data_mut().spin.tick(thread_cpu()) {
             Ok(UpdateDeadline::Continue(1))
         } else {
             cuts.fetch_add(1, Ordering::SeqCst);
@@ -87,15 +115,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_ticks_without_host_calls_count_toward_the_limit() {
+    fn only_cpu_time_without_host_calls_counts_toward_the_limit() {
+        const LIMIT_TICKS: u32 = (SPIN_LIMIT.as_millis() / TICK.as_millis()) as u32;
         let mut w = Watch::default();
+        let mut cpu = Duration::ZERO;
         for _ in 0..LIMIT_TICKS * 3 {
+            cpu += TICK;
             w.host_called = true;
-            assert!(w.tick(), "a guest that keeps calling the host is never cut");
+            assert!(w.tick(Some(cpu)), "a guest that keeps calling the host is never cut");
         }
         for _ in 1..LIMIT_TICKS {
-            assert!(w.tick());
+            cpu += TICK;
+            assert!(w.tick(Some(cpu)));
         }
-        assert!(!w.tick(), "cut after SPIN_LIMIT of quiet ticks");
+        cpu += TICK;
+        assert!(!w.tick(Some(cpu)), "cut after SPIN_LIMIT of quiet CPU time");
+    }
+
+    #[test]
+    fn a_guest_starved_of_cpu_is_cut_by_the_cpu_it_got_not_by_the_ticks() {
+        const LIMIT_TICKS: u32 = (SPIN_LIMIT.as_millis() / TICK.as_millis()) as u32;
+        let mut w = Watch::default();
+        let mut cpu = Duration::from_secs(7);
+        w.host_called = true;
+        assert!(w.tick(Some(cpu)));
+        // A quarter of each tick: four times as many ticks before the cut.
+        for _ in 1..LIMIT_TICKS * 4 {
+            cpu += TICK / 4;
+            assert!(w.tick(Some(cpu)), "only {:?} of CPU so far", w.quiet);
+        }
+        cpu += TICK / 4;
+        assert!(!w.tick(Some(cpu)));
+        // A thread that ran other work for long between two ticks counts one tick at most,
+        // and an unreadable clock counts whole ticks.
+        let mut w = Watch::default();
+        assert!(w.tick(Some(Duration::ZERO)));
+        assert!(w.tick(Some(Duration::from_secs(60))));
+        assert_eq!(w.quiet, TICK * 2);
+        assert!(w.tick(None));
+        assert_eq!(w.quiet, TICK * 3);
     }
 }

@@ -20,7 +20,9 @@ fn stat(c: &Cluster, name: &str) -> u64 {
 }
 
 /// Rewrite one toy's quantity in catalog.csv behind every service's back (either form of the
-/// file: the seed's `name,price,quantity` or the full one with `seeded,restocked,applied_orders`).
+/// file: the seed's `name,price,quantity` or the full one with `seeded,restocked,applied_orders`),
+/// then restart the catalog so that it serves the edit: under the toystore host it reads the file
+/// once and keeps the table in memory. The frontend is told nothing.
 fn edit_stock_on_disk(c: &Cluster, toy: &str, quantity: u32) {
     let path = c.data_dir("catalog").join("catalog.csv");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -37,6 +39,14 @@ fn edit_stock_on_disk(c: &Cluster, toy: &str, quantity: u32) {
     let tmp = path.with_extension("edit");
     std::fs::write(&tmp, edited.join("\n") + "\n").unwrap();
     std::fs::rename(&tmp, &path).unwrap();
+    let r = c.admin("POST", "/services/catalog/restart");
+    assert_eq!(r.status, 200, "restart the catalog: {:?}", r.body);
+    let want = quantity as u64;
+    c.wait_for("the restarted catalog to serve the edit", Duration::from_secs(20), || {
+        c.request("GET", &format!("{}/products/{toy}", c.catalog_url()), None)
+            .map(|r| r.status == 200 && r.data()["quantity"].as_u64() == Some(want))
+            .unwrap_or(false)
+    });
 }
 
 /// How long the catalog may trail a commit: the leader pushes `/apply` right after it, and

@@ -12,9 +12,14 @@
 //! | `POST /debug/trap` | panic (only with `DEBUG_ROUTES=true`; else 404) |
 //! | `POST /debug/spin` | loop forever (only with `DEBUG_ROUTES=true`; else 404) |
 //!
-//! `catalog.csv` is the truth and is read on every request (ten rows), so several instances
-//! sharing the data directory never disagree. Every change happens under the data-directory
-//! lock, re-reading the file inside it, and is one atomic replace on disk before the reply.
+//! `catalog.csv` is the truth. Under the stock `wasmtime serve`, several instances may share
+//! the data directory, so it is read on every request and they never disagree. Under the
+//! toystore host (`EXCLUSIVE_DATA_DIR`, one instance per directory) nobody else writes it, so
+//! the table is read once and kept in memory: a lookup then costs no file calls (they were
+//! most of a lookup's time, see eval/bench.md). Every change happens under the data-directory
+//! lock, starting from the file (or the memory that equals it), and is one atomic replace on
+//! disk before the reply; memory takes the new table only after that write succeeded, and a
+//! failed write drops it, so the next request reads the file again, whatever it now holds.
 //!
 //! The replicated order log is the only authority for stock: the catalog never takes stock on
 //! its own. The order leader admits an order against `GET /stock`, and once the order is
@@ -24,7 +29,7 @@
 //! No reply waits for the frontend: the toys a change touched are queued and invalidated after
 //! the reply ([`Catalog::after_reply`]) and on tick.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -120,8 +125,9 @@ fn routes(debug_routes: bool) -> Router<Route> {
     }
 }
 
-/// One catalog instance. Memory holds only the lock, the pending invalidations and the last
-/// restock time seen; the files decide everything else.
+/// One catalog instance. Memory holds the lock, the pending invalidations, the last restock
+/// time seen and, under [`DirAccess::Exclusive`], the table as the file holds it; the files
+/// decide everything else.
 pub struct Catalog<N> {
     cfg: Config,
     routes: Router<Route>,
@@ -130,6 +136,9 @@ pub struct Catalog<N> {
     invalidator: Invalidator,
     /// The newest restock stamp this instance has seen (a lower bound of the file's).
     last_restock_seen: Cell<Option<u64>>,
+    /// `catalog.csv` as last read or durably written, kept only under
+    /// [`DirAccess::Exclusive`]; `None`: not read yet, or a write failed (read the file).
+    table: RefCell<Option<Inventory>>,
     /// Wall clock in ms; replaceable so tests can move time.
     clock: fn() -> u64,
 }
@@ -139,7 +148,16 @@ impl<N: Net> Catalog<N> {
         let lock = DirLock::with_access(&cfg.data_dir, cfg.dir_access);
         let invalidator = Invalidator::new(cfg.frontend_url.clone(), cfg.call_timeout);
         let routes = routes(cfg.debug_routes);
-        Self { cfg, routes, net, lock, invalidator, last_restock_seen: Cell::new(None), clock: time::now_millis }
+        Self {
+            cfg,
+            routes,
+            net,
+            lock,
+            invalidator,
+            last_restock_seen: Cell::new(None),
+            table: RefCell::new(None),
+            clock: time::now_millis,
+        }
     }
 
     /// Use `clock` (wall-clock ms) instead of the system clock.
@@ -180,21 +198,16 @@ impl<N: Net> Catalog<N> {
         };
         match matched.route {
             Route::Health => Reply::ok(json!({ "status": "ok", "service": "catalog" })),
-            Route::List => match self.load() {
-                Ok(inv) => Reply::ok(inv.products().iter().map(|p| p.to_json()).collect::<Vec<_>>()),
-                Err(reply) => reply,
-            },
-            Route::Product => match self.load() {
-                Ok(inv) => match inv.get(matched.param("name")) {
+            Route::List => self
+                .read(|inv| Reply::ok(inv.products().iter().map(|p| p.to_json()).collect::<Vec<_>>()))
+                .unwrap_or_else(|reply| reply),
+            Route::Product => self
+                .read(|inv| match inv.get(matched.param("name")) {
                     Some(p) => Reply::ok(p.to_json()),
                     None => Reply::not_found("product not found"),
-                },
-                Err(reply) => reply,
-            },
-            Route::Stock => match self.load() {
-                Ok(inv) => Reply::ok(inv.stock_json()),
-                Err(reply) => reply,
-            },
+                })
+                .unwrap_or_else(|reply| reply),
+            Route::Stock => self.read(|inv| Reply::ok(inv.stock_json())).unwrap_or_else(|reply| reply),
             Route::Apply => match ApplyRequest::parse(&req.body) {
                 Ok(batch) => self.apply(batch).await,
                 Err(reply) => reply,
@@ -216,16 +229,54 @@ impl<N: Net> Catalog<N> {
         self.cfg.data_dir.join(CATALOG_FILE)
     }
 
-    /// Read `catalog.csv` (a missing or corrupt file is a 500: nothing is guessed).
+    /// Whether the table may live in memory: only when this instance is the directory's sole
+    /// writer (the toystore host says so).
+    fn keeps_table(&self) -> bool {
+        self.cfg.dir_access == DirAccess::Exclusive
+    }
+
+    /// `f` of the table as `catalog.csv` holds it: from memory when kept there, else read.
+    fn read<T>(&self, f: impl FnOnce(&Inventory) -> T) -> Result<T, Reply> {
+        if let Some(inv) = self.table.borrow().as_ref() {
+            return Ok(f(inv));
+        }
+        let inv = self.read_file()?;
+        let out = f(&inv);
+        if self.keeps_table() {
+            *self.table.borrow_mut() = Some(inv);
+        }
+        Ok(out)
+    }
+
+    /// The table to change (a copy: memory keeps the old one until the write succeeded).
     fn load(&self) -> Result<Inventory, Reply> {
+        self.read(Inventory::clone)
+    }
+
+    /// Read `catalog.csv` (a missing or corrupt file is a 500: nothing is guessed).
+    fn read_file(&self) -> Result<Inventory, Reply> {
         let path = self.csv_path();
         let bytes = std::fs::read(&path).map_err(|e| io_error(&path, "read", e))?;
         Inventory::parse(&bytes).map_err(|e| Reply::internal(e.to_string()))
     }
 
+    /// Write `inv` durably, then make it the table in memory. A failed write forgets the
+    /// memory: the replace may have happened (e.g. only the directory fsync failed), so the
+    /// next request reads whatever the file now holds.
     fn store(&self, inv: &Inventory) -> Result<(), Reply> {
         let path = self.csv_path();
-        durable::atomic_replace(&path, &inv.to_csv()).map_err(|e| io_error(&path, "write", e))
+        match durable::atomic_replace(&path, &inv.to_csv()) {
+            Ok(()) => {
+                if self.keeps_table() {
+                    *self.table.borrow_mut() = Some(inv.clone());
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.table.borrow_mut().take();
+                Err(io_error(&path, "write", e))
+            }
+        }
     }
 
     /// `POST /apply`: committed orders, under the lock, one atomic replace; the frontend is

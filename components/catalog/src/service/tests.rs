@@ -406,3 +406,69 @@ fn missing_or_corrupt_file_is_a_500_not_a_guess() {
     std::fs::remove_file(dir.path().join(CATALOG_FILE)).unwrap();
     assert_eq!(call(&cat, Method::GET, "/products", "").status, 500);
 }
+
+/// [`setup`] as the toystore host runs it: this instance is the directory's only writer.
+fn setup_exclusive() -> (tempfile::TempDir, Cat, FakeFrontend) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(CATALOG_FILE), SEED).unwrap();
+    let fe = FakeFrontend::new();
+    let mut cfg = Config::new(dir.path(), Some("http://fe".into()));
+    cfg.dir_access = DirAccess::Exclusive;
+    (dir, Rc::new(Catalog::new(cfg, fe.clone()).with_clock(now)), fe)
+}
+
+#[test]
+fn an_exclusive_catalog_serves_from_memory_what_it_wrote_to_the_file() {
+    let (dir, cat, _fe) = setup_exclusive();
+    assert_eq!(call(&cat, Method::GET, "/products/Tux", "").data().unwrap()["quantity"], 100);
+    // Nobody else writes the directory under the toystore host, so the file is not read
+    // again: a change behind the instance's back is not seen (it would be under `Shared`).
+    let seed_changed = SEED.replace("Tux,25.99,100", "Tux,25.99,7");
+    assert_ne!(seed_changed, SEED);
+    std::fs::write(dir.path().join(CATALOG_FILE), &seed_changed).unwrap();
+    assert_eq!(call(&cat, Method::GET, "/products/Tux", "").data().unwrap()["quantity"], 100);
+    std::fs::write(dir.path().join(CATALOG_FILE), SEED).unwrap();
+
+    // Every change is on disk before the reply, and memory follows it.
+    let r = apply(&cat, 0, &[("Tux", 3), ("Lego", 2)]);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(qty(&dir, "Tux"), 97);
+    assert_eq!(call(&cat, Method::GET, "/products/Tux", "").data().unwrap()["quantity"], 97);
+    let stock = call(&cat, Method::GET, "/stock", "");
+    assert_eq!(stock.data().unwrap()["applied_orders"], 2);
+    assert_eq!(file(&dir).applied_orders(), 2);
+    assert_eq!(apply(&cat, 2, &[("Lego", 95)]).status, 200);
+    assert_eq!(call(&cat, Method::GET, "/products/Lego", "").data().unwrap()["quantity"], 3);
+    let r = call(&cat, Method::POST, "/restock", "");
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(qty(&dir, "Lego"), 100);
+    assert_eq!(call(&cat, Method::GET, "/products/Lego", "").data().unwrap()["quantity"], 100);
+    // The same file a shared instance reads.
+    let (_other_dir, shared, _) = setup();
+    std::fs::copy(dir.path().join(CATALOG_FILE), _other_dir.path().join(CATALOG_FILE)).unwrap();
+    assert_eq!(call(&shared, Method::GET, "/stock", "").body, call(&cat, Method::GET, "/stock", "").body);
+}
+
+#[test]
+fn a_failed_write_leaves_an_exclusive_catalogs_memory_as_the_file() {
+    let (dir, cat, _fe) = setup_exclusive();
+    assert_eq!(apply(&cat, 0, &[("Tux", 1)]).status, 200);
+    // The temporary file of the atomic replace cannot be created: the write fails.
+    let tmp = dir.path().join(CATALOG_FILE).with_extension("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let r = apply(&cat, 1, &[("Tux", 5)]);
+    assert_eq!(r.status, 500, "{:?}", r.body);
+    assert_eq!(qty(&dir, "Tux"), 99, "the file is unchanged");
+    // After a failed write memory is read again from the file, whatever it holds now (a
+    // replace whose directory fsync failed has changed it; here the test changes it).
+    std::fs::remove_dir(&tmp).unwrap();
+    let mut inv = file(&dir);
+    inv.apply(1, &[crate::inventory::OrderLine { number: 1, name: "Tux".into(), quantity: 4 }]).unwrap();
+    std::fs::write(dir.path().join(CATALOG_FILE), inv.to_csv()).unwrap();
+    assert_eq!(call(&cat, Method::GET, "/products/Tux", "").data().unwrap()["quantity"], 95);
+    assert_eq!(call(&cat, Method::GET, "/stock", "").data().unwrap()["applied_orders"], 2);
+    // And writes work again, from there.
+    assert_eq!(apply(&cat, 2, &[("Tux", 5)]).status, 200);
+    assert_eq!(qty(&dir, "Tux"), 90);
+    assert_eq!(call(&cat, Method::GET, "/products/Tux", "").data().unwrap()["quantity"], 90);
+}
