@@ -401,8 +401,8 @@ impl Log {
     }
 
     /// The record at `index`.
-    pub fn get(&self, index: u64) -> Option<&Entry> {
-        usize::try_from(index).ok().and_then(|i| self.entries.get(i))
+    pub fn get(&self, index: u64) -> Option<Entry> {
+        usize::try_from(index).ok().and_then(|i| self.entries.get(i)).cloned()
     }
 
     /// The record index of order `number`.
@@ -411,14 +411,14 @@ impl Log {
     }
 
     /// Order `number` and the record index that holds it.
-    pub fn order(&self, number: u64) -> Option<(u64, &Order)> {
+    pub fn order(&self, number: u64) -> Option<(u64, Order)> {
         let index = self.index_of(number)?;
-        self.get(index)?.order.as_ref().map(|o| (index, o))
+        self.get(index)?.order.map(|o| (index, o))
     }
 
     /// The anchor of record `index` (None for -1 or past the end).
     pub fn anchor_at(&self, index: i64) -> Option<Anchor> {
-        u64::try_from(index).ok().and_then(|n| self.get(n)).map(Entry::anchor)
+        u64::try_from(index).ok().and_then(|n| self.get(n)).map(|e| e.anchor())
     }
 
     /// The order number logged under `key`.
@@ -433,7 +433,7 @@ impl Log {
     }
 
     /// Orders with numbers `from..` whose records are at or before `index`, at most `max`.
-    pub fn orders_between(&self, from: u64, index: i64, max: usize) -> Vec<&Order> {
+    pub fn orders_between(&self, from: u64, index: i64, max: usize) -> Vec<Order> {
         let end = self.orders_through(index);
         (from..end).take(max).filter_map(|n| self.order(n).map(|(_, o)| o)).collect()
     }
@@ -471,10 +471,10 @@ impl Log {
     }
 
     /// Records with index > `after`, at most `max`.
-    pub fn after(&self, after: i64, max: usize) -> &[Entry] {
+    pub fn after(&self, after: i64, max: usize) -> Vec<Entry> {
         let start = usize::try_from(after + 1).unwrap_or(0).min(self.entries.len());
         let end = start.saturating_add(max).min(self.entries.len());
-        &self.entries[start..end]
+        self.entries[start..end].to_vec()
     }
 
     /// Append records that continue the log (`entries[0].index == last + 1`, order numbers
@@ -561,7 +561,7 @@ impl Log {
         let mut i = 0;
         while i < entries.len() {
             match self.get(entries[i].index) {
-                Some(own) if own == &entries[i] => i += 1,
+                Some(own) if own == entries[i] => i += 1,
                 Some(_) => {
                     self.truncate_from(entries[i].index)?;
                     break;
@@ -653,7 +653,7 @@ mod tests {
         assert_eq!((again.last(), again.next_number()), (4, 3));
         assert_eq!(again.number_of("k1"), Some(1));
         assert_eq!(again.index_of(2), Some(4));
-        assert_eq!(again.order(1).map(|(i, o)| (i, o.key.as_str())), Some((2, "k1")));
+        assert_eq!(again.order(1).map(|(i, o)| (i, o.key)), Some((2, "k1".to_string())));
         assert_eq!(again.position(), Position { last_epoch: 2, last: 4 });
         assert_eq!((again.orders_through(-1), again.orders_through(0), again.orders_through(3), again.orders_through(9)), (0, 0, 2, 3));
         assert_eq!(again.orders_between(1, 4, 10).iter().map(|o| o.number).collect::<Vec<_>>(), vec![1, 2]);
@@ -775,7 +775,7 @@ mod tests {
         assert_eq!(log.number_of("x"), None);
         assert_eq!(log.number_of("c"), Some(1));
         let reread = Log::open(dir.path()).unwrap();
-        assert_eq!(reread.get(3), Some(&order(3, 1, "c", 2)));
+        assert_eq!(reread.get(3), Some(order(3, 1, "c", 2)));
         assert_eq!(log.merge(&[order(9, 5, "z", 2)]).unwrap(), Merge::Gap);
         log.truncate_from(1).unwrap();
         assert_eq!(Log::open(dir.path()).unwrap().last(), 0);

@@ -101,7 +101,7 @@ impl<N: Net> Service<N> {
                         return Err(Reply::unavailable("leadership changed; retry"));
                     }
                     if let Some((_, o)) = disk.log.number_of(&order.key).and_then(|n| disk.log.order(n)) {
-                        return Ok(Appended::Existing(o.clone()));
+                        return Ok(Appended::Existing(o));
                     }
                     let logged = disk.log.next_number();
                     disk.log.set_pending_from(base.applied_orders.min(logged));
@@ -142,7 +142,7 @@ impl<N: Net> Service<N> {
     /// lock (renewing if needed).
     async fn existing(&self, order: &NewOrder) -> Result<Option<u64>, Reply> {
         let logged = || {
-            self.read_log(|log| log.number_of(&order.key).and_then(|n| log.order(n)).map(|(i, o)| (i, o.clone())))
+            self.read_log(|log| log.number_of(&order.key).and_then(|n| log.order(n)))
                 .flatten()
         };
         let answer = |o: Order| if order.is_same_order_as(&o) { Ok(Some(o.number)) } else { Err(order.key_reused(&o)) };
