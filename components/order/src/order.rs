@@ -100,11 +100,11 @@ impl<N: Net> Service<N> {
                     if disk.promised != epoch || state.ready_epoch() != Some(epoch) {
                         return Err(Reply::unavailable("leadership changed; retry"));
                     }
-                    if let Some((_, o)) = disk.log.number_of(&order.key).and_then(|n| disk.log.order(n)) {
+                    if let Some((_, o)) = disk.log.order_by_key(&order.key).map_err(internal)? {
                         return Ok(Appended::Existing(o));
                     }
                     let logged = disk.log.next_number();
-                    disk.log.set_pending_from(base.applied_orders.min(logged));
+                    disk.log.set_pending_from(base.applied_orders.min(logged)).map_err(internal)?;
                     let pending = disk.log.pending(&order.name);
                     let price = match admit(&base, &order.name, order.quantity, pending, logged) {
                         Admission::Admit { price } => price,
@@ -142,7 +142,7 @@ impl<N: Net> Service<N> {
     /// lock (renewing if needed).
     async fn existing(&self, order: &NewOrder) -> Result<Option<u64>, Reply> {
         let logged = || {
-            self.read_log(|log| log.number_of(&order.key).and_then(|n| log.order(n)))
+            self.read_log(|log| log.order_by_key(&order.key).ok().flatten())
                 .flatten()
         };
         let answer = |o: Order| if order.is_same_order_as(&o) { Ok(Some(o.number)) } else { Err(order.key_reused(&o)) };
