@@ -8,12 +8,18 @@
 //! segment costs no disk read at all (the common case: every new order's key is new), and one
 //! that may be costs one read of at most a few KiB.
 //!
+//! A segment file also carries the log's index at the segment's end (a [`Boundary`]: the
+//! record count, file length, the sparse offsets and epoch records since the previous
+//! segment), so opening a long log reads the segment files and scans only the records after the
+//! last one, instead of the whole log.
+//!
 //! The files are derived: the log stays the truth. The hash is a fixed function
 //! ([`key_hash`], FNV-1a with a 64-bit finaliser: stable across builds and platforms), a hit is
-//! only a *candidate* (the caller verifies it against the record), and on every open the log's
-//! scan recomputes each full segment and rewrites a file that is missing or differs. A file that
-//! went bad after the open is caught by its header check on the next read; the caller then
-//! falls back to the log.
+//! only a *candidate* (the caller verifies it against the record), a file is used at open only
+//! if its checksum holds and the log's line at its boundary is byte-for-byte the one it was
+//! sealed after (otherwise it and every later one are removed and the log is scanned from the
+//! last good boundary, resealing as it goes). A file that went bad after the open is caught by
+//! its header check on the next read; the caller then falls back to the log.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -25,8 +31,9 @@ pub const SEGMENT: u64 = 16_384;
 pub const FENCE: usize = 64;
 /// The directory (inside the replica's data directory) that holds the segment files.
 pub const DIR: &str = "orders.keys";
-const MAGIC: &[u8; 8] = b"TSKEYS01";
-const HEADER: usize = 24;
+const MAGIC: &[u8; 8] = b"TSKEYS02";
+/// Magic, first order number, pair count, checksum of everything after the header.
+const HEADER: usize = 32;
 const PAIR: usize = 16;
 const BITS_PER_KEY: usize = 10;
 const PROBES: u64 = 7;
@@ -44,6 +51,56 @@ pub fn key_hash(key: &str) -> u64 {
     h ^= h >> 27;
     h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
+}
+
+/// A 64-bit hash of bytes (the segment files' checksum, the boundary line's fingerprint).
+pub fn bytes_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for chunk in bytes.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
+    }
+    h ^ bytes.len() as u64
+}
+
+/// The log's index right after the order record that filled a segment: what an open needs to
+/// go on from there without reading the records before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boundary {
+    /// Records up to and including the one that filled the segment.
+    pub count: u64,
+    pub last_epoch: u64,
+    /// Offset of that record's line, and the file length just after it.
+    pub line_at: u64,
+    pub len: u64,
+    /// [`bytes_hash`] of that line (with its `\n`).
+    pub line_hash: u64,
+    /// The log's sparse offsets and epoch-record indexes added since the previous boundary.
+    pub sparse: Vec<u64>,
+    pub epochs: Vec<u64>,
+}
+
+impl Boundary {
+    fn write(&self, out: &mut Vec<u8>) {
+        let head = [self.count, self.last_epoch, self.line_at, self.len, self.line_hash, self.sparse.len() as u64, self.epochs.len() as u64];
+        for v in head.iter().chain(&self.sparse).chain(&self.epochs) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn read(bytes: &[u8]) -> Option<Boundary> {
+        let mut words = bytes.chunks_exact(8).map(|c| <[u8; 8]>::try_from(c).map(u64::from_le_bytes).unwrap_or(0));
+        let mut next = || words.next();
+        let (count, last_epoch, line_at, len, line_hash) = (next()?, next()?, next()?, next()?, next()?);
+        let (ns, ne) = (usize::try_from(next()?).ok()?, usize::try_from(next()?).ok()?);
+        if bytes.len() != (7 + ns.checked_add(ne)?) * 8 {
+            return None;
+        }
+        let sparse = (0..ns).map(|_| next()).collect::<Option<Vec<_>>>()?;
+        let epochs = (0..ne).map(|_| next()).collect::<Option<Vec<_>>>()?;
+        Some(Boundary { count, last_epoch, line_at, len, line_hash, sparse, epochs })
+    }
 }
 
 /// A Bloom filter over one segment's key hashes.
@@ -116,19 +173,25 @@ impl Sealed {
     }
 
     /// Seal the next segment from the (key hash, order number) pairs of its orders (numbers
-    /// `upto() .. upto() + SEGMENT`). The file is written only when it is missing or differs
-    /// (a reopened log finds its own files again).
-    pub fn seal(&mut self, mut pairs: Vec<(u64, u64)>) -> io::Result<()> {
+    /// `upto() .. upto() + SEGMENT`) and, when known, the log's index at its end. The file is
+    /// written only when it is missing or differs (a reopened log finds its own files again).
+    pub fn seal(&mut self, mut pairs: Vec<(u64, u64)>, boundary: Option<&Boundary>) -> io::Result<()> {
         let start = self.upto();
         pairs.sort_unstable();
-        let mut bytes = Vec::with_capacity(HEADER + pairs.len() * PAIR);
+        let mut body = Vec::with_capacity(pairs.len() * PAIR + 64);
+        for (h, n) in &pairs {
+            body.extend_from_slice(&h.to_le_bytes());
+            body.extend_from_slice(&n.to_le_bytes());
+        }
+        if let Some(b) = boundary {
+            b.write(&mut body);
+        }
+        let mut bytes = Vec::with_capacity(HEADER + body.len());
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&start.to_le_bytes());
         bytes.extend_from_slice(&(pairs.len() as u64).to_le_bytes());
-        for (h, n) in &pairs {
-            bytes.extend_from_slice(&h.to_le_bytes());
-            bytes.extend_from_slice(&n.to_le_bytes());
-        }
+        bytes.extend_from_slice(&bytes_hash(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
         let path = self.path(start);
         let same = match fs::read(&path) {
             Ok(old) => old == bytes,
@@ -142,13 +205,46 @@ impl Sealed {
             fs::write(&tmp, &bytes)?;
             fs::rename(&tmp, &path)?;
         }
+        self.push(start, &pairs);
+        Ok(())
+    }
+
+    fn push(&mut self, start: u64, pairs: &[(u64, u64)]) {
         let mut bloom = Bloom::new(pairs.len());
-        for (h, _) in &pairs {
+        for (h, _) in pairs {
             bloom.insert(*h);
         }
         let fences = pairs.iter().step_by(FENCE).map(|(h, _)| *h).collect();
         self.segments.push(Segment { start, count: pairs.len(), fences, bloom });
-        Ok(())
+    }
+
+    /// Take the next segment's file as sealed, if it is whole (magic, numbers, checksum, sorted
+    /// pairs of its numbers) and carries a boundary, which is returned for the caller to check
+    /// against the log (and [`Self::cut`] the segment if it does not hold). None: no usable file.
+    pub fn load_next(&mut self) -> Option<Boundary> {
+        let start = self.upto();
+        let bytes = fs::read(self.path(start)).ok()?;
+        let word = |at: usize| bytes.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()).map(u64::from_le_bytes);
+        if bytes.get(..8)? != MAGIC || word(8)? != start {
+            return None;
+        }
+        let count = usize::try_from(word(16)?).ok()?;
+        let body = bytes.get(HEADER..)?;
+        if bytes_hash(body) != word(24)? || count > SEGMENT as usize {
+            return None;
+        }
+        let pairs: Vec<(u64, u64)> = body
+            .get(..count * PAIR)?
+            .chunks_exact(PAIR)
+            .map(|p| (u64::from_le_bytes(p[..8].try_into().unwrap_or_default()), u64::from_le_bytes(p[8..].try_into().unwrap_or_default())))
+            .collect();
+        let ordered = pairs.windows(2).all(|w| w[0] <= w[1]) && pairs.iter().all(|(_, n)| (start..start + SEGMENT).contains(n));
+        let boundary = Boundary::read(body.get(count * PAIR..)?)?;
+        if !ordered {
+            return None;
+        }
+        self.push(start, &pairs);
+        Some(boundary)
     }
 
     /// Order numbers whose key may hash to `hash`, oldest segment first (to be verified
@@ -169,6 +265,7 @@ impl Sealed {
             let mut head = [0u8; HEADER];
             f.read_exact(&mut head)?;
             if &head[..8] != MAGIC || head[8..16] != s.start.to_le_bytes() || head[16..24] != (s.count as u64).to_le_bytes() {
+                // (The checksum is checked at open, when the whole file is read.)
                 return Err(bad(&path, "key segment does not match the one sealed"));
             }
             f.seek(SeekFrom::Start((HEADER + from * PAIR) as u64))?;
@@ -233,7 +330,7 @@ mod tests {
         let mut s = Sealed::new(dir.path());
         for seg in 0..3u64 {
             let pairs = (seg * SEGMENT..(seg + 1) * SEGMENT).map(|n| (key_hash(&format!("k{n}")), n)).collect();
-            s.seal(pairs).unwrap();
+            s.seal(pairs, None).unwrap();
         }
         assert_eq!(s.upto(), 3 * SEGMENT);
         for n in [0, 1, SEGMENT - 1, SEGMENT, 2 * SEGMENT + 77, 3 * SEGMENT - 1] {
@@ -252,5 +349,28 @@ mod tests {
         s.cut(1);
         assert!(!path.exists());
         assert_eq!(s.upto(), SEGMENT);
+    }
+
+    #[test]
+    fn a_segment_file_is_loaded_only_whole_and_with_its_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let pairs: Vec<(u64, u64)> = (0..SEGMENT).map(|n| (key_hash(&format!("k{n}")), n)).collect();
+        let b = Boundary { count: SEGMENT + 2, last_epoch: 3, line_at: 900, len: 940, line_hash: 77, sparse: vec![30, 95], epochs: vec![0, 5] };
+        let mut s = Sealed::new(dir.path());
+        s.seal(pairs.clone(), Some(&b)).unwrap();
+        let mut again = Sealed::new(dir.path());
+        assert_eq!(again.load_next(), Some(b.clone()));
+        assert!(again.candidates(key_hash("k77")).unwrap().contains(&77));
+        assert_eq!(again.load_next(), None, "no second file");
+        // Without a boundary, or with one flipped bit, a file is not used.
+        let path = dir.path().join(DIR).join(file_name(0));
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(Sealed::new(dir.path()).load_next(), None);
+        fs::remove_file(&path).unwrap();
+        Sealed::new(dir.path()).seal(pairs, None).unwrap();
+        assert_eq!(Sealed::new(dir.path()).load_next(), None);
     }
 }

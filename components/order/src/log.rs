@@ -42,7 +42,7 @@ use csv::QuoteStyle;
 use serde::{Deserialize, Serialize};
 use toystore_guest::durable;
 
-use crate::keys::{key_hash, Sealed, SEGMENT};
+use crate::keys::{bytes_hash, key_hash, Boundary, Sealed, SEGMENT};
 
 pub const FILE: &str = "orders.csv";
 pub const HEADER: &str = "index,epoch,kind,number,name,quantity,price,key\n";
@@ -357,6 +357,8 @@ pub struct Log {
     keys: HashMap<String, u64>,
     /// The keys of older orders, on disk.
     sealed: Sealed,
+    /// The record count at the end of each sealed segment.
+    boundaries: Vec<u64>,
     /// Per toy, Σ quantity of the order records with number ≥ `pending_from`.
     pending: HashMap<String, i64>,
     pending_from: u64,
@@ -453,6 +455,7 @@ impl Log {
             tail: VecDeque::new(),
             keys: HashMap::new(),
             sealed: Sealed::new(dir),
+            boundaries: Vec::new(),
             pending: HashMap::new(),
             pending_from: 0,
             len: 0,
@@ -489,10 +492,11 @@ impl Log {
         self.tail.clear();
         self.keys.clear();
         self.sealed = Sealed::new(&dir);
+        self.boundaries.clear();
         self.pending.clear();
         self.pending_from = u64::MAX;
         self.len = 0;
-        let result = self.scan();
+        let result = self.load_sealed().and_then(|()| self.scan());
         // Nothing was counted during the scan; count from where the caller wants.
         self.pending_from = self.next_number;
         result?;
@@ -501,6 +505,54 @@ impl Log {
             self.set_pending_from(from.min(self.next_number))?;
         }
         Ok(())
+    }
+
+    /// Go as far as the sealed key segments' boundaries take the index without reading the
+    /// records before them: each boundary is used only if the log's line there is the very line
+    /// it was sealed after (and, by the log-matching property, so is everything before it).
+    /// The first that does not hold is removed with every later one, and the scan goes on from
+    /// the last that held.
+    fn load_sealed(&mut self) -> io::Result<()> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let file_len = file.metadata()?.len();
+        while let Some(b) = self.sealed.load_next() {
+            if !self.boundary_holds(&file, file_len, &b)? {
+                self.sealed.cut(self.boundaries.len());
+                break;
+            }
+            self.count = b.count;
+            self.next_number = self.sealed.upto();
+            self.last_epoch = b.last_epoch;
+            self.len = b.len;
+            self.sparse.extend(b.sparse);
+            self.epochs.extend(b.epochs);
+            self.boundaries.push(b.count);
+        }
+        Ok(())
+    }
+
+    fn boundary_holds(&self, mut file: &File, file_len: u64, b: &Boundary) -> io::Result<bool> {
+        let line_len = b.len.saturating_sub(b.line_at);
+        let shape = b.count > self.count
+            && b.len <= file_len
+            && (2..=64 * 1024).contains(&line_len)
+            && b.sparse.len() as u64 == b.count.div_ceil(SPARSE) - self.count.div_ceil(SPARSE)
+            && b.epochs.windows(2).all(|w| w[0] < w[1])
+            && b.epochs.iter().all(|e| (self.count..b.count).contains(e));
+        if !shape {
+            return Ok(false);
+        }
+        let mut line = vec![0u8; line_len as usize];
+        file.seek(SeekFrom::Start(b.line_at))?;
+        io::Read::read_exact(&mut file, &mut line)?;
+        let record = line.strip_suffix(b"\n").and_then(|l| std::str::from_utf8(l).ok()).and_then(Entry::parse);
+        let number = self.sealed.upto().checked_sub(1);
+        Ok(bytes_hash(&line) == b.line_hash
+            && record.is_some_and(|e| e.index + 1 == b.count && e.epoch == b.last_epoch && e.order.map(|o| o.number) == number))
     }
 
     fn scan(&mut self) -> io::Result<()> {
@@ -514,12 +566,19 @@ impl Log {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        let mut lines = Lines::new(&file, 0, CHUNK);
-        // The first line: Some(ours?, old format?), None when there is no complete line.
-        let header = lines.next_line()?.map(|(_, h)| (h == HEADER.trim_end().as_bytes(), h == OLD_HEADER.trim_end().as_bytes()));
+        let mut reader = &file;
+        let mut lines = Lines::new(reader, self.len, CHUNK);
+        // The first line: Some(ours?, old format?), None when there is no complete line. After
+        // sealed segments, the scan starts at the last boundary and there is no header to read.
+        let header = if self.len > 0 {
+            reader.seek(SeekFrom::Start(self.len))?;
+            Some((true, false))
+        } else {
+            lines.next_line()?.map(|(_, h)| (h == HEADER.trim_end().as_bytes(), h == OLD_HEADER.trim_end().as_bytes()))
+        };
         let valid_len = match header {
             Some((true, _)) => {
-                let mut valid_len = HEADER.len() as u64;
+                let mut valid_len = self.len.max(HEADER.len() as u64);
                 while let Some((offset, line)) = lines.next_line()? {
                     let expected = self.count;
                     match std::str::from_utf8(line).ok().and_then(Entry::parse) {
@@ -578,18 +637,38 @@ impl Log {
         }
     }
 
-    /// Move the keys of every full segment from memory to a sealed file. A failed write keeps
-    /// them in memory (tried again at the next order): lookups stay exact either way.
+    /// Move the keys of every full segment from memory to a sealed file, with the index at the
+    /// segment's end (when this is that end: the order just indexed filled it). A failed write
+    /// keeps them in memory (tried again at the next order): lookups stay exact either way.
     fn seal_full_segments(&mut self) {
         while self.next_number >= self.sealed.upto() + SEGMENT {
             let (from, to) = (self.sealed.upto(), self.sealed.upto() + SEGMENT);
             let pairs = self.keys.iter().filter(|(_, &n)| (from..to).contains(&n)).map(|(k, &n)| (key_hash(k), n)).collect();
-            if let Err(e) = self.sealed.seal(pairs) {
+            let boundary = self.boundary().filter(|_| self.next_number == to);
+            if let Err(e) = self.sealed.seal(pairs, boundary.as_ref()) {
                 eprintln!("order: cannot seal the keys of orders {from}..{to} (kept in memory): {e}");
                 return;
             }
+            self.boundaries.push(self.count);
             self.keys.retain(|_, n| *n >= to);
         }
+    }
+
+    /// The index at the last record (which must be in the tail), as a [`Boundary`] holding what
+    /// was added since the previous one.
+    fn boundary(&self) -> Option<Boundary> {
+        let (line_at, last) = self.tail.back()?;
+        let line = last.to_line();
+        let since = self.boundaries.last().copied().unwrap_or(0);
+        Some(Boundary {
+            count: self.count,
+            last_epoch: self.last_epoch,
+            line_at: *line_at,
+            len: line_at + line.len() as u64,
+            line_hash: bytes_hash(line.as_bytes()),
+            sparse: self.sparse.get(since.div_ceil(SPARSE) as usize..).unwrap_or_default().to_vec(),
+            epochs: self.epochs.iter().copied().filter(|&e| e >= since).collect(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -919,6 +998,7 @@ impl Log {
             // The cut reopened a sealed segment: its remaining keys come back into memory.
             let keep = self.next_number / SEGMENT;
             self.sealed.cut(keep as usize);
+            self.boundaries.truncate(keep as usize);
             let first = keep * SEGMENT;
             if let Some(start) = self.index_of(first) {
                 let mut keys = HashMap::new();
@@ -1232,6 +1312,7 @@ mod tests {
         fs::write(seg(SEGMENT), b"garbage").unwrap();
         assert_eq!(log.number_of(&format!("k{}", SEGMENT + 7)).unwrap(), Some(SEGMENT + 7));
         // Deleted or damaged: the next open rebuilds both, byte for byte.
+        let zero_before = fs::read(seg(0)).unwrap();
         fs::remove_file(seg(0)).unwrap();
         let zero = {
             let again = Log::open(dir.path()).unwrap();
@@ -1241,7 +1322,7 @@ mod tests {
             fs::read(seg(0)).unwrap()
         };
         assert_eq!(fs::read(seg(SEGMENT)).unwrap(), first);
-        assert_eq!(zero.len(), first.len());
+        assert_eq!(zero, zero_before);
         // A stale segment of a longer log is removed on open.
         fs::write(seg(5 * SEGMENT), &first).unwrap();
         Log::open(dir.path()).unwrap();
@@ -1304,6 +1385,57 @@ mod tests {
         let file = fs::read_to_string(log.path()).unwrap();
         let want: String = std::iter::once(H.to_string()).chain(all.iter().map(Entry::to_line)).collect();
         assert!(file == want, "the file is the records, in order");
+    }
+
+    #[test]
+    fn open_resumes_from_the_last_boundary_that_still_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let orders = 2 * SEGMENT + 700;
+        let (log, all) = long_log(dir.path(), orders);
+        let path = log.path().to_path_buf();
+        let seg = |start: u64| dir.path().join(crate::keys::DIR).join(format!("{start:020}.seg"));
+        let same = |log: &Log, all: &[Entry]| {
+            assert_eq!(log.position(), Position { last_epoch: all.last().unwrap().epoch, last: all.len() as i64 - 1 });
+            for i in (0..all.len()).step_by(211).chain([all.len() - 1]) {
+                assert_eq!(log.get(i as u64).as_ref(), Some(&all[i]), "record {i}");
+                if let Some(o) = &all[i].order {
+                    assert_eq!(log.index_of(o.number), Some(i as u64));
+                    assert_eq!(log.number_of(&o.key).unwrap(), Some(o.number), "{}", o.key);
+                }
+            }
+            assert_eq!(log.orders_through(all.len() as i64), all.iter().filter(|e| e.order.is_some()).count() as u64);
+        };
+        drop(log);
+        let reopened = Log::open(dir.path()).unwrap();
+        same(&reopened, &all);
+        assert_eq!(reopened.boundaries.len(), 2, "both segments' boundaries were used");
+        drop(reopened);
+        // Cut while down (as the benchmark does to a stopped replica): the second boundary is past
+        // the end, so its segment goes and the scan resumes from the first.
+        let keep = all.iter().position(|e| e.order.as_ref().is_some_and(|o| o.number == SEGMENT + 900)).unwrap();
+        let file = fs::read(&path).unwrap();
+        let cut_at = file.iter().enumerate().filter(|(_, &b)| b == b'\n').nth(keep).unwrap().0 + 1;
+        fs::write(&path, &file[..cut_at]).unwrap();
+        let cut = Log::open(dir.path()).unwrap();
+        same(&cut, &all[..keep]);
+        assert_eq!(cut.boundaries.len(), 1);
+        assert!(!seg(SEGMENT).exists());
+        assert_eq!(cut.number_of(&format!("k{}", SEGMENT + 901)).unwrap(), None);
+        drop(cut);
+        // The line at the first boundary replaced by another of the same length: no boundary
+        // holds, everything is scanned (and resealed) from the start.
+        let b = all.iter().position(|e| e.order.as_ref().is_some_and(|o| o.number == SEGMENT - 1)).unwrap();
+        let text = String::from_utf8(fs::read(&path).unwrap()).unwrap();
+        let line = all[b].to_line();
+        let other = line.replace(&format!("k{}", SEGMENT - 1), &format!("x{}", SEGMENT - 1));
+        fs::write(&path, text.replacen(&line, &other, 1)).unwrap();
+        let mut changed = all[..keep].to_vec();
+        if let Some(o) = changed[b].order.as_mut() {
+            o.key = format!("x{}", SEGMENT - 1);
+        }
+        let rescanned = Log::open(dir.path()).unwrap();
+        same(&rescanned, &changed);
+        assert_eq!(rescanned.number_of(&format!("k{}", SEGMENT - 1)).unwrap(), None);
     }
 
     #[test]
