@@ -21,6 +21,7 @@
 //! last good boundary, resealing as it goes). A file that went bad after the open is caught by
 //! its header check on the next read; the caller then falls back to the log.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -100,6 +101,59 @@ impl Boundary {
         let sparse = (0..ns).map(|_| next()).collect::<Option<Vec<_>>>()?;
         let epochs = (0..ne).map(|_| next()).collect::<Option<Vec<_>>>()?;
         Some(Boundary { count, last_epoch, line_at, len, line_hash, sparse, epochs })
+    }
+}
+
+/// The keys of the newest, unsealed segment, by hash: 16 bytes and a little a key instead of the
+/// key itself (a hit is a candidate, verified against the record like a sealed one). A second
+/// order under a hash already present (the same key logged twice, or a true 64-bit collision)
+/// goes to a side list, so no order is ever hidden by another.
+#[derive(Debug, Default)]
+pub struct Recent {
+    first: HashMap<u64, u64>,
+    more: Vec<(u64, u64)>,
+}
+
+impl Recent {
+    pub fn insert(&mut self, hash: u64, number: u64) {
+        if let Some(&n) = self.first.get(&hash) {
+            if n != number {
+                self.more.push((hash, number));
+            }
+        } else {
+            self.first.insert(hash, number);
+        }
+    }
+
+    /// Order numbers that may carry a key with this hash.
+    pub fn candidates(&self, hash: u64) -> impl Iterator<Item = u64> + '_ {
+        self.first.get(&hash).copied().into_iter().chain(self.more.iter().filter(move |(h, _)| *h == hash).map(|(_, n)| *n))
+    }
+
+    /// Forget order `number` (cut from the log).
+    pub fn remove(&mut self, hash: u64, number: u64) {
+        self.more.retain(|&(h, n)| (h, n) != (hash, number));
+        if self.first.get(&hash) == Some(&number) {
+            self.first.remove(&hash);
+            if let Some(i) = self.more.iter().position(|(h, _)| *h == hash) {
+                let (h, n) = self.more.swap_remove(i);
+                self.first.insert(h, n);
+            }
+        }
+    }
+
+    /// Take out every pair with a number below `to` (the segment being sealed).
+    pub fn take_below(&mut self, to: u64) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = self.first.iter().filter(|(_, &n)| n < to).map(|(&h, &n)| (h, n)).collect();
+        out.extend(self.more.iter().filter(|(_, n)| *n < to));
+        self.first.retain(|_, n| *n >= to);
+        self.more.retain(|(_, n)| *n >= to);
+        out
+    }
+
+    pub fn clear(&mut self) {
+        self.first.clear();
+        self.more.clear();
     }
 }
 
@@ -349,6 +403,23 @@ mod tests {
         s.cut(1);
         assert!(!path.exists());
         assert_eq!(s.upto(), SEGMENT);
+    }
+
+    #[test]
+    fn recent_keys_never_hide_a_second_order_under_one_hash() {
+        let mut r = Recent::default();
+        r.insert(7, 1);
+        r.insert(7, 4);
+        r.insert(9, 2);
+        assert_eq!(r.candidates(7).collect::<Vec<_>>(), vec![1, 4]);
+        r.remove(7, 1);
+        assert_eq!(r.candidates(7).collect::<Vec<_>>(), vec![4]);
+        r.insert(7, 5);
+        let mut taken = r.take_below(5);
+        taken.sort_unstable();
+        assert_eq!(taken, vec![(7, 4), (9, 2)]);
+        assert_eq!(r.candidates(7).collect::<Vec<_>>(), vec![5]);
+        assert_eq!(r.candidates(9).count(), 0);
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //! The index ([`Log`]) is a cache, bounded whatever the log's length: the byte offset of every
 //! 64th line (a record is read from the file by offset), the positions of the epoch records
 //! (order numbers are dense between them, so number ↔ index is arithmetic), the last 1024
-//! records parsed, key → order number for the newest keys with the older keys sealed on disk
+//! records parsed, key hash → order number for the newest keys with the older ones sealed on disk
 //! ([`crate::keys`]), and the per-toy sum of the order records at or after a chosen order
 //! number (the stock the catalog has not applied yet, see `stock.rs`). Opening scans the file
 //! once in chunks (validating every line, keeping nothing but that index). Before it is used
@@ -42,7 +42,7 @@ use csv::QuoteStyle;
 use serde::{Deserialize, Serialize};
 use toystore_guest::durable;
 
-use crate::keys::{bytes_hash, key_hash, Boundary, Sealed, SEGMENT};
+use crate::keys::{bytes_hash, key_hash, Boundary, Recent, Sealed, SEGMENT};
 
 pub const FILE: &str = "orders.csv";
 pub const HEADER: &str = "index,epoch,kind,number,name,quantity,price,key\n";
@@ -353,8 +353,8 @@ pub struct Log {
     epochs: Vec<u64>,
     /// A suffix of the log, parsed, with the offset each record's line starts at.
     tail: VecDeque<(u64, Entry)>,
-    /// Key → first order number, for order numbers ≥ `sealed.upto()`.
-    keys: HashMap<String, u64>,
+    /// Key hash → order numbers, for order numbers ≥ `sealed.upto()`.
+    keys: Recent,
     /// The keys of older orders, on disk.
     sealed: Sealed,
     /// The record count at the end of each sealed segment.
@@ -453,7 +453,7 @@ impl Log {
             sparse: Vec::new(),
             epochs: Vec::new(),
             tail: VecDeque::new(),
-            keys: HashMap::new(),
+            keys: Recent::default(),
             sealed: Sealed::new(dir),
             boundaries: Vec::new(),
             pending: HashMap::new(),
@@ -618,7 +618,7 @@ impl Log {
         match &e.order {
             None => self.epochs.push(e.index),
             Some(o) => {
-                self.keys.entry(o.key.clone()).or_insert(o.number);
+                self.keys.insert(key_hash(&o.key), o.number);
                 if o.number >= self.pending_from {
                     *self.pending.entry(o.name.clone()).or_default() += o.quantity;
                 }
@@ -643,14 +643,16 @@ impl Log {
     fn seal_full_segments(&mut self) {
         while self.next_number >= self.sealed.upto() + SEGMENT {
             let (from, to) = (self.sealed.upto(), self.sealed.upto() + SEGMENT);
-            let pairs = self.keys.iter().filter(|(_, &n)| (from..to).contains(&n)).map(|(k, &n)| (key_hash(k), n)).collect();
+            let pairs = self.keys.take_below(to);
             let boundary = self.boundary().filter(|_| self.next_number == to);
-            if let Err(e) = self.sealed.seal(pairs, boundary.as_ref()) {
+            if let Err(e) = self.sealed.seal(pairs.clone(), boundary.as_ref()) {
                 eprintln!("order: cannot seal the keys of orders {from}..{to} (kept in memory): {e}");
+                for (h, n) in pairs {
+                    self.keys.insert(h, n);
+                }
                 return;
             }
             self.boundaries.push(self.count);
-            self.keys.retain(|_, n| *n >= to);
         }
     }
 
@@ -811,15 +813,9 @@ impl Log {
     /// (a candidate from there is checked against its record). A read error is an error, not
     /// a "no": a retried order must never be taken for a new one.
     pub fn number_of(&self, key: &str) -> io::Result<Option<u64>> {
-        match self.sealed.candidates(key_hash(key)) {
-            Ok(mut candidates) => {
-                candidates.sort_unstable();
-                for n in candidates {
-                    if self.read_order(n)?.is_some_and(|(_, o)| o.key == key) {
-                        return Ok(Some(n));
-                    }
-                }
-            }
+        let hash = key_hash(key);
+        let mut candidates = match self.sealed.candidates(hash) {
+            Ok(c) => c,
             Err(e) => {
                 eprintln!("order: key segment unreadable ({e}); looking {key:?} up in the log itself");
                 let mut found = None;
@@ -831,9 +827,17 @@ impl Log {
                 if found.is_some() {
                     return Ok(found);
                 }
+                Vec::new()
+            }
+        };
+        candidates.extend(self.keys.candidates(hash));
+        candidates.sort_unstable();
+        for n in candidates {
+            if self.read_order(n)?.is_some_and(|(_, o)| o.key == key) {
+                return Ok(Some(n));
             }
         }
-        Ok(self.keys.get(key).copied())
+        Ok(None)
     }
 
     /// The order logged under `key`, with its record index ([`Self::number_of`] and
@@ -981,9 +985,7 @@ impl Log {
         self.last_epoch = last_epoch;
         self.next_number -= cut.len() as u64;
         for o in cut {
-            if self.keys.get(&o.key) == Some(&o.number) {
-                self.keys.remove(&o.key);
-            }
+            self.keys.remove(key_hash(&o.key), o.number);
             if o.number >= self.pending_from {
                 *self.pending.entry(o.name).or_default() -= o.quantity;
             }
@@ -1001,15 +1003,13 @@ impl Log {
             self.boundaries.truncate(keep as usize);
             let first = keep * SEGMENT;
             if let Some(start) = self.index_of(first) {
-                let mut keys = HashMap::new();
+                let mut keys = Vec::new();
                 self.visit(start, self.count, |_, e| {
-                    if let Some(o) = e.order {
-                        keys.entry(o.key).or_insert(o.number);
-                    }
+                    keys.extend(e.order.map(|o| (key_hash(&o.key), o.number)));
                     true
                 })?;
-                for (k, n) in keys {
-                    self.keys.entry(k).or_insert(n);
+                for (h, n) in keys {
+                    self.keys.insert(h, n);
                 }
             }
         }
