@@ -1436,6 +1436,8 @@ mod tests {
         let rescanned = Log::open(dir.path()).unwrap();
         same(&rescanned, &changed);
         assert_eq!(rescanned.number_of(&format!("k{}", SEGMENT - 1)).unwrap(), None);
+        assert_eq!(rescanned.number_of(&format!("x{}", SEGMENT - 1)).unwrap(), Some(SEGMENT - 1));
+        assert_eq!(rescanned.boundaries.len(), 1, "segment 0 resealed from the log");
     }
 
     #[test]
