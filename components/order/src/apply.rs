@@ -69,7 +69,7 @@ impl<N: Net + 'static> Service<N> {
                 .read_log(|log| {
                     log.orders_between(from, commit, APPLY_MAX)
                         .into_iter()
-                        .map(|o| ApplyOrder { number: o.number, name: o.name.clone(), quantity: o.quantity })
+                        .map(|o| ApplyOrder { number: o.number, name: o.name, quantity: o.quantity })
                         .collect()
                 })
                 .unwrap_or_default();

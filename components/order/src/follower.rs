@@ -133,7 +133,7 @@ impl<N: Net + 'static> Service<N> {
             return Reply::bad_request("record index must be -1 or more");
         }
         self.on_disk(|disk, _| {
-            let records = disk.log.after(after, PAGE).to_vec();
+            let records = disk.log.after(after, PAGE);
             let more = records.last().is_some_and(|e| (e.index as i64) < disk.log.last());
             let st = disk.status();
             Reply::ok(Page { records, more, prev: disk.log.anchor_at(after), last: st.last, last_epoch: st.last_epoch, epoch: st.epoch })

@@ -4,7 +4,8 @@
 //! with an in-process three-replica cluster; [`wasm`] only adapts it to WASI HTTP.
 //!
 //! - [`log`]: `orders.csv` — records (epoch and order), parse, serialise, append, cut, the
-//!   in-memory index (with the per-toy sums of orders the catalog has not applied).
+//!   bounded index over it (sparse offsets, a tail of recent records, the per-toy sums of
+//!   orders the catalog has not applied); [`keys`]: the sealed idempotency-key segments.
 //! - [`stock`]: the leader's stock view and the admission decision.
 //! - [`replica`]: the protocol state (the role and what only a leader has) and every
 //!   decision, as pure functions with table tests — start reading here.
@@ -19,6 +20,7 @@
 //!   becoming leader; `sync`: catching up.
 
 pub mod epoch;
+pub mod keys;
 pub mod log;
 pub mod protocol;
 pub mod replica;

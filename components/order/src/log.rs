@@ -21,21 +21,28 @@
 //! Every replica serialises a record to exactly the same bytes, so replicas that agree on the
 //! records end with byte-identical files (the tests compare them).
 //!
-//! The index ([`Log`]) is a cache: the records, the byte offset at which each line starts (so a
-//! suffix can be cut in O(1)), order number → record index, key → order number for
-//! idempotency, and the per-toy sum of the order records at or after a chosen order number
-//! (the stock the catalog has not applied yet, see `stock.rs`). Before it is used under the
-//! directory lock, [`Log::refresh`] compares the file length with what this instance last read
-//! or wrote, and re-reads the file only if another instance changed it. Appends never re-read.
+//! The index ([`Log`]) is a cache, bounded whatever the log's length: the byte offset of every
+//! 64th line (a record is read from the file by offset), the positions of the epoch records
+//! (order numbers are dense between them, so number ↔ index is arithmetic), the last 1024
+//! records parsed, key hash → order number for the newest keys with the older ones sealed on disk
+//! ([`crate::keys`]), and the per-toy sum of the order records at or after a chosen order
+//! number (the stock the catalog has not applied yet, see `stock.rs`). Opening scans the file
+//! once in chunks (validating every line, keeping nothing but that index). Before it is used
+//! under the directory lock, [`Log::refresh`] compares the file length with what this instance
+//! last read or wrote, and re-reads the file only if another instance changed it. Appends never
+//! re-read.
 
-use std::collections::HashMap;
-use std::fs;
-use std::io;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File};
+use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use csv::QuoteStyle;
 use serde::{Deserialize, Serialize};
 use toystore_guest::durable;
+
+use crate::keys::{bytes_hash, key_hash, Boundary, Recent, Sealed, SEGMENT};
 
 pub const FILE: &str = "orders.csv";
 pub const HEADER: &str = "index,epoch,kind,number,name,quantity,price,key\n";
@@ -116,27 +123,34 @@ impl Entry {
     /// Parse one line (without its `\n`). Only a line in exactly the form [`Entry::to_line`]
     /// writes counts: anything else (a stray quote, `01` for `1`) is damage, not a record.
     pub fn parse(line: &str) -> Option<Entry> {
-        // A line without quotes or carriage returns is its fields split at commas, exactly as
-        // the csv reader would split it; building a reader per line cost ~20 µs, and a replica
-        // loading 100 000 records spent seconds in it (long enough for the host's spin guard).
-        if !line.contains(['"', '\r']) {
-            let f: Vec<&str> = line.split(',').collect();
-            return Self::from_fields(line, &f);
+        if line.contains('"') {
+            parse_csv(line)
+        } else {
+            parse_bare(line)
         }
-        let mut reader =
-            csv::ReaderBuilder::new().has_headers(false).buffer_capacity(line.len() + 1).from_reader(line.as_bytes());
-        let record = reader.records().next()?.ok()?;
-        let f: Vec<&str> = record.iter().collect();
-        Self::from_fields(line, &f)
     }
 
-    /// The record of a line's fields, if the line is exactly the form [`Entry::to_line`] writes.
-    fn from_fields(line: &str, f: &[&str]) -> Option<Entry> {
+    /// What may be written to the log. Records from peers are checked too, never trusted blindly.
+    pub fn is_valid(&self) -> bool {
+        self.order.as_ref().is_none_or(Order::is_valid)
+    }
+
+    /// Identity of a record for log matching: (index, epoch).
+    pub fn anchor(&self) -> Anchor {
+        Anchor { index: self.index, epoch: self.epoch }
+    }
+}
+
+/// [`Entry::parse`] through the `csv` crate (any line; needed for quoted fields).
+fn parse_csv(line: &str) -> Option<Entry> {
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(false).buffer_capacity(line.len() + 1).from_reader(line.as_bytes());
+        let f = reader.records().next()?.ok()?;
         if f.len() != 8 {
             return None;
         }
         let (index, epoch) = (f[0].parse().ok()?, f[1].parse().ok()?);
-        let e = match f[2] {
+        let e = match &f[2] {
             "epoch" => Entry::epoch_record(index, epoch),
             "order" => Entry::order_record(
                 index,
@@ -153,17 +167,41 @@ impl Entry {
         };
         let canonical = e.to_line();
         (e.is_valid() && canonical.strip_suffix('\n') == Some(line)).then_some(e)
-    }
+}
 
-    /// What may be written to the log. Records from peers are checked too, never trusted blindly.
-    pub fn is_valid(&self) -> bool {
-        self.order.as_ref().is_none_or(Order::is_valid)
+/// [`Entry::parse`] for a line without quotes (nearly every line), without the `csv` crate: a
+/// scan of a million lines at open must be quick. Accepts exactly what the general path
+/// accepts for such a line: every field bare (so no name or key starting or ending with a
+/// space), numbers in their canonical form (the unit tests compare both paths).
+fn parse_bare(line: &str) -> Option<Entry> {
+    let mut f = line.split(',');
+    let mut field = || f.next();
+    let (index, epoch, kind) = (field()?, field()?, field()?);
+    let rest = [field()?, field()?, field()?, field()?, field()?];
+    if f.next().is_some() {
+        return None;
     }
+    let (index, epoch) = (canonical_u64(index)?, canonical_u64(epoch)?);
+    match kind {
+        "epoch" => rest.iter().all(|s| s.is_empty()).then(|| Entry::epoch_record(index, epoch)),
+        "order" => {
+            let [number, name, quantity, price, key] = rest;
+            let quantity = i64::try_from(canonical_u64(quantity)?).ok()?;
+            let bare = |s: &str| valid_text(s) && !s.starts_with(' ') && !s.ends_with(' ');
+            if !(bare(name) && bare(key) && quantity > 0 && valid_price(price)) {
+                return None;
+            }
+            let order = Order { number: canonical_u64(number)?, name: name.into(), quantity, price: price.into(), key: key.into() };
+            Some(Entry::order_record(index, epoch, order))
+        }
+        _ => None,
+    }
+}
 
-    /// Identity of a record for log matching: (index, epoch).
-    pub fn anchor(&self) -> Anchor {
-        Anchor { index: self.index, epoch: self.epoch }
-    }
+/// A decimal as `{}` writes a `u64`: digits, no sign, no leading zero.
+fn canonical_u64(s: &str) -> Option<u64> {
+    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    digits.then(|| s.parse().ok()).flatten()
 }
 
 /// `(index, epoch)` of a record: enough to tell whether two logs agree up to and including it.
@@ -292,14 +330,45 @@ pub struct Position {
     pub last: i64,
 }
 
+/// Records per sparse-index entry: a read by index seeks to the offset of record
+/// `index / SPARSE * SPARSE` and skips at most `SPARSE - 1` lines (~3 KiB).
+const SPARSE: u64 = 64;
+/// Recent records kept parsed in memory: replication, reads, cuts and the pending sums mostly
+/// touch the end of the log.
+const TAIL: usize = 1024;
+/// Bytes a scan reads per call; a point read reads [`SMALL_CHUNK`].
+const CHUNK: usize = 64 * 1024;
+const SMALL_CHUNK: usize = 4 * 1024;
+
+/// The bounded index over `orders.csv`. Memory does not grow with the log's length beyond a
+/// few bytes per record spread over many (see ARCHITECTURE.md, "Where state lives"): one offset
+/// per [`SPARSE`] records, one index per epoch record, the last [`TAIL`] records, the keys of
+/// the newest unsealed key segment, and per sealed segment a filter of ~1.3 bytes a key.
+/// Older records are read from the file by offset, through one open handle.
 #[derive(Debug)]
 pub struct Log {
     path: PathBuf,
-    entries: Vec<Entry>,
-    offsets: Vec<u64>,
-    /// Order number → record index.
-    numbers: Vec<u64>,
-    keys: HashMap<String, u64>,
+    /// The handle reads go through (opened on the first read, dropped on reload).
+    reader: RefCell<Option<File>>,
+    /// Number of records.
+    count: u64,
+    /// Number of order records (the next order's number).
+    next_number: u64,
+    /// Epoch of the last record, 0 when empty.
+    last_epoch: u64,
+    /// Byte offset of record `i * SPARSE`, for each `i`.
+    sparse: Vec<u64>,
+    /// Indexes of the epoch records, ascending. Order records are dense between them, so
+    /// order number ↔ record index is arithmetic plus a binary search here.
+    epochs: Vec<u64>,
+    /// A suffix of the log, parsed, with the offset each record's line starts at.
+    tail: VecDeque<(u64, Entry)>,
+    /// Key hash → order numbers, for order numbers ≥ `sealed.upto()`.
+    keys: Recent,
+    /// The keys of older orders, on disk.
+    sealed: Sealed,
+    /// The record count at the end of each sealed segment.
+    boundaries: Vec<u64>,
     /// Per toy, Σ quantity of the order records with number ≥ `pending_from`.
     pending: HashMap<String, i64>,
     pending_from: u64,
@@ -325,24 +394,90 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
+fn changed(path: &Path, what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what} (the file changed under this instance's index)", path.display()))
+}
+
+/// Complete lines of a file from a byte offset, read in chunks: a scan never holds the whole
+/// file in memory.
+struct Lines<R> {
+    src: R,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already handed out.
+    start: usize,
+    /// File offset of `buf[0]`.
+    offset: u64,
+    chunk: usize,
+    eof: bool,
+}
+
+impl<R: io::Read> Lines<R> {
+    fn new(src: R, offset: u64, chunk: usize) -> Self {
+        Lines { src, buf: Vec::new(), start: 0, offset, chunk, eof: false }
+    }
+
+    /// The next complete line (without its `\n`) and the offset it starts at; None at the end
+    /// of the file or before a last line without its `\n` ([`Self::rest`]).
+    fn next_line(&mut self) -> io::Result<Option<(u64, &[u8])>> {
+        loop {
+            let found = self.buf[self.start..].iter().position(|&b| b == b'\n');
+            if let Some(nl) = found {
+                let at = self.start;
+                self.start += nl + 1;
+                return Ok(Some((self.offset + at as u64, &self.buf[at..at + nl])));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            self.buf.drain(..self.start);
+            self.offset += self.start as u64;
+            self.start = 0;
+            let old = self.buf.len();
+            self.buf.resize(old + self.chunk, 0);
+            let n = self.src.read(&mut self.buf[old..])?;
+            self.buf.truncate(old + n);
+            self.eof = n == 0;
+        }
+    }
+
+    /// What follows the last complete line (a torn append), once [`Self::next_line`] said None.
+    fn rest(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn parse_line(path: &Path, index: u64, line: &[u8]) -> io::Result<Entry> {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(Entry::parse)
+        .filter(|e| e.index == index)
+        .ok_or_else(|| changed(path, format!("record {index} is not where the index has it")))
+}
+
 impl Log {
     /// Open (or start) the log in `dir`, cutting a torn last line. A corrupt line elsewhere (or
     /// a file of the old format) is an `InvalidData` error carrying [`Damage`], and the file is
-    /// left as it is.
+    /// left as it is. Reads the file once, in chunks, keeping only the bounded index.
     pub fn open(dir: &Path) -> io::Result<Log> {
         let mut log = Log {
             path: dir.join(FILE),
-            entries: Vec::new(),
-            offsets: Vec::new(),
-            numbers: Vec::new(),
-            keys: HashMap::new(),
+            reader: RefCell::new(None),
+            count: 0,
+            next_number: 0,
+            last_epoch: 0,
+            sparse: Vec::new(),
+            epochs: Vec::new(),
+            tail: VecDeque::new(),
+            keys: Recent::default(),
+            sealed: Sealed::new(dir),
+            boundaries: Vec::new(),
             pending: HashMap::new(),
             pending_from: 0,
             len: 0,
             unsynced_from: None,
             file: None,
         };
-        log.reload()?;
+        log.reload(None)?;
         Ok(log)
     }
 
@@ -355,49 +490,206 @@ impl Log {
             Err(e) => return Err(e),
         };
         if len != self.len {
-            self.reload()?;
+            self.reload(Some(self.pending_from))?;
         }
         Ok(())
     }
 
-    fn reload(&mut self) -> io::Result<()> {
-        let bytes = durable::read_or_empty(&self.path)?;
-        let p = parse(&self.path, &bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        if p.valid_len < bytes.len() as u64 {
+    /// Scan the file and rebuild the index (and the key segments, see [`crate::keys`]).
+    /// `pending_from`: where to recount the pending sums from (None on open: nothing is
+    /// counted until [`Self::set_pending_from`] says what the catalog has applied).
+    fn reload(&mut self, pending_from: Option<u64>) -> io::Result<()> {
+        let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        *self.reader.get_mut() = None;
+        self.count = 0;
+        self.next_number = 0;
+        self.last_epoch = 0;
+        self.sparse.clear();
+        self.epochs.clear();
+        self.tail.clear();
+        self.keys.clear();
+        self.sealed = Sealed::new(&dir);
+        self.boundaries.clear();
+        self.pending.clear();
+        self.pending_from = u64::MAX;
+        self.len = 0;
+        let result = self.load_sealed().and_then(|()| self.scan());
+        // Nothing was counted during the scan; count from where the caller wants.
+        self.pending_from = self.next_number;
+        result?;
+        self.sealed.remove_files_from(self.sealed.upto());
+        if let Some(from) = pending_from {
+            self.set_pending_from(from.min(self.next_number))?;
+        }
+        Ok(())
+    }
+
+    /// Go as far as the sealed key segments' boundaries take the index without reading the
+    /// records before them: each boundary is used only if the log's line there is the very line
+    /// it was sealed after (and, by the log-matching property, so is everything before it).
+    /// The first that does not hold is removed with every later one, and the scan goes on from
+    /// the last that held.
+    fn load_sealed(&mut self) -> io::Result<()> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let file_len = file.metadata()?.len();
+        while let Some(b) = self.sealed.load_next() {
+            if !self.boundary_holds(&file, file_len, &b)? {
+                self.sealed.cut(self.boundaries.len());
+                break;
+            }
+            self.count = b.count;
+            self.next_number = self.sealed.upto();
+            self.last_epoch = b.last_epoch;
+            self.len = b.len;
+            self.sparse.extend(b.sparse);
+            self.epochs.extend(b.epochs);
+            self.boundaries.push(b.count);
+        }
+        Ok(())
+    }
+
+    fn boundary_holds(&self, mut file: &File, file_len: u64, b: &Boundary) -> io::Result<bool> {
+        let line_len = b.len.saturating_sub(b.line_at);
+        let shape = b.count > self.count
+            && b.len <= file_len
+            && (2..=64 * 1024).contains(&line_len)
+            && b.sparse.len() as u64 == b.count.div_ceil(SPARSE) - self.count.div_ceil(SPARSE)
+            && b.epochs.windows(2).all(|w| w[0] < w[1])
+            && b.epochs.iter().all(|e| (self.count..b.count).contains(e));
+        if !shape {
+            return Ok(false);
+        }
+        let mut line = vec![0u8; line_len as usize];
+        file.seek(SeekFrom::Start(b.line_at))?;
+        io::Read::read_exact(&mut file, &mut line)?;
+        let record = line.strip_suffix(b"\n").and_then(|l| std::str::from_utf8(l).ok()).and_then(Entry::parse);
+        let number = self.sealed.upto().checked_sub(1);
+        Ok(bytes_hash(&line) == b.line_hash
+            && record.is_some_and(|e| e.index + 1 == b.count && e.epoch == b.last_epoch && e.order.map(|o| o.number) == number))
+    }
+
+    fn scan(&mut self) -> io::Result<()> {
+        let path = self.path.clone();
+        let damage = |d: Damage| io::Error::new(io::ErrorKind::InvalidData, d);
+        let corrupt = |line: u64, expected: u64| {
+            damage(Corrupt { path: path.display().to_string(), line: line as usize, expected }.into())
+        };
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut reader = &file;
+        let mut lines = Lines::new(reader, self.len, CHUNK);
+        // The first line: Some(ours?, old format?), None when there is no complete line. After
+        // sealed segments, the scan starts at the last boundary and there is no header to read.
+        let header = if self.len > 0 {
+            reader.seek(SeekFrom::Start(self.len))?;
+            Some((true, false))
+        } else {
+            lines.next_line()?.map(|(_, h)| (h == HEADER.trim_end().as_bytes(), h == OLD_HEADER.trim_end().as_bytes()))
+        };
+        let valid_len = match header {
+            Some((true, _)) => {
+                let mut valid_len = self.len.max(HEADER.len() as u64);
+                while let Some((offset, line)) = lines.next_line()? {
+                    let expected = self.count;
+                    match std::str::from_utf8(line).ok().and_then(Entry::parse) {
+                        Some(e) if e.index == expected && e.order.as_ref().is_none_or(|o| o.number == self.next_number) => {
+                            valid_len = offset + line.len() as u64 + 1;
+                            self.index_one(e, offset);
+                        }
+                        _ => return Err(corrupt(expected + 2, expected)),
+                    }
+                }
+                valid_len
+            }
+            Some((_, true)) => return Err(damage(OldFormat { path: path.display().to_string() }.into())),
+            Some(_) => return Err(corrupt(1, 0)),
+            // Empty, or a header torn while the file was created: nothing was ever acknowledged.
+            None if HEADER.as_bytes().starts_with(lines.rest()) => 0,
+            None => return Err(corrupt(1, 0)),
+        };
+        let torn = lines.rest().len();
+        drop(lines);
+        drop(file);
+        if torn > 0 {
             // A torn last line (crash mid-append): it was never acknowledged by this replica,
             // and peers refill whatever it was.
-            eprintln!(
-                "order: cutting {} byte(s) of torn last line from {}",
-                bytes.len() as u64 - p.valid_len,
-                self.path.display()
-            );
-            durable::truncate(&self.path, p.valid_len)?;
+            eprintln!("order: cutting {torn} byte(s) of torn last line from {}", path.display());
+            durable::truncate(&path, valid_len)?;
         }
-        self.entries = Vec::with_capacity(p.entries.len());
-        self.offsets = Vec::with_capacity(p.entries.len());
-        self.numbers.clear();
-        self.keys.clear();
-        self.pending.clear();
-        for (e, offset) in p.entries.into_iter().zip(p.offsets) {
-            self.index_one(e, offset);
-        }
-        self.len = p.valid_len;
+        self.len = valid_len;
         self.unsynced_from = None;
         self.file = None;
         Ok(())
     }
 
-    /// Add one record (already on disk at `offset`) to the index.
+    /// Add one record (already on disk at `offset`, continuing the log) to the index.
     fn index_one(&mut self, e: Entry, offset: u64) {
-        if let Some(o) = &e.order {
-            self.numbers.push(e.index);
-            self.keys.entry(o.key.clone()).or_insert(o.number);
-            if o.number >= self.pending_from {
-                *self.pending.entry(o.name.clone()).or_default() += o.quantity;
+        if e.index.is_multiple_of(SPARSE) {
+            self.sparse.push(offset);
+        }
+        match &e.order {
+            None => self.epochs.push(e.index),
+            Some(o) => {
+                self.keys.insert(key_hash(&o.key), o.number);
+                if o.number >= self.pending_from {
+                    *self.pending.entry(o.name.clone()).or_default() += o.quantity;
+                }
+                self.next_number += 1;
             }
         }
-        self.offsets.push(offset);
-        self.entries.push(e);
+        self.last_epoch = e.epoch;
+        self.count += 1;
+        let sealing = e.order.is_some();
+        self.tail.push_back((offset, e));
+        if self.tail.len() > TAIL {
+            self.tail.pop_front();
+        }
+        if sealing {
+            self.seal_full_segments();
+        }
+    }
+
+    /// Move the keys of every full segment from memory to a sealed file, with the index at the
+    /// segment's end (when this is that end: the order just indexed filled it). A failed write
+    /// keeps them in memory (tried again at the next order): lookups stay exact either way.
+    fn seal_full_segments(&mut self) {
+        while self.next_number >= self.sealed.upto() + SEGMENT {
+            let (from, to) = (self.sealed.upto(), self.sealed.upto() + SEGMENT);
+            let pairs = self.keys.take_below(to);
+            let boundary = self.boundary().filter(|_| self.next_number == to);
+            if let Err(e) = self.sealed.seal(pairs.clone(), boundary.as_ref()) {
+                eprintln!("order: cannot seal the keys of orders {from}..{to} (kept in memory): {e}");
+                for (h, n) in pairs {
+                    self.keys.insert(h, n);
+                }
+                return;
+            }
+            self.boundaries.push(self.count);
+        }
+    }
+
+    /// The index at the last record (which must be in the tail), as a [`Boundary`] holding what
+    /// was added since the previous one.
+    fn boundary(&self) -> Option<Boundary> {
+        let (line_at, last) = self.tail.back()?;
+        let line = last.to_line();
+        let since = self.boundaries.last().copied().unwrap_or(0);
+        Some(Boundary {
+            count: self.count,
+            last_epoch: self.last_epoch,
+            line_at: *line_at,
+            len: line_at + line.len() as u64,
+            line_hash: bytes_hash(line.as_bytes()),
+            sparse: self.sparse.get(since.div_ceil(SPARSE) as usize..).unwrap_or_default().to_vec(),
+            epochs: self.epochs.iter().copied().filter(|&e| e >= since).collect(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -406,68 +698,199 @@ impl Log {
 
     /// Index of the last record, -1 when empty.
     pub fn last(&self) -> i64 {
-        self.entries.len() as i64 - 1
+        self.count as i64 - 1
     }
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.count as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.count == 0
     }
 
     /// How many order records (the next order's number).
     pub fn next_number(&self) -> u64 {
-        self.numbers.len() as u64
+        self.next_number
     }
 
     /// Epoch of the last record, 0 when empty.
     pub fn last_epoch(&self) -> u64 {
-        self.entries.last().map(|e| e.epoch).unwrap_or(0)
+        self.last_epoch
     }
 
     pub fn position(&self) -> Position {
         Position { last_epoch: self.last_epoch(), last: self.last() }
     }
 
+    /// Index of the first record the tail holds.
+    fn tail_start(&self) -> u64 {
+        self.count - self.tail.len() as u64
+    }
+
+    /// Visit records `from..to` (clamped to the log) in order, with the offset each starts at:
+    /// those before the tail are read from the file (one seek to the sparse offset at or
+    /// before `from`, then sequential reads). `f` returns false to stop. `f` must not read the
+    /// log itself.
+    fn visit(&self, from: u64, to: u64, mut f: impl FnMut(u64, Entry) -> bool) -> io::Result<()> {
+        let to = to.min(self.count);
+        if from >= to {
+            return Ok(());
+        }
+        let tail_start = self.tail_start();
+        if from < tail_start {
+            let disk_end = to.min(tail_start);
+            let block = from / SPARSE;
+            let offset = *self.sparse.get(block as usize).ok_or_else(|| changed(&self.path, format!("no offset for record {from}")))?;
+            let mut slot = self.reader.borrow_mut();
+            let file = match slot.as_mut() {
+                Some(f) => f,
+                None => slot.insert(File::open(&self.path)?),
+            };
+            file.seek(SeekFrom::Start(offset))?;
+            let chunk = if disk_end - from <= SPARSE { SMALL_CHUNK } else { CHUNK };
+            let mut lines = Lines::new(&*file, offset, chunk);
+            for index in block * SPARSE..disk_end {
+                let Some((at, line)) = lines.next_line()? else {
+                    return Err(changed(&self.path, format!("record {index} is past the end")));
+                };
+                if index >= from && !f(at, parse_line(&self.path, index, line)?) {
+                    return Ok(());
+                }
+            }
+        }
+        let from = from.max(tail_start);
+        for (at, e) in self.tail.iter().skip((from - tail_start) as usize).take(to.saturating_sub(from) as usize) {
+            if !f(*at, e.clone()) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Records `from..from + max` (fewer at the end of the log).
+    fn read(&self, from: u64, max: usize) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        self.visit(from, from.saturating_add(max as u64), |_, e| {
+            out.push(e);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// For the reads that answer `None` or nothing: a record that cannot be read is reported
+    /// and treated as absent (decisions that matter re-read under the lock).
+    fn reported<T: Default>(&self, r: io::Result<T>) -> T {
+        r.unwrap_or_else(|e| {
+            eprintln!("order: cannot read {}: {e}", self.path.display());
+            T::default()
+        })
+    }
+
     /// The record at `index`.
-    pub fn get(&self, index: u64) -> Option<&Entry> {
-        usize::try_from(index).ok().and_then(|i| self.entries.get(i))
+    pub fn get(&self, index: u64) -> Option<Entry> {
+        self.reported(self.read(index, 1)).pop()
     }
 
     /// The record index of order `number`.
     pub fn index_of(&self, number: u64) -> Option<u64> {
-        usize::try_from(number).ok().and_then(|n| self.numbers.get(n)).copied()
+        if number >= self.next_number {
+            return None;
+        }
+        // Epoch record j has `epochs[j] - j` order records before it; order `number` comes
+        // after every epoch record with at most `number` orders before it.
+        let (mut lo, mut hi) = (0, self.epochs.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.epochs[mid] - mid as u64 <= number {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(number + lo as u64)
     }
 
     /// Order `number` and the record index that holds it.
-    pub fn order(&self, number: u64) -> Option<(u64, &Order)> {
-        let index = self.index_of(number)?;
-        self.get(index)?.order.as_ref().map(|o| (index, o))
+    pub fn order(&self, number: u64) -> Option<(u64, Order)> {
+        self.reported(self.read_order(number))
+    }
+
+    fn read_order(&self, number: u64) -> io::Result<Option<(u64, Order)>> {
+        let Some(index) = self.index_of(number) else { return Ok(None) };
+        Ok(self.read(index, 1)?.pop().and_then(|e| e.order).map(|o| (index, o)))
     }
 
     /// The anchor of record `index` (None for -1 or past the end).
     pub fn anchor_at(&self, index: i64) -> Option<Anchor> {
-        u64::try_from(index).ok().and_then(|n| self.get(n)).map(Entry::anchor)
+        u64::try_from(index).ok().and_then(|n| self.get(n)).map(|e| e.anchor())
     }
 
-    /// The order number logged under `key`.
-    pub fn number_of(&self, key: &str) -> Option<u64> {
-        self.keys.get(key).copied()
+    /// The order number logged under `key` (the first, should there be several). Exact for
+    /// any order in the log: recent keys are in memory, older ones in the sealed segments
+    /// (a candidate from there is checked against its record). A read error is an error, not
+    /// a "no": a retried order must never be taken for a new one.
+    pub fn number_of(&self, key: &str) -> io::Result<Option<u64>> {
+        let hash = key_hash(key);
+        let mut candidates = match self.sealed.candidates(hash) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("order: key segment unreadable ({e}); looking {key:?} up in the log itself");
+                let mut found = None;
+                let end = self.index_of(self.sealed.upto()).unwrap_or(self.count);
+                self.visit(0, end, |_, e| {
+                    found = e.order.filter(|o| o.key == key).map(|o| o.number);
+                    found.is_none()
+                })?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+                Vec::new()
+            }
+        };
+        candidates.extend(self.keys.candidates(hash));
+        candidates.sort_unstable();
+        for n in candidates {
+            if self.read_order(n)?.is_some_and(|(_, o)| o.key == key) {
+                return Ok(Some(n));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The order logged under `key`, with its record index ([`Self::number_of`] and
+    /// [`Self::order`] in one, with read errors as errors).
+    pub fn order_by_key(&self, key: &str) -> io::Result<Option<(u64, Order)>> {
+        match self.number_of(key)? {
+            Some(n) => self.read_order(n)?.map(Some).ok_or_else(|| changed(&self.path, format!("order {n} is missing"))),
+            None => Ok(None),
+        }
     }
 
     /// How many orders are in records up to and including `index` (the committed count when
     /// `index` is the commit index).
     pub fn orders_through(&self, index: i64) -> u64 {
-        self.numbers.partition_point(|&i| (i as i64) <= index) as u64
+        let Ok(index) = u64::try_from(index) else { return 0 };
+        let index = index.min(self.count.saturating_sub(1));
+        if self.count == 0 {
+            return 0;
+        }
+        index + 1 - self.epochs.partition_point(|&e| e <= index) as u64
     }
 
     /// Orders with numbers `from..` whose records are at or before `index`, at most `max`.
-    pub fn orders_between(&self, from: u64, index: i64, max: usize) -> Vec<&Order> {
-        let end = self.orders_through(index);
-        (from..end).take(max).filter_map(|n| self.order(n).map(|(_, o)| o)).collect()
+    pub fn orders_between(&self, from: u64, index: i64, max: usize) -> Vec<Order> {
+        let end = self.orders_through(index).min(from.saturating_add(max as u64));
+        let mut out = Vec::new();
+        if let Some(start) = self.index_of(from).filter(|_| from < end) {
+            let r = self.visit(start, self.count, |_, e| {
+                out.extend(e.order);
+                (out.len() as u64) < end - from
+            });
+            self.reported(r);
+        }
+        out
     }
 
     /// Σ quantity of `toy` over the order records with number ≥ [`Self::pending_from`].
@@ -480,33 +903,40 @@ impl Log {
     }
 
     /// Count pending orders from number `from` on (the catalog has applied `0..from`). Moving
-    /// forward drops the orders passed; moving back recounts.
-    pub fn set_pending_from(&mut self, from: u64) {
-        if from >= self.pending_from {
-            for n in self.pending_from..from.min(self.next_number()) {
-                if let Some((_, o)) = self.order(n) {
-                    let (name, q) = (o.name.clone(), o.quantity);
-                    *self.pending.entry(name).or_default() -= q;
-                }
-            }
+    /// forward drops the orders passed; moving back recounts (both read only the orders
+    /// between, usually in the tail). On a read error nothing changes.
+    pub fn set_pending_from(&mut self, from: u64) -> io::Result<()> {
+        let (forward, range) = if from >= self.pending_from {
+            (true, self.pending_from..from.min(self.next_number))
         } else {
-            self.pending.clear();
-            for n in from..self.next_number() {
-                if let Some((_, o)) = self.order(n) {
-                    let (name, q) = (o.name.clone(), o.quantity);
-                    *self.pending.entry(name).or_default() += q;
+            (false, from..self.next_number)
+        };
+        let mut delta: HashMap<String, i64> = HashMap::new();
+        if let Some(start) = self.index_of(range.start).filter(|_| !range.is_empty()) {
+            let mut left = range.end - range.start;
+            self.visit(start, self.count, |_, e| {
+                if let Some(o) = e.order {
+                    *delta.entry(o.name).or_default() += if forward { -o.quantity } else { o.quantity };
+                    left -= 1;
                 }
-            }
+                left > 0
+            })?;
+        }
+        if !forward {
+            self.pending.clear();
+        }
+        for (name, q) in delta {
+            *self.pending.entry(name).or_default() += q;
         }
         self.pending.retain(|_, q| *q != 0);
         self.pending_from = from;
+        Ok(())
     }
 
     /// Records with index > `after`, at most `max`.
-    pub fn after(&self, after: i64, max: usize) -> &[Entry] {
-        let start = usize::try_from(after + 1).unwrap_or(0).min(self.entries.len());
-        let end = start.saturating_add(max).min(self.entries.len());
-        &self.entries[start..end]
+    pub fn after(&self, after: i64, max: usize) -> Vec<Entry> {
+        let start = u64::try_from(after + 1).unwrap_or(0);
+        self.reported(self.read(start, max))
     }
 
     /// Append records that continue the log (`entries[0].index == last + 1`, order numbers
@@ -554,8 +984,8 @@ impl Log {
             buf.push_str(HEADER);
         }
         let mut offsets = Vec::with_capacity(entries.len());
-        let mut number = self.next_number();
-        for (next, e) in (self.entries.len() as u64..).zip(entries) {
+        let mut number = self.next_number;
+        for (next, e) in (self.count..).zip(entries) {
             if e.index != next || !e.is_valid() {
                 return Err(invalid(format!("record {} does not continue the log", e.index)));
             }
@@ -604,27 +1034,57 @@ impl Log {
     /// Cut every record with index ≥ `from` (durably). Only uncommitted records are ever cut:
     /// a replica's divergent tail once a more up-to-date log proves it was never committed.
     pub fn truncate_from(&mut self, from: u64) -> io::Result<()> {
-        let Ok(from) = usize::try_from(from) else { return Ok(()) };
-        if from >= self.entries.len() {
+        if from >= self.count {
             return Ok(());
         }
-        let new_len = self.offsets[from];
+        // What is cut is read first: the keys and pending sums are undone from it.
+        let mut new_len = None;
+        let mut cut = Vec::new();
+        self.visit(from, self.count, |at, e| {
+            new_len.get_or_insert(at);
+            cut.extend(e.order);
+            true
+        })?;
+        let new_len = new_len.ok_or_else(|| changed(&self.path, format!("record {from} is missing")))?;
+        let last_epoch = match from.checked_sub(1) {
+            Some(prev) => self.read(prev, 1)?.pop().map_or(0, |e| e.epoch),
+            None => 0,
+        };
         durable::truncate(&self.path, new_len)?;
         self.unsynced_from = None; // the truncate fsync'd what remains
-        for e in self.entries.drain(from..) {
-            if let Some(o) = e.order {
-                self.numbers.pop();
-                if self.keys.get(&o.key) == Some(&o.number) {
-                    self.keys.remove(&o.key);
-                }
-                if o.number >= self.pending_from {
-                    *self.pending.entry(o.name).or_default() -= o.quantity;
-                }
+        self.len = new_len;
+        self.count = from;
+        self.last_epoch = last_epoch;
+        self.next_number -= cut.len() as u64;
+        for o in cut {
+            self.keys.remove(key_hash(&o.key), o.number);
+            if o.number >= self.pending_from {
+                *self.pending.entry(o.name).or_default() -= o.quantity;
             }
         }
         self.pending.retain(|_, q| *q != 0);
-        self.offsets.truncate(from);
-        self.len = new_len;
+        self.epochs.retain(|&i| i < from);
+        self.sparse.truncate(from.div_ceil(SPARSE) as usize);
+        while self.tail.back().is_some_and(|(_, e)| e.index >= from) {
+            self.tail.pop_back();
+        }
+        if self.next_number < self.sealed.upto() {
+            // The cut reopened a sealed segment: its remaining keys come back into memory.
+            let keep = self.next_number / SEGMENT;
+            self.sealed.cut(keep as usize);
+            self.boundaries.truncate(keep as usize);
+            let first = keep * SEGMENT;
+            if let Some(start) = self.index_of(first) {
+                let mut keys = Vec::new();
+                self.visit(start, self.count, |_, e| {
+                    keys.extend(e.order.map(|o| (key_hash(&o.key), o.number)));
+                    true
+                })?;
+                for (h, n) in keys {
+                    self.keys.insert(h, n);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -643,19 +1103,18 @@ impl Log {
                 return Err(invalid("records are not contiguous or not valid".into()));
             }
         }
-        let mut i = 0;
-        while i < entries.len() {
-            match self.get(entries[i].index) {
-                Some(own) if own == &entries[i] => i += 1,
-                Some(_) => {
-                    self.truncate_from(entries[i].index)?;
-                    break;
-                }
-                None => break,
-            }
+        let own = self.read(first.index, entries.len())?;
+        let same = own.iter().zip(entries).take_while(|(a, b)| a == b).count();
+        if same < own.len() {
+            self.truncate_from(entries[same].index)?;
         }
-        self.append(&entries[i..])?;
+        self.append(&entries[same..])?;
         Ok(Merge::Applied)
+    }
+
+    /// Bytes of memory the key segments' filters and fences hold (for tests).
+    pub fn sealed_memory(&self) -> usize {
+        self.sealed.memory()
     }
 }
 
@@ -673,12 +1132,7 @@ mod tests {
             let line = e.to_line();
             let line = line.strip_suffix('\n').unwrap_or(&line);
             // The csv reader's view of the same line, through the slow path.
-            let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
-            let by_reader = reader.records().next().and_then(|r| r.ok()).and_then(|r| {
-                let f: Vec<&str> = r.iter().collect();
-                Entry::from_fields(line, &f)
-            });
-            assert_eq!(Entry::parse(line), by_reader, "{line:?}");
+            assert_eq!(Entry::parse(line), parse_csv(line), "{line:?}");
         }
     }
 
@@ -757,9 +1211,9 @@ mod tests {
         assert_eq!(String::from_utf8(bytes).unwrap(), want);
         let again = Log::open(dir.path()).unwrap();
         assert_eq!((again.last(), again.next_number()), (4, 3));
-        assert_eq!(again.number_of("k1"), Some(1));
+        assert_eq!(again.number_of("k1").unwrap(), Some(1));
         assert_eq!(again.index_of(2), Some(4));
-        assert_eq!(again.order(1).map(|(i, o)| (i, o.key.as_str())), Some((2, "k1")));
+        assert_eq!(again.order(1).map(|(i, o)| (i, o.key)), Some((2, "k1".to_string())));
         assert_eq!(again.position(), Position { last_epoch: 2, last: 4 });
         assert_eq!((again.orders_through(-1), again.orders_through(0), again.orders_through(3), again.orders_through(9)), (0, 0, 2, 3));
         assert_eq!(again.orders_between(1, 4, 10).iter().map(|o| o.number).collect::<Vec<_>>(), vec![1, 2]);
@@ -780,10 +1234,10 @@ mod tests {
         // (applied count, then) → (Fox pending, Tux pending)
         let cases = [(0, 7, 1), (1, 5, 1), (2, 5, 0), (3, 0, 0), (9, 0, 0), (1, 5, 1), (0, 7, 1)];
         for (from, f, t) in cases {
-            log.set_pending_from(from);
+            log.set_pending_from(from).unwrap();
             assert_eq!((log.pending("Fox"), log.pending("Tux")), (f, t), "from {from}");
         }
-        log.set_pending_from(1);
+        log.set_pending_from(1).unwrap();
         log.truncate_from(3).unwrap();
         assert_eq!(log.pending("Fox"), 0);
         log.append(&[fox(3, 2, 4)]).unwrap();
@@ -866,7 +1320,7 @@ mod tests {
         assert_eq!(b.last(), 0);
         b.append(&[order(1, 1, "b", 1)]).unwrap();
         a.refresh().unwrap();
-        assert_eq!(a.number_of("b"), Some(1));
+        assert_eq!(a.number_of("b").unwrap(), Some(1));
     }
 
     #[test]
@@ -878,14 +1332,200 @@ mod tests {
         let m = log.merge(&[order(1, 0, "a", 1), Entry::epoch_record(2, 2), order(3, 1, "c", 2)]).unwrap();
         assert_eq!(m, Merge::Applied);
         assert_eq!((log.last(), log.next_number()), (3, 2));
-        assert_eq!(log.number_of("x"), None);
-        assert_eq!(log.number_of("c"), Some(1));
+        assert_eq!(log.number_of("x").unwrap(), None);
+        assert_eq!(log.number_of("c").unwrap(), Some(1));
         let reread = Log::open(dir.path()).unwrap();
-        assert_eq!(reread.get(3), Some(&order(3, 1, "c", 2)));
+        assert_eq!(reread.get(3), Some(order(3, 1, "c", 2)));
         assert_eq!(log.merge(&[order(9, 5, "z", 2)]).unwrap(), Merge::Gap);
         log.truncate_from(1).unwrap();
         assert_eq!(Log::open(dir.path()).unwrap().last(), 0);
         assert_eq!(log.next_number(), 0);
+    }
+
+    #[test]
+    fn bare_lines_parse_exactly_as_the_csv_path_does() {
+        let lines = [
+            "0,1,epoch,,,,,", "12,3,epoch,,,,,", "0,1,epoch,0,,,,", "0,1,epoch,,,,,,", "0,1,epoch,,,,", "00,1,epoch,,,,,",
+            "+1,1,epoch,,,,,", "1,1,order,0,Tux,1,25.99,k", "1,1,order,0,Tux Jr,3,34.50,a-b", "1,1,order,0,ünïcode,3,34.50,k'1",
+            "1,1,order,0, Tux,1,25.99,k", "1,1,order,0,Tux ,1,25.99,k", "1,1,order,0,Tux,1,25.99,k ", "1,1,order,0,Tux,0,25.99,k",
+            "1,1,order,0,Tux,-1,25.99,k", "1,1,order,0,Tux,+1,25.99,k", "1,1,order,0,Tux,01,25.99,k", "1,1,order,00,Tux,1,25.99,k",
+            "1,1,order,0,Tux,1,2.5e1,k", "1,1,order,0,Tux,1,,k", "1,1,order,0,,1,1,k", "1,1,order,0,Tux,1,1,", "1,1,order,,Tux,1,1,k",
+            "1,1,order,0,Tux,1,1,k,", "1,1,order,0,Tux,1,1", "1,1,noop,,,,,", "x,1,epoch,,,,,", "1,1,order,0,T\tx,1,1,k",
+            "1,1,order,0,Tux,1,1,k\r", "18446744073709551615,1,epoch,,,,,", "18446744073709551616,1,epoch,,,,,",
+            "1,1,order,0,Tux,9223372036854775808,1,k", "", ",,,,,,,",
+        ];
+        for line in lines {
+            assert!(!line.contains('"'));
+            assert_eq!(parse_bare(line), parse_csv(line), "{line:?}");
+        }
+    }
+
+    /// A log of `orders` orders with an epoch record every 1000 records (so number ≠ index).
+    fn long_log(dir: &Path, orders: u64) -> (Log, Vec<Entry>) {
+        let mut log = Log::open(dir).unwrap();
+        let mut all = Vec::new();
+        let (mut index, mut number) = (0, 0);
+        while number < orders {
+            if index % 1000 == 0 {
+                all.push(Entry::epoch_record(index, index / 1000 + 1));
+            } else {
+                all.push(order(index, number, &format!("k{number}"), index / 1000 + 1));
+                number += 1;
+            }
+            index += 1;
+        }
+        log.append(&all).unwrap();
+        (log, all)
+    }
+
+    #[test]
+    fn keys_are_found_in_every_segment_and_a_deleted_segment_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let orders = 2 * SEGMENT + 500;
+        let (log, all) = long_log(dir.path(), orders);
+        let seg = |start: u64| dir.path().join(crate::keys::DIR).join(format!("{start:020}.seg"));
+        assert!(seg(0).exists() && seg(SEGMENT).exists() && !seg(2 * SEGMENT).exists());
+        let samples = [0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 4321, 2 * SEGMENT - 1, 2 * SEGMENT, orders - 1];
+        for n in samples {
+            assert_eq!(log.number_of(&format!("k{n}")).unwrap(), Some(n), "k{n}");
+            let (index, o) = log.order(n).unwrap();
+            assert_eq!((Some(&all[index as usize]), o.number), (all.iter().find(|e| e.order.as_ref().is_some_and(|o| o.number == n)), n));
+        }
+        assert_eq!(log.number_of("k-absent").unwrap(), None);
+        assert_eq!(log.number_of(&format!("k{orders}")).unwrap(), None);
+        // Memory for the sealed keys: a couple of bytes a key, not the keys.
+        assert!(log.sealed_memory() < 2 * SEGMENT as usize * 2, "{}", log.sealed_memory());
+        // Damaged while open: the lookup falls back to the log and is still exact.
+        let first = fs::read(seg(SEGMENT)).unwrap();
+        fs::write(seg(SEGMENT), b"garbage").unwrap();
+        assert_eq!(log.number_of(&format!("k{}", SEGMENT + 7)).unwrap(), Some(SEGMENT + 7));
+        // Deleted or damaged: the next open rebuilds both, byte for byte.
+        let zero_before = fs::read(seg(0)).unwrap();
+        fs::remove_file(seg(0)).unwrap();
+        let zero = {
+            let again = Log::open(dir.path()).unwrap();
+            for n in samples {
+                assert_eq!(again.number_of(&format!("k{n}")).unwrap(), Some(n), "k{n} after rebuild");
+            }
+            fs::read(seg(0)).unwrap()
+        };
+        assert_eq!(fs::read(seg(SEGMENT)).unwrap(), first);
+        assert_eq!(zero, zero_before);
+        // A stale segment of a longer log is removed on open.
+        fs::write(seg(5 * SEGMENT), &first).unwrap();
+        Log::open(dir.path()).unwrap();
+        assert!(!seg(5 * SEGMENT).exists());
+    }
+
+    #[test]
+    fn reads_by_offset_agree_with_the_file_after_cuts_and_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let orders = SEGMENT + 3000;
+        let (mut log, mut all) = long_log(dir.path(), orders);
+        let check = |log: &Log, all: &[Entry]| {
+            assert_eq!(log.last(), all.len() as i64 - 1);
+            for i in (0..all.len()).step_by(97).chain([0, all.len() - 1]) {
+                assert_eq!(log.get(i as u64).as_ref(), Some(&all[i]), "record {i}");
+            }
+            assert_eq!(log.after(4, 3), all[5..8].to_vec());
+            assert_eq!(log.position(), Position { last_epoch: all.last().unwrap().epoch, last: all.len() as i64 - 1 });
+            let orders: Vec<(u64, &Order)> = all.iter().filter_map(|e| e.order.as_ref().map(|o| (e.index, o))).collect();
+            assert_eq!(log.next_number(), orders.len() as u64);
+            for (index, o) in orders.iter().step_by(331) {
+                assert_eq!(log.index_of(o.number), Some(*index), "number {}", o.number);
+                assert_eq!(log.orders_through(*index as i64), o.number + 1);
+                assert_eq!(log.number_of(&o.key).unwrap(), Some(o.number), "{}", o.key);
+            }
+        };
+        check(&log, &all);
+        // Cut below the sealed segment's end: its keys after the cut are gone, before it found.
+        let cut_at = SEGMENT - 100; // a record index: order number ≈ SEGMENT - 117
+        let cut_number = all[cut_at as usize..].iter().find_map(|e| e.order.as_ref().map(|o| o.number)).unwrap();
+        log.truncate_from(cut_at).unwrap();
+        all.truncate(cut_at as usize);
+        check(&log, &all);
+        assert_eq!(log.number_of(&format!("k{cut_number}")).unwrap(), None);
+        assert_eq!(log.number_of(&format!("k{}", SEGMENT + 10)).unwrap(), None);
+        check(&Log::open(dir.path()).unwrap(), &all);
+        // Grow it again past the segment with new keys, then merge a divergent suffix that
+        // starts before the tail.
+        let epoch = all.last().unwrap().epoch + 1;
+        let mut more = vec![Entry::epoch_record(all.len() as u64, epoch)];
+        let first = log.next_number();
+        for n in first..first + 2000 {
+            more.push(order(all.len() as u64 + more.len() as u64, n, &format!("new{n}"), epoch));
+        }
+        log.append(&more).unwrap();
+        all.extend(more);
+        assert_eq!(log.number_of(&format!("new{}", first + 1999)).unwrap(), Some(first + 1999));
+        let from = all.len() as u64 - 1500;
+        let number = all[from as usize..].iter().find_map(|e| e.order.as_ref().map(|o| o.number)).unwrap();
+        let mut theirs = all[from as usize - 2..from as usize].to_vec();
+        theirs.push(Entry::epoch_record(from, epoch + 1));
+        theirs.push(order(from + 1, number, "theirs", epoch + 1));
+        assert_eq!(log.merge(&theirs).unwrap(), Merge::Applied);
+        all.truncate(from as usize);
+        all.extend(theirs[2..].iter().cloned());
+        check(&log, &all);
+        assert_eq!(log.number_of("theirs").unwrap(), Some(number));
+        assert_eq!(log.number_of(&format!("new{}", first + 1999)).unwrap(), None);
+        check(&Log::open(dir.path()).unwrap(), &all);
+        let file = fs::read_to_string(log.path()).unwrap();
+        let want: String = std::iter::once(H.to_string()).chain(all.iter().map(Entry::to_line)).collect();
+        assert!(file == want, "the file is the records, in order");
+    }
+
+    #[test]
+    fn open_resumes_from_the_last_boundary_that_still_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let orders = 2 * SEGMENT + 700;
+        let (log, all) = long_log(dir.path(), orders);
+        let path = log.path().to_path_buf();
+        let seg = |start: u64| dir.path().join(crate::keys::DIR).join(format!("{start:020}.seg"));
+        let same = |log: &Log, all: &[Entry]| {
+            assert_eq!(log.position(), Position { last_epoch: all.last().unwrap().epoch, last: all.len() as i64 - 1 });
+            for i in (0..all.len()).step_by(211).chain([all.len() - 1]) {
+                assert_eq!(log.get(i as u64).as_ref(), Some(&all[i]), "record {i}");
+                if let Some(o) = &all[i].order {
+                    assert_eq!(log.index_of(o.number), Some(i as u64));
+                    assert_eq!(log.number_of(&o.key).unwrap(), Some(o.number), "{}", o.key);
+                }
+            }
+            assert_eq!(log.orders_through(all.len() as i64), all.iter().filter(|e| e.order.is_some()).count() as u64);
+        };
+        drop(log);
+        let reopened = Log::open(dir.path()).unwrap();
+        same(&reopened, &all);
+        assert_eq!(reopened.boundaries.len(), 2, "both segments' boundaries were used");
+        drop(reopened);
+        // Cut while down (as the benchmark does to a stopped replica): the second boundary is past
+        // the end, so its segment goes and the scan resumes from the first.
+        let keep = all.iter().position(|e| e.order.as_ref().is_some_and(|o| o.number == SEGMENT + 900)).unwrap();
+        let file = fs::read(&path).unwrap();
+        let cut_at = file.iter().enumerate().filter(|(_, &b)| b == b'\n').nth(keep).unwrap().0 + 1;
+        fs::write(&path, &file[..cut_at]).unwrap();
+        let cut = Log::open(dir.path()).unwrap();
+        same(&cut, &all[..keep]);
+        assert_eq!(cut.boundaries.len(), 1);
+        assert!(!seg(SEGMENT).exists());
+        assert_eq!(cut.number_of(&format!("k{}", SEGMENT + 901)).unwrap(), None);
+        drop(cut);
+        // The line at the first boundary replaced by another of the same length: no boundary
+        // holds, everything is scanned (and resealed) from the start.
+        let b = all.iter().position(|e| e.order.as_ref().is_some_and(|o| o.number == SEGMENT - 1)).unwrap();
+        let text = String::from_utf8(fs::read(&path).unwrap()).unwrap();
+        let line = all[b].to_line();
+        let other = line.replace(&format!("k{}", SEGMENT - 1), &format!("x{}", SEGMENT - 1));
+        fs::write(&path, text.replacen(&line, &other, 1)).unwrap();
+        let mut changed = all[..keep].to_vec();
+        if let Some(o) = changed[b].order.as_mut() {
+            o.key = format!("x{}", SEGMENT - 1);
+        }
+        let rescanned = Log::open(dir.path()).unwrap();
+        same(&rescanned, &changed);
+        assert_eq!(rescanned.number_of(&format!("k{}", SEGMENT - 1)).unwrap(), None);
+        assert_eq!(rescanned.number_of(&format!("x{}", SEGMENT - 1)).unwrap(), Some(SEGMENT - 1));
+        assert_eq!(rescanned.boundaries.len(), 1, "segment 0 resealed from the log");
     }
 
     #[test]
@@ -900,7 +1540,7 @@ mod tests {
             log.append(&[order(n, n, &format!("k{n}"), 1)]).unwrap();
         }
         assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
-        assert_eq!(Log::open(dir.path()).unwrap().number_of("k100049"), Some(100_049));
+        assert_eq!(Log::open(dir.path()).unwrap().number_of("k100049").unwrap(), Some(100_049));
     }
 
     /// The leader's group commit: records appended without an fsync are in the index (numbers,
@@ -912,7 +1552,7 @@ mod tests {
         let mut log = Log::open(dir.path()).unwrap();
         assert!(log.append_unsynced(&epoch_then_orders(0, 0, 2, 1)).unwrap(), "the first write creates the file");
         assert_eq!((log.last(), log.durable_last()), (2, -1));
-        assert_eq!(log.number_of("k1"), Some(1), "numbered and keyed at once");
+        assert_eq!(log.number_of("k1").unwrap(), Some(1), "numbered and keyed at once");
         log.mark_synced(1);
         assert_eq!(log.durable_last(), 1);
         log.mark_synced(2);
@@ -921,7 +1561,7 @@ mod tests {
         assert!(!log.append_unsynced(&[order(3, 2, "k2", 1), order(4, 3, "k3", 1)]).unwrap());
         assert_eq!(log.durable_last(), 2);
         log.drop_unsynced().unwrap();
-        assert_eq!((log.last(), log.durable_last(), log.number_of("k3")), (2, 2, None), "the unsynced batch is cut");
+        assert_eq!((log.last(), log.durable_last(), log.number_of("k3").unwrap()), (2, 2, None), "the unsynced batch is cut");
         assert_eq!(Log::open(dir.path()).unwrap().last(), 2, "and gone from the file");
 
         log.append_unsynced(&[order(3, 2, "k2", 1)]).unwrap();

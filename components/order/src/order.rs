@@ -196,8 +196,8 @@ impl<N: Net + 'static> Service<N> {
             if disk.promised != epoch || state.ready_epoch() != Some(epoch) {
                 return Err(Reply::unavailable("leadership changed; retry"));
             }
-            disk.log.set_pending_from(base.applied_orders.min(disk.log.next_number()));
-            let (slots, records) = number_batch(disk.log, base, orders, epoch, refreshed);
+            disk.log.set_pending_from(base.applied_orders.min(disk.log.next_number())).map_err(internal)?;
+            let (slots, records) = number_batch(disk.log, base, orders, epoch, refreshed).map_err(internal)?;
             let Some(slots) = slots else { return Ok(Batch::Retry) };
             let written = match exclusive {
                 // The only writer of this directory: fsync after the lock, asynchronously.
@@ -255,7 +255,9 @@ impl<N: Net + 'static> Service<N> {
     /// this leader is not ready).
     async fn existing(self: &Rc<Self>, order: &NewOrder, deferred: &Deferred) -> Result<Option<u64>, Reply> {
         let logged = self
-            .read_log(|log| log.number_of(&order.key).and_then(|n| log.order(n)).map(|(i, o)| (i, o.clone())))
+            .read_log(|log| log.order_by_key(&order.key))
+            .transpose()
+            .map_err(internal)?
             .flatten();
         let Some((index, stored)) = logged else { return Ok(None) };
         if !self.state.borrow().committed(index) {
@@ -274,14 +276,15 @@ impl<N: Net + 'static> Service<N> {
 
 /// Number a batch against `log` and the stock view `base`: each order's slot, and the records
 /// to append. `None` slots: some order was short or unknown and `refreshed` is false, so the
-/// caller should re-read the base first (nothing is to be written then).
+/// caller should re-read the base first (nothing is to be written then). Err: the log could
+/// not be read (a key lookup must never mistake a read error for a new key).
 fn number_batch(
     log: &crate::log::Log,
     base: &Base,
     orders: &[&NewOrder],
     epoch: u64,
     refreshed: bool,
-) -> (Option<Vec<Slot>>, Vec<Entry>) {
+) -> std::io::Result<(Option<Vec<Slot>>, Vec<Entry>)> {
     let logged = log.next_number();
     let mut taken: HashMap<&str, i64> = HashMap::new();
     let mut in_batch: HashMap<&str, (u64, Order)> = HashMap::new();
@@ -290,8 +293,8 @@ fn number_batch(
     let mut index = (log.last() + 1) as u64;
     let mut number = logged;
     for o in orders {
-        if let Some((i, stored)) = log.number_of(&o.key).and_then(|n| log.order(n)) {
-            slots.push(Slot::Existing { epoch, index: i, order: stored.clone() });
+        if let Some((i, stored)) = log.order_by_key(&o.key)? {
+            slots.push(Slot::Existing { epoch, index: i, order: stored });
             continue;
         }
         if let Some((i, stored)) = in_batch.get(o.key.as_str()) {
@@ -309,11 +312,11 @@ fn number_batch(
                 index += 1;
                 number += 1;
             }
-            Admission::Short { .. } | Admission::Unknown if !refreshed => return (None, Vec::new()),
+            Admission::Short { .. } | Admission::Unknown if !refreshed => return Ok((None, Vec::new())),
             refused => slots.push(Slot::Refused(refused)),
         }
     }
-    (Some(slots), records)
+    Ok((Some(slots), records))
 }
 
 /// The answer for an order the stock view refused: nothing was written.

@@ -7,8 +7,10 @@ use toystore_guest::{ItemRequest, NetResponse, Reply};
 
 use crate::log::{Anchor, Entry, Order, Position};
 
-/// Largest page (records) `GET /get_missed_orders/<n>` returns.
-pub const PAGE: usize = 10_000;
+/// Largest page (records) `GET /get_missed_orders/<n>` returns. Small enough that a page in
+/// flight (a JSON value tree on both sides, ~10× its records in memory) does not raise the
+/// replicas' peak memory much; large enough that a round trip is a small part of its cost.
+pub const PAGE: usize = 2_000;
 /// Largest batch (records) a leader sends in one `/replicate_order` (the follower's request
 /// body limit is 1 MiB; records are under ~500 bytes with names and keys of at most 200).
 pub const BATCH: usize = 2_000;

@@ -45,7 +45,7 @@ impl<N: Net + 'static> Service<N> {
 
     /// Order `n`, which the decision found committed, with the unit price it was admitted at.
     fn committed_order(&self, n: u64) -> Reply {
-        match self.read_log(|log| log.order(n).map(|(_, o)| o.clone())).flatten() {
+        match self.read_log(|log| log.order(n).map(|(_, o)| o)).flatten() {
             Some(o) => Reply::ok(json!({ "number": o.number, "name": o.name, "quantity": o.quantity, "price": o.price_number() })),
             // A committed entry is in the leader's log; reaching this is a bug, not a 404.
             None => Reply::internal(format!("order {n} is committed but missing from the local log")),

@@ -111,12 +111,12 @@ impl<N: Net + 'static> Service<N> {
             let prev = if next == 0 { None } else { Some(log.get(next - 1)?.anchor()) };
             let mut records = Vec::new();
             let mut bytes = 0;
-            for e in log.after(next as i64 - 1, (upto - next + 1) as usize) {
+            for e in log.after(next as i64 - 1, ((upto - next + 1) as usize).min(BATCH)) {
                 bytes += e.order.as_ref().map_or(0, |o| 2 * (o.name.len() + o.key.len() + o.price.len())) + 120;
                 if !records.is_empty() && (records.len() >= BATCH || bytes > BATCH_BYTES) {
                     break;
                 }
-                records.push(e.clone());
+                records.push(e);
             }
             Some(Replicate { leader: self.cfg.id, epoch, prev, records })
         })
