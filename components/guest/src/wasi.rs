@@ -9,6 +9,7 @@ use serde_json::Value;
 use wasip3::http::types::{self, ErrorCode};
 use wasip3::http_compat::{
     http_from_wasi_request, http_from_wasi_response, http_into_wasi_request, http_into_wasi_response,
+    RequestOptionsExtension,
 };
 
 use crate::net::{CallError, Net, NetResponse};
@@ -88,12 +89,22 @@ impl Net for WasiNet {
     ) -> Result<NetResponse, CallError> {
         let unreachable = |reason: String| CallError::Unreachable { url: url.to_string(), reason };
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = http::Request::builder()
+        let mut request = http::Request::builder()
             .method(method)
             .uri(url)
             .header("content-type", "application/json")
             .body(body)
             .map_err(|e| unreachable(e.to_string()))?;
+        // The host enforces the timeout through the request's options when it takes them
+        // (both toystore's outgoing paths and `wasmtime serve` do); only otherwise does the
+        // call race a timer of its own — a timer per call measured ~17 % of a cache miss.
+        let bounded = match timeout_options(timeout) {
+            Some(options) => {
+                request.extensions_mut().insert(RequestOptionsExtension(options));
+                true
+            }
+            None => false,
+        };
         let exchange = async move {
             let request = http_into_wasi_request(request).map_err(|e| unreachable(format!("{e:?}")))?;
             let response = wasip3::http::client::send(request)
@@ -115,10 +126,27 @@ impl Net for WasiNet {
             })?;
             Ok(NetResponse { status, body })
         };
+        if bounded {
+            return exchange.await;
+        }
         match select(Box::pin(exchange), Box::pin(crate::time::sleep(timeout))).await {
             Either::Left((result, _)) => result,
             // Dropping the exchange cancels the outgoing request.
             Either::Right(((), _)) => Err(CallError::Timeout(timeout)),
         }
     }
+}
+
+/// Request options that bound a call to about `timeout`: a quarter of it to connect (a
+/// refused connection fails at once; a machine that is gone does not answer the SYN), the rest
+/// for the response head, and `timeout` between body frames (replies are small, one or two
+/// frames). `None` if the host refuses any of them.
+fn timeout_options(timeout: Duration) -> Option<types::RequestOptions> {
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    let connect = timeout / 4;
+    let options = types::RequestOptions::new();
+    options.set_connect_timeout(Some(nanos(connect))).ok()?;
+    options.set_first_byte_timeout(Some(nanos(timeout - connect))).ok()?;
+    options.set_between_bytes_timeout(Some(nanos(timeout))).ok()?;
+    Some(options)
 }
