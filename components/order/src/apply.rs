@@ -50,13 +50,19 @@ impl<N: Net + 'static> Service<N> {
                 return;
             }
         }
-        self.push_applied().await;
+        self.push_applied(None).await;
     }
 
     /// Push the committed orders the catalog has not applied (one at a time per instance).
-    pub(crate) async fn push_applied(&self) {
+    /// With `through`, the caller only needs order `through` applied: once a push that was in
+    /// flight when it arrived has covered it, it does not push again for orders committed
+    /// since (their own requests do, one push for a whole batch).
+    pub(crate) async fn push_applied(&self, through: Option<u64>) {
         let _one_at_a_time = self.push_lock.lock().await;
         for _ in 0..ROUNDS {
+            if through.is_some_and(|n| self.applied_orders().is_some_and(|a| a > n)) {
+                return;
+            }
             let Some(commit) = self.state.borrow().commit_index() else { return };
             if self.base().is_none() {
                 if let Err(e) = self.refresh_base().await {

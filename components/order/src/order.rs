@@ -125,7 +125,7 @@ impl<N: Net + 'static> Service<N> {
                     return r;
                 }
                 // Committed: acknowledged whatever the catalog says.
-                self.push_applied().await;
+                self.push_applied(Some(number)).await;
                 accepted(number)
             }
         }

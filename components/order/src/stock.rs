@@ -113,6 +113,11 @@ impl<N: Net + 'static> Service<N> {
     pub(crate) fn base(&self) -> Option<Base> {
         self.stock.borrow().clone()
     }
+
+    /// How many orders the catalog had applied as of the base we hold (no copy of the table).
+    pub(crate) fn applied_orders(&self) -> Option<u64> {
+        self.stock.borrow().as_ref().map(|b| b.applied_orders)
+    }
 }
 
 #[cfg(test)]
