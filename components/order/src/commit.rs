@@ -137,6 +137,10 @@ impl<N: Net + 'static> Service<N> {
         let mut progress = self.replicators.progress.subscribe();
         let mut mine: FuturesUnordered<LocalBoxFuture<'static, ()>> = FuturesUnordered::new();
         let mut tried: HashSet<u32> = HashSet::new();
+        // Every follower without a replicator gets one now, even if another follower's already
+        // carried our record to a majority: otherwise the slower follower would only ever be
+        // sent records when an order found its own still uncommitted, and could trail forever.
+        self.start_replicators(epoch, &mut tried, &mut mine);
         let result = loop {
             progress.borrow_and_update();
             {
