@@ -6,9 +6,9 @@
 //! 3. A key already in the log gets its number again once its record is committed, if the
 //!    request is the same order (toy and quantity); a different order under a used key is 422
 //!    and changes nothing.
-//! 4. **Group commit.** The order joins the queue, lets the other requests that are ready to run
-//!    join it too, and then whoever takes the order lock first numbers the whole queue as one
-//!    batch: each order is admitted from the stock view ([`crate::stock`]; the batch's own
+//! 4. **Group commit.** The order joins the queue, and whoever takes the order lock next
+//!    numbers the whole queue as one batch (the orders that arrived while the previous holder
+//!    fsync'd its batch): each order is admitted from the stock view ([`crate::stock`]; the batch's own
 //!    earlier orders count as taken), refused ones are answered (400 `not enough stock`, 404
 //!    unknown toy; nothing written for them), and the admitted ones are appended in **one
 //!    write and one fsync**, keys checked again (a retry may have won meanwhile, even within
