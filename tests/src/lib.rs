@@ -423,6 +423,17 @@ impl Cluster {
     pub fn orders_file(&self, id: usize) -> Vec<u8> {
         fs::read(self.data_dir(&format!("order-{id}")).join("orders.csv")).unwrap_or_default()
     }
+
+    /// The three replicas' `orders.csv` once they agree byte for byte. An order is answered
+    /// once a majority holds it, so the other follower may write it a moment later: a snapshot
+    /// taken to prove that rejected requests change nothing must start from settled files.
+    pub fn settled_orders_files(&self) -> Vec<Vec<u8>> {
+        self.wait_for("the replicas' orders.csv to agree", Duration::from_secs(30), || {
+            let f: Vec<Vec<u8>> = (1..=3).map(|id| self.orders_file(id)).collect();
+            f[0] == f[1] && f[1] == f[2]
+        });
+        (1..=3).map(|id| self.orders_file(id)).collect()
+    }
 }
 
 impl Drop for Cluster {

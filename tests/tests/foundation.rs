@@ -81,7 +81,7 @@ fn bad_input_gets_its_status_and_changes_nothing() {
     let c = Cluster::start_calls(crate::LOCAL_CALLS);
     assert_eq!(c.order("Fox", 1).status, 200);
     let stock_before: Vec<i64> = TOYS.iter().map(|t| c.stock(t)).collect();
-    let orders_before: Vec<Vec<u8>> = (1..=3).map(|id| c.orders_file(id)).collect();
+    let orders_before: Vec<Vec<u8>> = c.settled_orders_files();
 
     let cases: &[(&str, &str, u16)] = &[
         ("not json", "{nope", 400),
@@ -132,7 +132,7 @@ fn an_idempotency_key_names_one_order_and_every_order_answer_carries_it() {
 
     // The same key for a different order: 422, and nothing changes anywhere.
     let stock = c.stock("Whale");
-    let files: Vec<Vec<u8>> = (1..=3).map(|id| c.orders_file(id)).collect();
+    let files: Vec<Vec<u8>> = c.settled_orders_files();
     for (toy, qty) in [("Whale", 3), ("Tux", 2)] {
         let r = c.order_with_key(toy, qty, "e2e-key-1");
         assert_eq!(r.status, 422, "{}", r.body);

@@ -57,7 +57,7 @@ fn assert_envelope(what: &str, raw: &Raw, status: u16) {
 
 /// The files the store's state lives in.
 fn disk(c: &Cluster) -> Vec<Vec<u8>> {
-    let mut files: Vec<Vec<u8>> = (1..=3).map(|id| c.orders_file(id)).collect();
+    let mut files: Vec<Vec<u8>> = c.settled_orders_files();
     files.push(std::fs::read(c.data_dir("catalog").join("catalog.csv")).unwrap_or_default());
     files
 }
