@@ -1,18 +1,20 @@
-//! The leader's side of replication: bring followers up to record `upto`, in parallel, and count
-//! who has it on disk.
+//! The leader's side of replication with one follower ([`Service::push`]): bring it up to record
+//! `upto`. Orders use it through the per-follower replicators of `commit.rs`; an election uses
+//! [`Service::replicate`], which pushes to every follower and tallies who has its epoch record.
 //!
 //! For each follower the leader sends the entries after the last one it believes the follower
 //! has, with the anchor of the entry before them. A follower that is behind answers `gap`, one
 //! whose tail diverges cuts it and answers `mismatch`; either way it reports its `last` and the
-//! leader resends from there (batches of at most [`BATCH`] entries), so a follower that was
-//! down catches up as a side effect of the next order.
+//! leader resends from there (batches of at most [`BATCH`] entries). An acceptance proves the
+//! follower's log equal to ours only through the end of the batch it accepted (its *match
+//! index*, recorded by `note_match`); its `last` proves nothing more.
 //!
 //! Each follower's final answer is one of: has `upto` (ack), certainly does not have it
 //! (our own 409, or the connection was refused — the request never arrived), or *might* have
-//! it (timeout, connection lost mid-request, any other error). The leader acknowledges an order
-//! when it plus the acks make a majority. Otherwise the order fails with 503 and the record
-//! stays: it is committed by the leader's renewal or cut by a newer leader, never taken back by
-//! hand (see `order.rs`). The tally itself ([`Outcome`]) and the leader's per-follower progress are in `replica.rs`.
+//! it (timeout, connection lost mid-request, any other error). A record that does not reach a
+//! majority stays: it is committed by the leader's renewal or cut by a newer leader, never taken
+//! back by hand. The election's tally ([`Outcome`]), the commit rule and the leader's
+//! per-follower progress are in `replica.rs`.
 
 use futures::future::join_all;
 use http::Method;
@@ -35,7 +37,8 @@ pub fn never_delivered(err: &CallError) -> bool {
 }
 
 impl<N: Net + 'static> Service<N> {
-    /// Replicate the log up to `upto` (as leader of `epoch`) to the followers.
+    /// Replicate the log up to `upto` (as leader of `epoch`) to every follower and tally the
+    /// answers: what an election does with its epoch record.
     ///
     /// Followers marked suspect are contacted only if the others cannot make a majority, so a
     /// hung follower costs one timeout per [`crate::replica::SUSPECT_MS`], not one per order; a skipped
