@@ -105,19 +105,35 @@ impl Entry {
 
     /// The exact bytes of this record's line (with its `\n`).
     pub fn to_line(&self) -> String {
-        match &self.order {
-            None => format!("{},{},epoch,,,,,\n", self.index, self.epoch),
-            Some(o) => format!(
-                "{},{},order,{},{},{},{},{}\n",
-                self.index,
-                self.epoch,
-                o.number,
-                csv_field(&o.name),
-                o.quantity,
-                csv_field(&o.price),
-                csv_field(&o.key)
-            ),
-        }
+        let mut line = String::new();
+        self.write_line(&mut line);
+        line
+    }
+
+    /// Append [`Entry::to_line`] to `out` (a batch or a page is one string of lines). Written
+    /// field by field rather than through `format!`: every record is encoded on the leader and
+    /// on each follower, and a catch-up encodes a whole page at a time (the formatting
+    /// machinery took ~0.5 µs a record in wasm).
+    pub fn write_line(&self, out: &mut String) {
+        let mut n = itoa::Buffer::new();
+        out.push_str(n.format(self.index));
+        out.push(',');
+        out.push_str(n.format(self.epoch));
+        let Some(o) = &self.order else {
+            out.push_str(",epoch,,,,,\n");
+            return;
+        };
+        out.push_str(",order,");
+        out.push_str(n.format(o.number));
+        out.push(',');
+        out.push_str(&csv_field(&o.name));
+        out.push(',');
+        out.push_str(n.format(o.quantity));
+        out.push(',');
+        out.push_str(&csv_field(&o.price));
+        out.push(',');
+        out.push_str(&csv_field(&o.key));
+        out.push('\n');
     }
 
     /// Parse one line (without its `\n`). Only a line in exactly the form [`Entry::to_line`]
@@ -217,13 +233,13 @@ pub use toystore_guest::item::valid_text;
 /// holds a comma or a quote, or starts or ends with a space (so no reader that trims can change
 /// it); bare otherwise. Names and keys hold no control characters ([`valid_text`]), so a line
 /// never spans two.
-fn csv_field(s: &str) -> String {
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     // The common case, bare: what the csv writer writes for a non-empty field with none of the
     // bytes it quotes, without building a writer per field (see `Entry::parse`).
     if !s.is_empty() && !s.starts_with(' ') && !s.ends_with(' ') && !s.contains([',', '"', '\n', '\r']) {
-        return s.to_string();
+        return s.into();
     }
-    csv_written(s)
+    csv_written(s).into()
 }
 
 /// [`csv_field`] by the csv crate's writer itself.
@@ -1126,10 +1142,13 @@ mod tests {
         for f in fields {
             assert_eq!(csv_field(f), csv_written(f), "{f:?}");
         }
+        assert_eq!(Entry::epoch_record(10, 18_446_744_073_709_551_615).to_line(), "10,18446744073709551615,epoch,,,,,\n");
         for name in fields {
             let o = Order { number: 3, name: name.to_string(), quantity: 2, price: "1.5".into(), key: "k".into() };
             let e = Entry::order_record(4, 1, o);
             let line = e.to_line();
+            // The file format, spelled out: what the field-by-field writer must produce.
+            assert_eq!(line, format!("4,1,order,3,{},2,1.5,k\n", csv_written(name)));
             let line = line.strip_suffix('\n').unwrap_or(&line);
             // The csv reader's view of the same line, through the slow path.
             assert_eq!(Entry::parse(line), parse_csv(line), "{line:?}");

@@ -101,13 +101,20 @@ fn health_ping_and_peer_routes_answer_from_the_local_log() {
         order(&s, &format!("k{k}"));
     }
     let page = call(&s, Method::GET, "/get_missed_orders/0", Value::Null);
-    assert_eq!(page.body["data"]["records"].as_array().unwrap().len(), 3);
+    assert_eq!(page.body["data"]["records"], "1,1,order,0,Tux,1,2.50,k0\n2,1,order,1,Tux,1,2.50,k1\n3,1,order,2,Tux,1,2.50,k2\n");
     assert_eq!(page.body["data"]["prev"], json!({"index": 0, "epoch": 1}));
     assert_eq!(page.body["data"]["more"], false);
     assert_eq!(call(&s, Method::GET, "/get_missed_orders/x", Value::Null).status, 400);
     assert_eq!(call(&s, Method::POST, "/fence", json!({"leader": 2})).status, 400);
     assert_eq!(call(&s, Method::POST, "/replicate_order", json!({"leader": 2, "epoch": 9, "prev": null,
-        "records": [{"index": 5, "epoch": 9}]})).status, 400, "not contiguous after prev");
+        "records": "5,9,epoch,,,,,\n"})).status, 400, "not contiguous after prev");
+    // Records travel as their exact log lines; anything else is refused before it is looked at.
+    for bad in [json!("4,1,epoch,,,,,"), json!("4,1,epoch,,,,\n"), json!("04,1,epoch,,,,,\n"), json!("4,1,order,3,Tux,1,2.50,\n"), json!([])] {
+        let r = call(&s, Method::POST, "/replicate_order", json!({"leader": 1, "epoch": 1, "prev": {"index": 3, "epoch": 1}, "records": bad}));
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert!(r.body["error"]["message"].as_str().is_some_and(|m| m.contains("orders.csv")), "{bad}: {}", r.body);
+    }
+    assert_eq!(call(&s, Method::GET, "/get_last_order_number", Value::Null).body["data"]["last"], 3, "nothing was appended");
 }
 
 #[test]
