@@ -214,7 +214,8 @@ pub struct BenchArgs {
     /// restart per value, after one with nothing missed).
     #[arg(long, value_delimiter = ',', default_values_t = vec![10_000, 100_000])]
     pub missed: Vec<u64>,
-    /// Rounds of the host-speed comparison (each round measures every target once per level).
+    /// Rounds of the host-speed comparison (each round measures every target once per level)
+    /// and of the order-latency-against-log-length point (each round: the short log, then the long).
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
     /// Run only the host-speed comparison (stock `wasmtime serve` hello, host hello, cache
