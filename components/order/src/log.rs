@@ -359,7 +359,7 @@ const SMALL_CHUNK: usize = 4 * 1024;
 /// The bounded index over `orders.csv`. Memory does not grow with the log's length beyond a
 /// few bytes per record spread over many (see ARCHITECTURE.md, "Where state lives"): one offset
 /// per [`SPARSE`] records, one index per epoch record, the last [`TAIL`] records, the keys of
-/// the newest unsealed key segment, and per sealed segment a filter of ~1.3 bytes a key.
+/// the newest unsealed key segment, and per sealed segment a filter of ~1.9 bytes a key.
 /// Older records are read from the file by offset, through one open handle.
 #[derive(Debug)]
 pub struct Log {
