@@ -645,8 +645,19 @@ impl Log {
         Ok(())
     }
 
-    /// Add one record (already on disk at `offset`, continuing the log) to the index.
+    /// Add one record (already on disk at `offset`, continuing the log) to the index, and to
+    /// the tail.
     fn index_one(&mut self, e: Entry, offset: u64) {
+        self.count_one(&e, offset);
+        self.tail.push_back((offset, e));
+        if self.tail.len() > TAIL {
+            self.tail.pop_front();
+        }
+    }
+
+    /// Add one record to the index but not to the tail (the caller keeps the tail a suffix of
+    /// the log); seal the key segment it fills, if any.
+    fn count_one(&mut self, e: &Entry, offset: u64) {
         if e.index.is_multiple_of(SPARSE) {
             self.sparse.push(offset);
         }
@@ -662,24 +673,20 @@ impl Log {
         }
         self.last_epoch = e.epoch;
         self.count += 1;
-        let sealing = e.order.is_some();
-        self.tail.push_back((offset, e));
-        if self.tail.len() > TAIL {
-            self.tail.pop_front();
-        }
-        if sealing {
-            self.seal_full_segments();
+        if e.order.is_some() {
+            self.seal_full_segments(e, offset);
         }
     }
 
     /// Move the keys of every full segment from memory to a sealed file, with the index at the
-    /// segment's end (when this is that end: the order just indexed filled it). A failed write
-    /// keeps them in memory (tried again at the next order): lookups stay exact either way.
-    fn seal_full_segments(&mut self) {
+    /// segment's end (when this is that end: `last`, at `offset`, the order just indexed, filled
+    /// it). A failed write keeps them in memory (tried again at the next order): lookups stay
+    /// exact either way.
+    fn seal_full_segments(&mut self, last: &Entry, offset: u64) {
         while self.next_number >= self.sealed.upto() + SEGMENT {
             let (from, to) = (self.sealed.upto(), self.sealed.upto() + SEGMENT);
             let pairs = self.keys.take_below(to);
-            let boundary = self.boundary().filter(|_| self.next_number == to);
+            let boundary = (self.next_number == to).then(|| self.boundary(last, offset));
             if let Err(e) = self.sealed.seal(pairs.clone(), boundary.as_ref()) {
                 eprintln!("order: cannot seal the keys of orders {from}..{to} (kept in memory): {e}");
                 for (h, n) in pairs {
@@ -691,21 +698,20 @@ impl Log {
         }
     }
 
-    /// The index at the last record (which must be in the tail), as a [`Boundary`] holding what
-    /// was added since the previous one.
-    fn boundary(&self) -> Option<Boundary> {
-        let (line_at, last) = self.tail.back()?;
+    /// The index at `last` (the last record, whose line starts at `line_at`), as a [`Boundary`]
+    /// holding what was added since the previous one.
+    fn boundary(&self, last: &Entry, line_at: u64) -> Boundary {
         let line = last.to_line();
         let since = self.boundaries.last().copied().unwrap_or(0);
-        Some(Boundary {
+        Boundary {
             count: self.count,
             last_epoch: self.last_epoch,
-            line_at: *line_at,
+            line_at,
             len: line_at + line.len() as u64,
             line_hash: bytes_hash(line.as_bytes()),
             sparse: self.sparse.get(since.div_ceil(SPARSE) as usize..).unwrap_or_default().to_vec(),
             epochs: self.epochs.iter().copied().filter(|&e| e >= since).collect(),
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -1028,8 +1034,15 @@ impl Log {
             }
         };
         self.len += buf.len() as u64;
-        for (e, offset) in entries.iter().zip(offsets) {
-            self.index_one(e.clone(), offset);
+        // Only the last TAIL records end up in the tail (pushing them evicts every older one): a
+        // long batch (a catch-up page) copies just those, not every record only to drop most.
+        let tail_from = entries.len().saturating_sub(TAIL);
+        for (i, (e, offset)) in entries.iter().zip(offsets).enumerate() {
+            if i < tail_from {
+                self.count_one(e, offset);
+            } else {
+                self.index_one(e.clone(), offset);
+            }
         }
         if sync {
             // An fsync covers every earlier write to the file too.
@@ -1545,6 +1558,26 @@ mod tests {
         assert_eq!(rescanned.number_of(&format!("k{}", SEGMENT - 1)).unwrap(), None);
         assert_eq!(rescanned.number_of(&format!("x{}", SEGMENT - 1)).unwrap(), Some(SEGMENT - 1));
         assert_eq!(rescanned.boundaries.len(), 1, "segment 0 resealed from the log");
+    }
+
+    #[test]
+    fn a_batch_longer_than_the_tail_reads_back_whole_from_memory_and_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path()).unwrap();
+        let first = epoch_then_orders(0, 0, 10, 1);
+        let batch: Vec<Entry> = (0..2 * TAIL as u64 + 5).map(|n| order(11 + n, 10 + n, &format!("k{}", 10 + n), 1)).collect();
+        log.append(&first).unwrap();
+        log.merge(&batch).unwrap();
+        let all: Vec<Entry> = first.into_iter().chain(batch).collect();
+        assert_eq!(log.tail.len(), TAIL);
+        for (reopened, log) in [(false, &log), (true, &Log::open(dir.path()).unwrap())] {
+            for e in &all {
+                assert_eq!(log.get(e.index).as_ref(), Some(e), "record {} (reopened: {reopened})", e.index);
+            }
+            assert_eq!(log.after(5, 3000), all[6..].to_vec());
+            let last = all.last().and_then(|e| e.order.clone()).unwrap();
+            assert_eq!(log.number_of(&last.key).unwrap(), Some(last.number));
+        }
     }
 
     #[test]
