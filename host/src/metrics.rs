@@ -314,6 +314,7 @@ pub fn route_of(path: &str) -> &'static str {
             "fence" => "/fence",
             "replicate_order" => "/replicate_order",
             "get_last_order_number" => "/get_last_order_number",
+            "invalidate" => "/invalidate",
             _ => "other",
         },
         (Some(first), Some(second), None) => match (first, second) {
@@ -448,6 +449,8 @@ mod tests {
         assert_eq!(route_of("/orders"), "/orders");
         assert_eq!(route_of("/stock"), "/stock");
         assert_eq!(route_of("/apply"), "/apply");
+        assert_eq!(route_of("/invalidate"), "/invalidate");
+        assert_eq!(route_of("/invalidate/Tux"), "/invalidate/<name>");
         assert_eq!(route_of("/buy"), "other", "gone with issue 9");
         assert_eq!(route_of("/"), "/");
         assert_eq!(route_of("/no/such/thing"), "other");

@@ -58,7 +58,7 @@ pub struct FrontendTable {
     pub component: PathBuf,
     /// The public address: the store's API, and nothing else.
     pub listen: String,
-    /// The internal address: the frontend's internal routes (`/invalidate/*`, `/tick`,
+    /// The internal address: the frontend's internal routes (`/invalidate`, `/invalidate/*`, `/tick`,
     /// `/cache/stats`, `/leader`, `/debug/*`) as well as the public ones; the catalog and the
     /// host call it. Never to be exposed. Port 0 (the default) takes a free port at start.
     #[serde(default = "FrontendTable::default_internal_listen")]

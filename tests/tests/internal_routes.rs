@@ -10,8 +10,9 @@ const MARKER: &str = "toystore-listener";
 /// Every internal route of the frontend. On the internal listener the test calls all but the
 /// debug ones (`/debug/trap` would crash the frontend; the spin guard test covers
 /// `/debug/spin` there).
-const INTERNAL: [(&str, &str); 6] = [
+const INTERNAL: [(&str, &str); 7] = [
     ("POST", "/invalidate/Tux"),
+    ("POST", "/invalidate"),
     ("POST", "/tick"),
     ("GET", "/cache/stats"),
     ("GET", "/leader"),

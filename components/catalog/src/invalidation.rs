@@ -1,4 +1,5 @@
-//! Telling the frontend that a toy changed: `POST {FRONTEND_URL}/invalidate/<name>`.
+//! Telling the frontend that toys changed: `POST {FRONTEND_URL}/invalidate` with
+//! `{"names": [...]}`, one call for every toy a change (a batch of orders, a restock) touched.
 //!
 //! A change queues the names it touched ([`Invalidator::queue`]); they are sent after the
 //! change is on disk, the data-directory lock is released and the reply has gone out
@@ -15,9 +16,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use futures::future::join_all;
 use http::Method;
-use toystore_guest::request::encode_segment;
+use serde_json::json;
 use toystore_guest::Net;
 
 /// Where and how to send invalidations.
@@ -43,31 +43,30 @@ impl Invalidator {
         self.pending.borrow().iter().cloned().collect()
     }
 
-    /// Send invalidations for `names` now (in parallel); the ones that fail become pending.
+    /// Send invalidations for `names` now, in one call; if it fails they all become pending.
     /// Returns how many were acknowledged.
     pub async fn send<N: Net>(&self, net: &N, names: &[String]) -> usize {
         let Some(base) = self.frontend_url.as_deref() else { return 0 };
         if names.is_empty() {
             return 0;
         }
-        let calls = names.iter().map(|name| async move {
-            let url = format!("{base}/invalidate/{}", encode_segment(name));
-            let ok = matches!(net.call(Method::POST, &url, None, self.timeout).await, Ok(r) if r.is_success());
-            (name, ok)
-        });
-        let results = join_all(calls).await;
-        // The borrow is taken only after every await has finished.
+        let url = format!("{base}/invalidate");
+        let body = json!({ "names": names });
+        let ok = matches!(net.call(Method::POST, &url, Some(body), self.timeout).await, Ok(r) if r.is_success());
+        // The borrow is taken only after the await has finished.
         let mut pending = self.pending.borrow_mut();
-        let mut acked = 0;
-        for (name, ok) in results {
+        for name in names {
             if ok {
                 pending.remove(name);
-                acked += 1;
             } else {
                 pending.insert(name.clone());
             }
         }
-        acked
+        if ok {
+            names.len()
+        } else {
+            0
+        }
     }
 
     /// Remember `names` to be sent by the next [`flush`](Self::flush) (no frontend: nothing).
@@ -119,19 +118,21 @@ mod tests {
     use serde_json::Value;
     use toystore_guest::{CallError, NetResponse};
 
-    /// A frontend that records invalidations, or is down.
+    /// A frontend that records invalidations (each call's URL and names), or is down.
     #[derive(Default)]
     struct Frontend {
         up: Cell<bool>,
-        seen: RefCell<Vec<String>>,
+        seen: RefCell<Vec<(String, Vec<String>)>>,
     }
 
     impl Net for Frontend {
-        async fn call(&self, _m: Method, url: &str, _b: Option<Value>, t: Duration) -> Result<NetResponse, CallError> {
+        async fn call(&self, m: Method, url: &str, body: Option<Value>, t: Duration) -> Result<NetResponse, CallError> {
             if !self.up.get() {
                 return Err(CallError::Timeout(t));
             }
-            self.seen.borrow_mut().push(url.to_string());
+            assert_eq!(m, Method::POST);
+            let names = serde_json::from_value(body.expect("a body")["names"].clone()).expect("a list of names");
+            self.seen.borrow_mut().push((url.to_string(), names));
             Ok(NetResponse { status: 200, body: serde_json::json!({"data": {}}) })
         }
     }
@@ -148,9 +149,9 @@ mod tests {
             assert!(inv.pending().is_empty());
             assert_eq!(inv.send(&fe, &["Tux Jr".into()]).await, 1);
         });
-        let mut seen = fe.seen.borrow().clone();
-        seen.sort();
-        assert_eq!(seen, ["http://fe/invalidate/Fox", "http://fe/invalidate/Tux", "http://fe/invalidate/Tux%20Jr"]);
+        // One call per attempt, however many names it carries.
+        let names = |v: &[&str]| ("http://fe/invalidate".to_string(), v.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+        assert_eq!(*fe.seen.borrow(), [names(&["Fox", "Tux"]), names(&["Tux Jr"])]);
     }
 
     #[test]
@@ -164,7 +165,7 @@ mod tests {
         fe.up.set(true);
         block_on(inv.flush(&fe));
         assert!(!inv.has_pending());
-        assert_eq!(fe.seen.borrow().len(), 2);
+        assert_eq!(fe.seen.borrow().len(), 1, "both names in one call");
     }
 
     #[test]

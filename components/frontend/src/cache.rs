@@ -3,7 +3,7 @@
 //!
 //! ## The race, and the generation check
 //! A miss calls the catalog, which takes time. If the toy changes meanwhile, the catalog's
-//! `POST /invalidate/<name>` can arrive *before* the (now old) reply, and inserting that reply
+//! `POST /invalidate` can arrive *before* the (now old) reply, and inserting that reply
 //! afterwards would keep stale data in the cache with nothing left to remove it. So a miss
 //! hands out a [`Ticket`] holding the cache's generation counter; every invalidation bumps the
 //! counter and records the new value for that name; [`ProductCache::insert`] refuses a ticket

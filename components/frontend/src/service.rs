@@ -8,7 +8,8 @@
 //! | `GET /orders/<n>`, `GET /order/<n>`, `GET /order?<n>` (or `?number=`) | from the leader |
 //! | `GET /openapi.json` | the public API as an OpenAPI 3 document (`openapi.yaml`) |
 //! | `GET /health` | liveness |
-//! | internal: `POST /invalidate/<name>` | drop a cache entry (the catalog calls it) |
+//! | internal: `POST /invalidate/<name>` | drop a cache entry |
+//! | internal: `POST /invalidate`, `{"names": [...]}` | drop several (the catalog calls it, once per change) |
 //! | internal: `GET /cache/stats`, `GET /leader`, `POST /tick` | the host's scrapes and timer |
 //! | internal: `POST /debug/trap`, `POST /debug/spin` | panic / loop forever (only with `DEBUG_ROUTES=true`; else 404) |
 //!
@@ -24,6 +25,7 @@ use std::time::Duration;
 use http::Method;
 use serde_json::{json, Value};
 use toystore_guest::request::encode_segment;
+use toystore_guest::item::{valid_text, MAX_TEXT};
 use toystore_guest::{settings, time, ItemRequest, Net, Reply, Request, Router};
 
 use crate::cache::{Lookup, ProductCache};
@@ -117,6 +119,7 @@ enum Route {
     PlaceOrder,
     Order,
     Invalidate,
+    InvalidateMany,
     CacheStats,
     Leader,
     Tick,
@@ -125,6 +128,18 @@ enum Route {
     Trap,
     Spin,
 }
+
+/// `POST /invalidate`'s body: the toys one change at the catalog touched, dropped in one call
+/// (a batch of orders touches several; a call each cost the catalog and the frontend a whole
+/// request per toy).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Invalidations {
+    names: Vec<String>,
+}
+
+/// More names than a catalog has toys is not a real change (and bounds the work of a call).
+const MAX_INVALIDATIONS: usize = 10_000;
 
 /// The route table. Public routes first; the rest only on the internal listener (the router
 /// answers them 404 elsewhere, see `toystore_guest::router`).
@@ -142,6 +157,7 @@ fn routes(debug_routes: bool) -> Router<Route> {
         .get("/health", Route::Health)
         .get("/openapi.json", Route::OpenApi)
         .internal_post("/invalidate/{name}", Route::Invalidate)
+        .internal_post("/invalidate", Route::InvalidateMany)
         .internal_get("/cache/stats", Route::CacheStats)
         .internal_get("/leader", Route::Leader)
         .internal_post("/tick", Route::Tick);
@@ -211,6 +227,18 @@ impl<N: Net> Frontend<N> {
                 self.invalidate(name);
                 Reply::ok(json!({ "invalidated": name }))
             }
+            Route::InvalidateMany => match req.json::<Invalidations>() {
+                Ok(Invalidations { names }) if names.len() <= MAX_INVALIDATIONS && names.iter().all(|n| valid_text(n)) => {
+                    for name in &names {
+                        self.invalidate(name);
+                    }
+                    Reply::ok(json!({ "invalidated": names }))
+                }
+                Ok(_) => Reply::bad_request(format!(
+                    "`names` must hold at most {MAX_INVALIDATIONS} toy names of 1-{MAX_TEXT} printable characters"
+                )),
+                Err(reply) => reply,
+            },
             Route::CacheStats => Reply::ok(self.cache.borrow().stats_json()),
             Route::Leader => Reply::ok(self.leader.describe()),
             Route::Tick => self.tick().await,

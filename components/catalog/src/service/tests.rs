@@ -31,16 +31,16 @@ impl FakeFrontend {
 }
 
 impl Net for FakeFrontend {
-    async fn call(&self, method: Method, url: &str, _b: Option<Value>, _t: Duration) -> Result<NetResponse, CallError> {
+    async fn call(&self, method: Method, url: &str, body: Option<Value>, _t: Duration) -> Result<NetResponse, CallError> {
         if self.hang.get() {
             futures::future::pending::<()>().await;
         }
         if !self.up.get() {
             return Err(CallError::Refused { url: url.into() });
         }
-        assert_eq!(method, Method::POST);
-        let name = url.strip_prefix("http://fe/invalidate/").expect("only invalidations are sent");
-        self.seen.borrow_mut().push(name.to_string());
+        assert_eq!((method, url), (Method::POST, "http://fe/invalidate"), "only invalidations are sent");
+        let names: Vec<String> = serde_json::from_value(body.expect("a body")["names"].clone()).expect("a list of names");
+        self.seen.borrow_mut().extend(names);
         Ok(NetResponse { status: 200, body: json!({"data": {}}) })
     }
 }

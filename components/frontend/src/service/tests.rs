@@ -102,6 +102,26 @@ fn invalidation_makes_the_next_lookup_fresh() {
 }
 
 #[test]
+fn one_call_invalidates_several_toys_and_a_bad_list_changes_nothing() {
+    let world = World::new(3);
+    let fe = frontend_with(&world, |_| {});
+    for name in ["Tux", "Fox", "Whale"] {
+        get(&fe, &format!("/products/{name}"));
+    }
+    assert_eq!(stats(&fe)["size"], 3);
+    for bad in ["", "{}", r#"{"names": "Tux"}"#, r#"{"names": [""]}"#, r#"{"names": ["Tux", 7]}"#, r#"{"names": ["Tux"], "also": 1}"#] {
+        let r = call(&fe, Method::POST, "/invalidate", bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(stats(&fe)["size"], 3, "{bad}: nothing dropped");
+    }
+    let r = call(&fe, Method::POST, "/invalidate", r#"{"names": ["Tux", "Fox", "NeverCached"]}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["invalidated"], json!(["Tux", "Fox", "NeverCached"]));
+    assert_eq!(stats(&fe)["size"], 1, "only Whale is left");
+    assert_eq!(stats(&fe)["invalidations"], 3);
+}
+
+#[test]
 fn lookup_racing_with_an_invalidation_does_not_cache_the_old_value() {
     let world = World::new(3);
     let fe = Rc::new(frontend_with(&world, |_| {}));
@@ -297,6 +317,7 @@ fn internal_routes_are_unknown_on_the_public_listener_and_public_ones_answer_on_
     assert_eq!(call(&fe, Method::POST, "/tick", "").status, 200, "chooses a leader");
     let internal = [
         (Method::POST, "/invalidate/Tux"),
+        (Method::POST, "/invalidate"),
         (Method::GET, "/cache/stats"),
         (Method::GET, "/leader"),
         (Method::POST, "/tick"),
