@@ -261,7 +261,10 @@ impl<N: Net + 'static> Service<N> {
             .flatten();
         let Some((index, stored)) = logged else { return Ok(None) };
         if !self.state.borrow().committed(index) {
-            let epoch = match self.state.borrow().ready_epoch() {
+            // Not `match self.state.borrow()...`: the borrow would live through the renewal's
+            // awaits, and the renewal (or any other task meanwhile) borrows the state mutably.
+            let ready = self.state.borrow().ready_epoch();
+            let epoch = match ready {
                 Some(e) => e,
                 None => {
                     let _lock = self.order_lock.lock().await;
