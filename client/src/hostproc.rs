@@ -138,21 +138,42 @@ impl Ports {
 /// `n` distinct loopback ports that were free a moment ago. All are bound at once (so the OS
 /// cannot hand out one twice), and none is handed out twice within this process, even to hosts
 /// started in parallel (the end-to-end tests start several at once).
+///
+/// They come from [`PORTS`], below Linux's ephemeral range (32768–60999 by default), not from
+/// a bind to port 0: a test host that restarts on its ports (the client and conservation tests
+/// do) found one taken in between, as the local end of some process's outgoing connection,
+/// which only ever takes ephemeral ports.
 pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let span = PORTS.end - PORTS.start;
+    // Processes (test binaries, benches) running at once start at different places.
+    let seed = std::process::id() ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let start = (seed % u32::from(span)) as u16;
     let mut held = Vec::new();
     let mut ports = Vec::new();
-    while ports.len() < n {
-        let listener = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        if handed_out.insert(port) {
-            ports.push(port);
+    for i in 0..span {
+        if ports.len() == n {
+            return Ok(ports);
         }
-        held.push(listener);
+        let port = PORTS.start + (start + i) % span;
+        if handed_out.contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            handed_out.insert(port);
+            ports.push(port);
+            held.push(listener);
+        }
     }
-    Ok(ports)
+    if ports.len() == n {
+        return Ok(ports);
+    }
+    bail!("no {n} free loopback ports in {}..{}", PORTS.start, PORTS.end)
 }
+
+/// Where [`free_ports`] looks: below the ephemeral range, above the well-known services.
+const PORTS: std::ops::Range<u16> = 20_000..32_768;
 
 /// The manifest for `config` with data under `data` and the seed catalog at `seed`.
 pub fn manifest(config: &HostConfig, ports: &Ports, data: &Path, seed: &Path) -> ManifestFile {
@@ -490,6 +511,18 @@ mod tests {
 
     fn config() -> HostConfig {
         HostConfig::new("t", Components::real(Path::new("/w")))
+    }
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() {
+        let a = free_ports(7).unwrap();
+        let b = free_ports(7).unwrap();
+        let all: BTreeSet<u16> = a.iter().chain(&b).copied().collect();
+        assert_eq!(all.len(), 14, "{a:?} {b:?}");
+        assert!(all.iter().all(|p| PORTS.contains(p)), "{all:?}");
+        for p in all {
+            TcpListener::bind(("127.0.0.1", p)).unwrap_or_else(|e| panic!("port {p}: {e}"));
+        }
     }
 
     #[test]
