@@ -86,12 +86,60 @@ fn start<'a>(
     proxy: &'a Proxy,
     job: Job,
 ) -> wasmtime::Result<impl std::future::Future<Output = wasmtime::Result<bool>> + 'a> {
+    let Job { request, reply } = job;
     // An error here (the instance cannot take a call) drops the reply sender, so the caller
     // gets a 500; returning it also makes the supervisor replace the instance.
-    let prepared = accessor
-        .with(|mut store| Prepared::new(store.as_context_mut(), proxy, job.request, Host::http, job.reply))?;
-    // No per-request expiry: callers bound their own waits (components use call timeouts).
-    Ok(prepared.run(accessor, std::future::pending()))
+    let (tx, rx) = oneshot::channel();
+    let prepared = accessor.with(|mut store| Prepared::new(store.as_context_mut(), proxy, request, Host::http, tx))?;
+    Ok(async move {
+        // No per-request expiry: callers bound their own waits (components use call timeouts).
+        let sent = prepared.run(accessor, std::future::pending()).await?;
+        let response = match rx.await {
+            Ok(response) => response,
+            // Dropped unanswered: the caller sees a cancelled reply, as before.
+            Err(oneshot::Canceled) => return Ok(sent),
+        };
+        let _ = reply.send(match response {
+            Ok(response) => Ok(buffer_small(response).await),
+            Err(e) => Err(e),
+        });
+        Ok(sent)
+    })
+}
+
+/// Largest response body (by its `content-length`) read whole on the instance's thread before
+/// the response is handed back; larger or unsized bodies stream.
+pub const BUFFERED_BODY_LIMIT: u64 = 64 * 1024;
+
+/// Read a small response's body whole, here, on the instance's thread, and hand back a body
+/// that replays the same frames (data, trailers, or the error it ended with).
+///
+/// wasi-http delivers a guest's body through a channel of one chunk, its end and its trailers
+/// through more: read from the connection's task, every one of those is a wake-up of the other
+/// side. Read here, within the store's own polling, they cost nothing extra, and the connection
+/// gets one finished response. Every toystore reply is a small JSON body with a
+/// `content-length`, so what a client sees is the same; only a body written slowly arrives
+/// with its head instead of after it, as it would have to be read whole anyway.
+async fn buffer_small(response: Response) -> Response {
+    let small = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|length| length <= BUFFERED_BODY_LIMIT);
+    if !small {
+        return response;
+    }
+    let (parts, mut body) = response.into_parts();
+    let mut frames = Vec::with_capacity(2);
+    while let Some(frame) = body.frame().await {
+        let failed = frame.is_err();
+        frames.push(frame);
+        if failed {
+            break;
+        }
+    }
+    let replay = http_body_util::StreamBody::new(futures::stream::iter(frames));
+    Response::from_parts(parts, replay.boxed_unsync())
 }
 
 /// A request made by the host itself (ticks, the admin's `/ping`, metrics scrapes), addressed

@@ -101,7 +101,7 @@ pub async fn serve(manifest_path: &Path, selection: &Selection) -> anyhow::Resul
     let (stop_admin, admin_stopped) = watch::channel(false);
     let admin = Admin::new(services.clone());
     let handler: Handler = Arc::new(move |request| Box::pin(admin.clone().handle(request)));
-    let admin_task = tokio::spawn(server::accept_loop(Arc::from("admin"), admin_listener, handler, admin_stopped));
+    let admin_task = tokio::spawn(server::accept_loop(Arc::from("admin"), admin_listener, handler, admin_stopped, None));
     tracing::info!("admin listening on http://{}", manifest.admin);
 
     let ticks = tokio::spawn(ticker::run(services.clone(), Duration::from_millis(manifest.tick_interval_ms())));

@@ -26,6 +26,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -73,16 +74,70 @@ pub fn bind_std(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// What a listener does with a request.
 pub type Handler = Arc<dyn Fn(hyper::Request<Incoming>) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
 
+/// Where a service's connections beyond its first [`Spill::in_thread`] are served: a helper
+/// thread next to the instance's.
+///
+/// A connection served on the instance's own thread costs no hand-over between threads: its
+/// request goes into the job queue and its answer comes back within the thread. But then that
+/// one thread also does all the socket and HTTP work, which caps the service at one core. A
+/// few connections (a client or two, the other components) stay on the instance's thread,
+/// where each request is cheapest; more than that means load, and the socket and HTTP work of
+/// the others runs on the helper, in parallel with the guest code (hello under wrk at 32
+/// connections: the instance's thread was at 100 % of a core with a third of the machine idle;
+/// see eval/notes-i11-session4.md).
+#[derive(Clone)]
+pub struct Spill {
+    pub in_thread: usize,
+    pub helper: tokio::runtime::Handle,
+}
+
+/// Counts a connection served on the accept loop's own thread while it lives.
+struct InThread(Arc<AtomicUsize>);
+
+impl InThread {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InThread {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Accept connections on `listener` and serve them with `handler` until `shutdown` turns true;
 /// then stop accepting and wait for the open connections to finish their current request.
-pub async fn accept_loop(name: Arc<str>, listener: TcpListener, handler: Handler, mut shutdown: watch::Receiver<bool>) {
+/// With `spill`, connections beyond its first ones are served on its helper thread.
+pub async fn accept_loop(
+    name: Arc<str>,
+    listener: TcpListener,
+    handler: Handler,
+    mut shutdown: watch::Receiver<bool>,
+    spill: Option<Spill>,
+) {
+    // Owns every connection, on whichever thread it runs: aborting the loop cuts them all.
     let mut connections = JoinSet::new();
+    let in_thread = Arc::new(AtomicUsize::new(0));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(serve_connection(name.clone(), stream, peer, handler.clone(), shutdown.clone()));
+                    let connection = serve_connection(name.clone(), stream, peer, handler.clone(), shutdown.clone());
+                    match &spill {
+                        Some(spill) if in_thread.load(Ordering::Relaxed) >= spill.in_thread => {
+                            connections.spawn_on(connection, &spill.helper);
+                        }
+                        _ => {
+                            let counted = InThread::new(&in_thread);
+                            connections.spawn(async move {
+                                let _counted = counted;
+                                connection.await
+                            });
+                        }
+                    }
                 }
                 // E.g. out of file descriptors: log, breathe, keep going.
                 Err(e) => {

@@ -5,7 +5,8 @@
 //! ([`thread::ServiceThread`]):
 //! - the **listener** ([`server::accept_loop`]) accepts connections and turns requests into jobs
 //!   (the frontend has two, public and internal, feeding the same queue; each marks its
-//!   requests with which one it is, see [`server::forward`]);
+//!   requests with which one it is, see [`server::forward`]); connections beyond the first
+//!   few run on the service's helper thread ([`server::Spill`]), still owned by the listener;
 //! - the **supervisor** ([`Supervisor::run`]) owns the instance that serves the jobs.
 //!
 //! Killing a service aborts both: the listener socket closes (new connections are refused),
@@ -42,6 +43,11 @@ pub const MAX_IN_FLIGHT: usize = 1024;
 /// (see [`server::is_probe`]): a replica busy with 1024 orders must still answer its leader
 /// check, or the frontend would take busy for dead.
 pub const MAX_PROBES_IN_FLIGHT: usize = 64;
+/// Connections of one listener served on the instance's own thread; more go to its helper
+/// thread (see [`server::Spill`]). Eight keep the benchmark's 1 and 8 connections, and a
+/// component's pool to a peer under light load, entirely on the instance's thread.
+pub const IN_THREAD_CONNECTIONS: usize = 8;
+
 /// Room in the job queue beyond those, for the host's own ticks and pings.
 const QUEUE_SLACK: usize = 64;
 
@@ -113,6 +119,8 @@ struct Running {
     /// One accept loop per listener.
     listeners: Vec<JoinHandle<()>>,
     supervisor: JoinHandle<()>,
+    /// The thread of the connections beyond the first few ([`server::Spill`]).
+    _helper: ServiceThread,
     /// Dropped last: it ends the thread and whatever still runs on it.
     _thread: ServiceThread,
 }
@@ -193,6 +201,8 @@ impl Service {
         }
         let thread = ServiceThread::start(&self.spec.name)
             .map_err(|error| ServiceError::Thread { service: self.spec.name.clone(), error })?;
+        let helper = ServiceThread::start(&format!("{}-io", self.spec.name))
+            .map_err(|error| ServiceError::Thread { service: self.spec.name.clone(), error })?;
         let name: Arc<str> = Arc::from(self.spec.name.as_str());
         let (jobs, queue) = mpsc::channel(MAX_IN_FLIGHT + MAX_PROBES_IN_FLIGHT + QUEUE_SLACK);
         let gate = Arc::new(Gate {
@@ -226,10 +236,11 @@ impl Service {
             // here too: the door's in-process twin, paused, stopped and killed with it.
             let (inbox, calls) = self.local.as_ref().map(|_| mpsc::channel::<local::Call>(local::BACKLOG)).unzip();
             let (name, shutdown_rx, paused) = (name.clone(), shutdown_rx.clone(), self.pause.subscribe());
+            let spill = Some(server::Spill { in_thread: IN_THREAD_CONNECTIONS, helper: helper.handle() });
             listeners.push(thread.spawn(async move {
                 let listen = async {
                     match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => server::accept_loop(name.clone(), listener, handler, shutdown_rx.clone()).await,
+                        Ok(listener) => server::accept_loop(name.clone(), listener, handler, shutdown_rx.clone(), spill).await,
                         Err(e) => tracing::error!(service = %name, error = %e, "cannot register the listener"),
                     }
                 };
@@ -246,7 +257,7 @@ impl Service {
             tracing::info!("{} listening on http://{addr} ({kind})", self.spec.name);
         }
         *self.lock_jobs() = Some(jobs);
-        *control = Some(Running { shutdown, listeners, supervisor, _thread: thread });
+        *control = Some(Running { shutdown, listeners, supervisor, _helper: helper, _thread: thread });
         Ok(())
     }
 
@@ -383,10 +394,11 @@ impl Service {
     }
 }
 
-/// A thread of its own for each running service.
+/// A thread of its own for each running service (and a helper for its busy connections, see
+/// [`server::Spill`]).
 ///
-/// A service's listener, its connections and the task that drives its instance all run on
-/// one single-threaded tokio runtime on a dedicated thread. A request then goes from the
+/// A service's listener, its first connections and the task that drives its instance all run
+/// on one single-threaded tokio runtime on a dedicated thread. A request then goes from the
 /// socket through hyper into the instance and back without ever waking another thread: the
 /// job queue, the reply channel and the response body are all handed over within the thread.
 /// On the shared multi-threaded runtime every such hand-over could land on the other worker
@@ -423,6 +435,11 @@ mod thread {
                 });
             })?;
             Ok(Self { handle, _stop: stop })
+        }
+
+        /// Where to spawn onto this thread from elsewhere.
+        pub fn handle(&self) -> Handle {
+            self.handle.clone()
         }
 
         /// Run `task` on this service's thread.
