@@ -61,9 +61,18 @@ impl<T: Serialize> Envelope<T> {
     }
 }
 
-/// `{"data": data}` as a JSON value.
+/// `{"data": data}` as a JSON value. Built directly rather than through [`Envelope::to_value`],
+/// which would copy the data's value tree a second time (every reply of every component goes
+/// through here; a cache hit is little more than this).
 pub fn data_value(data: impl Serialize) -> Value {
-    Envelope::Data(serde_json::to_value(data).unwrap_or(Value::Null)).to_value()
+    data_envelope(serde_json::to_value(data).unwrap_or(Value::Null))
+}
+
+/// `{"data": data}` around a value the caller already holds, moved in, not copied.
+pub fn data_envelope(data: Value) -> Value {
+    let mut body = Map::new();
+    body.insert("data".to_string(), data);
+    Value::Object(body)
 }
 
 /// `{"error": {"code": code, "message": message}}` as a JSON value.

@@ -256,7 +256,7 @@ impl<N: Net> Frontend<N> {
     async fn product(&self, name: &str) -> Reply {
         let lookup = self.cache.borrow_mut().lookup(name, (self.clock)());
         let ticket = match lookup {
-            Lookup::Hit(v) => return Reply::ok(v),
+            Lookup::Hit(v) => return Reply::ok_value(v),
             Lookup::Miss(t) => t,
         };
         let url = format!("{}/products/{}", self.cfg.catalog_url, encode_segment(name));
@@ -268,7 +268,7 @@ impl<N: Net> Frontend<N> {
             200 => match r.data::<Value>() {
                 Ok(product) if product.is_object() => {
                     self.cache.borrow_mut().insert(name, product.clone(), ticket, (self.clock)());
-                    Reply::ok(product)
+                    Reply::ok_value(product)
                 }
                 _ => Reply::error(502, "catalog sent an unreadable product"),
             },

@@ -21,6 +21,12 @@ impl Reply {
         Self::with_status(200, data)
     }
 
+    /// 200 with `{"data": data}` for data already a JSON value (moved in; [`Reply::ok`] would
+    /// copy it): the frontend's cache hits.
+    pub fn ok_value(data: serde_json::Value) -> Self {
+        Self::raw(200, toystore_api::data_envelope(data))
+    }
+
     /// `status` with `{"data": data}`.
     pub fn with_status(status: u16, data: impl Serialize) -> Self {
         Self::raw(status, toystore_api::data_value(data))
