@@ -313,29 +313,6 @@ fn a_follower_that_applied_but_whose_reply_was_lost_keeps_the_order_and_the_retr
 }
 
 #[test]
-fn a_retry_of_an_order_its_leader_could_not_commit_renews_the_leader_and_gets_the_number() {
-    let sim = start();
-    let mut acked = Acked::new();
-    round(&sim, &mut acked, "a", 2);
-    sim.kill(1);
-    // The record reaches no follower: 503, and the leader must renew before it is ready again.
-    sim.set_fault(|c| if c.to == 2 && c.path == "/replicate_order" { Fault::DropRequest } else { Fault::None });
-    let r = sim.post(3, "/orders", json!({"name": "Lego", "quantity": 2, "key": "pending"})).unwrap();
-    assert_eq!(r.status, 503, "{}", r.body);
-    sim.clear_fault();
-    // The retry finds its record in the log, uncommitted, on a leader that is not ready: it
-    // renews (which commits the record) and answers the record's number.
-    let n = place(&sim, &mut acked, "pending", "Lego", 2);
-    assert_eq!(n, 2, "same key, same number");
-    sim.restart(1);
-    sim.tick_all();
-    round(&sim, &mut acked, "b", 2);
-    assert_all_present(&sim, &acked);
-    assert_identical(&sim);
-    sim.assert_conserved("retry of an uncommitted order");
-}
-
-#[test]
 fn with_two_replicas_down_orders_fail_cleanly_and_reads_still_work() {
     let sim = start();
     let mut acked = Acked::new();
