@@ -154,7 +154,7 @@ pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     let mut ports = Vec::new();
     for i in 0..span {
         if ports.len() == n {
-            return Ok(ports);
+            break;
         }
         let port = PORTS.start + (start + i) % span;
         if handed_out.contains(&port) {
@@ -166,10 +166,10 @@ pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
             held.push(listener);
         }
     }
-    if ports.len() == n {
-        return Ok(ports);
+    if ports.len() < n {
+        bail!("no {n} free loopback ports in {}..{}", PORTS.start, PORTS.end);
     }
-    bail!("no {n} free loopback ports in {}..{}", PORTS.start, PORTS.end)
+    Ok(ports)
 }
 
 /// Where [`free_ports`] looks: below the ephemeral range, above the well-known services.

@@ -55,16 +55,11 @@ impl Invalidator {
         let ok = matches!(net.call(Method::POST, &url, Some(body), self.timeout).await, Ok(r) if r.is_success());
         // The borrow is taken only after the await has finished.
         let mut pending = self.pending.borrow_mut();
-        for name in names {
-            if ok {
-                pending.remove(name);
-            } else {
-                pending.insert(name.clone());
-            }
-        }
         if ok {
+            pending.retain(|name| !names.contains(name));
             names.len()
         } else {
+            pending.extend(names.iter().cloned());
             0
         }
     }
