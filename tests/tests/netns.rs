@@ -507,8 +507,10 @@ fn partitions_delay_and_loss_between_machines_lose_no_acknowledged_order() {
     let old_epoch = store.ping(old).and_then(|p| p["epoch"].as_u64()).expect("the leader's epoch");
     let load = Load::start(&store, "isolate-leader", &history, &acked);
     thread::sleep(Duration::from_secs(3));
-    let cut_at = history.now_ms();
     isolate(&store, &replica_machine(old));
+    // The cut is in place only once both rules are: an order invoked while they were being
+    // added (two `iptables` runs, tens of ms) may still have been committed by the old leader.
+    let cut_at = history.now_ms();
     store.wait_for("the majority side to elect and serve", Duration::from_secs(60), || {
         store.leader().is_some_and(|l| l != old)
             && history.ops().iter().any(|op| op.invoke_ms > cut_at && matches!(op.outcome, Outcome::Ordered { .. }))
