@@ -91,9 +91,12 @@ fn response(status: u16, mut headers: Vec<(String, Vec<u8>)>, body: Vec<u8>) -> 
     let (trailers_writer, trailers) =
         wasip3::wit_future::new::<Result<Option<types::Trailers>, ErrorCode>>(|| Ok(None));
     let (response, _sent) = types::Response::new(headers, Some(contents), trailers);
-    response
-        .set_status_code(status)
-        .map_err(|()| ErrorCode::InternalError(Some(format!("status {status} refused"))))?;
+    // A new response is a 200 (and a new request a GET): setting either costs a call.
+    if status != 200 {
+        response
+            .set_status_code(status)
+            .map_err(|()| ErrorCode::InternalError(Some(format!("status {status} refused"))))?;
+    }
     drop(wasip3::spawn_local(async move {
         writer.write_all(body).await;
         drop(writer);
@@ -125,13 +128,23 @@ enum BodyError {
     Failed(String),
 }
 
-/// A body's bytes, at most `limit`, then its end (`trailers`), which says whether it ended
-/// cleanly. Bodies here are small JSON documents: the buffer starts at 1 KiB and doubles.
+/// A request body: its bytes, at most `limit`, then its end (`trailers`), which says whether
+/// it ended cleanly.
 async fn read_all(
-    mut stream: wasip3::wit_bindgen::StreamReader<u8>,
+    stream: wasip3::wit_bindgen::StreamReader<u8>,
     trailers: wasip3::wit_bindgen::FutureReader<Result<Option<types::Trailers>, ErrorCode>>,
     limit: usize,
 ) -> Result<Vec<u8>, BodyError> {
+    let body = read_stream(stream, limit).await?;
+    match trailers.await {
+        Ok(_) => Ok(body),
+        Err(code) => Err(BodyError::Failed(format!("{code:?}"))),
+    }
+}
+
+/// A body's bytes until its stream ends, at most `limit`. Bodies here are small JSON
+/// documents: the buffer starts at 1 KiB and doubles.
+async fn read_stream(mut stream: wasip3::wit_bindgen::StreamReader<u8>, limit: usize) -> Result<Vec<u8>, BodyError> {
     use wasip3::wit_bindgen::StreamResult;
     let mut body = Vec::with_capacity(1024);
     loop {
@@ -143,14 +156,9 @@ async fn read_all(
         match status {
             StreamResult::Complete(_) if body.len() > limit => return Err(BodyError::TooLong),
             StreamResult::Complete(_) => {}
-            StreamResult::Dropped => break,
+            StreamResult::Dropped => return Ok(body),
             StreamResult::Cancelled => return Err(BodyError::Failed("read cancelled".to_string())),
         }
-    }
-    drop(stream);
-    match trailers.await {
-        Ok(_) => Ok(body),
-        Err(code) => Err(BodyError::Failed(format!("{code:?}"))),
     }
 }
 
@@ -180,10 +188,19 @@ impl Net for WasiNet {
         let options = timeout_options(timeout);
         let bounded = options.is_some();
         let exchange = async move {
-            let request = outgoing_request(&method, &target, body, options).map_err(unreachable)?;
-            let response = wasip3::http::client::send(request)
-                .await
-                .map_err(|code| CallError::from_wasi(url, timeout, &code))?;
+            let (request, trailers_writer) = outgoing_request(&method, &target, body, options).map_err(unreachable)?;
+            // The request has no trailers; its trailers writer, dropped, sends the default
+            // `Ok(None)`. Dropped once `send` has started, that write finds the host already
+            // reading and completes at once; dropped before, it would wait and cost the
+            // instance one more turn through the host when the host takes it.
+            let mut send = std::pin::pin!(wasip3::http::client::send(request));
+            let first = futures::poll!(send.as_mut());
+            drop(trailers_writer);
+            let response = match first {
+                std::task::Poll::Ready(response) => response,
+                std::task::Poll::Pending => send.await,
+            };
+            let response = response.map_err(|code| CallError::from_wasi(url, timeout, &code))?;
             let status = response.get_status_code();
             let body = read_body(response, MAX_BODY_BYTES * 64)
                 .await
@@ -228,14 +245,15 @@ impl Target {
     }
 }
 
-/// The WASI request for one call. A JSON body travels with its length, so the receiving side
-/// reads it in one piece; a call without a body has no body stream.
+/// The WASI request for one call, and the writer of its (empty) trailers for the caller to drop
+/// at the right moment. A JSON body travels with its length, so the receiving side reads it in
+/// one piece; a call without a body has no body stream.
 fn outgoing_request(
     method: &Method,
     target: &Target,
     body: Option<Vec<u8>>,
     options: Option<types::RequestOptions>,
-) -> Result<types::Request, String> {
+) -> Result<(types::Request, TrailersWriter), String> {
     let headers = match &body {
         Some(bytes) => types::Fields::from_list(&[
             ("content-type".to_string(), b"application/json".to_vec()),
@@ -251,19 +269,21 @@ fn outgoing_request(
         }));
         reader
     });
-    // No trailers: a writer dropped unwritten sends its default, `Ok(None)`, by itself.
     let (trailers_writer, trailers) =
         wasip3::wit_future::new::<Result<Option<types::Trailers>, ErrorCode>>(|| Ok(None));
     let (request, _sent) = types::Request::new(headers, contents, trailers, options);
-    drop(trailers_writer);
-    request.set_method(&wasi_method(method)).map_err(|()| format!("method {method} refused"))?;
+    if *method != Method::GET {
+        request.set_method(&wasi_method(method)).map_err(|()| format!("method {method} refused"))?;
+    }
     request.set_scheme(Some(&target.scheme)).map_err(|()| "scheme refused".to_string())?;
     request.set_authority(Some(&target.authority)).map_err(|()| format!("authority {} refused", target.authority))?;
     request
         .set_path_with_query(Some(&target.path_and_query))
         .map_err(|()| format!("path {} refused", target.path_and_query))?;
-    Ok(request)
+    Ok((request, trailers_writer))
 }
+
+type TrailersWriter = wasip3::wit_bindgen::FutureWriter<Result<Option<types::Trailers>, ErrorCode>>;
 
 fn wasi_method(method: &Method) -> types::Method {
     match *method {
@@ -281,10 +301,17 @@ fn wasi_method(method: &Method) -> types::Method {
 }
 
 /// A response's whole body, at most `limit` bytes.
+///
+/// Its end (the trailers future) is not waited for: that wait costs the instance another turn
+/// through the host (two guest callbacks a call, measured), and it tells nothing the caller
+/// does not check anyway. A body cut short by an error ends its stream early, and every
+/// toystore reply is one JSON object, of which no strict prefix parses: [`WasiNet::call`]
+/// turns it into [`CallError::BadReply`].
 async fn read_body(response: types::Response, limit: usize) -> Result<Vec<u8>, String> {
     let (done, consumed) = wasip3::wit_future::new::<Result<(), ErrorCode>>(|| Ok(()));
     let (stream, trailers) = types::Response::consume_body(response, consumed);
-    let body = read_all(stream, trailers, limit).await;
+    drop(trailers);
+    let body = read_stream(stream, limit).await;
     drop(done);
     body.map_err(|e| match e {
         BodyError::TooLong => format!("longer than {limit} bytes"),
