@@ -1,7 +1,8 @@
 //! The catalog runs unchanged under the stock `wasmtime serve`, which may run
 //! several instances of it at once. Correctness must then come from the files, not memory:
 //! 100 committed orders pushed by 20 concurrent, duplicate and overlapping `/apply` streams must
-//! lower the stock by exactly 100 (each order applied exactly once).
+//! lower the stock by exactly 100 (each order applied exactly once). The frontend keeps its
+//! internal routes closed there, and takes a peer's reply cut short for the failed call it is.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -177,4 +178,63 @@ fn frontend_under_stock_wasmtime_serve_keeps_internal_routes_off_unless_told() {
     assert_eq!(status(default_port, "/cache/stats", &[("toystore-listener", "internal")]), 404, "a forged marker is ignored");
     assert_eq!(status(open_port, "/cache/stats", &[]), 200);
     assert_eq!(status(open_port, "/health", &[]), 200);
+}
+
+/// A catalog stand-in on `port`: every connection gets one answer to its first request, the
+/// first of them a product body cut short after its head promised more (the peer went away
+/// mid-reply), every later one whole.
+fn cut_then_whole_catalog() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the stand-in");
+    let port = listener.local_addr().expect("its address").port();
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let whole = r#"{"data":{"name":"Tux","price":25.99,"quantity":100}}"#;
+            let body = if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 { &whole[..30] } else { whole };
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                whole.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+            // Dropping the stream closes it: the cut reply ends 24 bytes short.
+        }
+    });
+    (port, served)
+}
+
+/// A reply cut short mid-body is a failed call (503, the catalog unavailable), never a torn
+/// product passed on or cached: the frontend does not wait for a reply's end (its trailers),
+/// and relies on every reply being one JSON object, of which no strict prefix parses.
+#[test]
+fn a_catalog_reply_cut_short_is_a_failed_call_not_a_torn_product() {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, served) = cut_then_whole_catalog();
+    let port = free_port();
+    let catalog_url = format!("CATALOG_URL=http://127.0.0.1:{catalog}");
+    let _frontend = serve_frontend(dir.path(), port, &[&catalog_url]);
+    assert_eq!(status(port, "/health", &[]), 200, "the frontend answers");
+
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+    let get = || match agent.get(&format!("http://127.0.0.1:{port}/products/Tux")).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("GET /products/Tux: {e}"),
+    };
+    let (cut, body) = get();
+    assert_eq!(cut, 503, "a cut reply is the catalog unavailable: {body}");
+    assert!(body.contains("catalog unavailable"), "{body}");
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1, "one call reached the stand-in");
+
+    let (whole, body) = get();
+    assert_eq!(whole, 200, "the next, whole reply is served: {body}");
+    let product: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(product["data"]["quantity"], 100, "{body}");
 }
