@@ -8,9 +8,9 @@
 //! callback into the guest): a GET's body is not read, a call without a body has no body
 //! stream, a reply's headers are not copied out and its trailers not waited for. Measured on
 //! the cache miss (one served request and one call on the frontend, one served request on the
-//! catalog, `local_calls = "direct"`, 8 connections): host CPU per miss 297 -> 133-171 us,
-//! guest callbacks on the frontend 6.35 -> 3.7 a miss (`eval/bench.md`, notes of the fifth
-//! session).
+//! catalog; 8 connections): host CPU per miss 315-332 -> 198-242 us over HTTP, 192-221 ->
+//! 122-146 us with `local_calls = "direct"`; guest callbacks on the frontend 6.35 -> 3.7 a miss
+//! (`eval/bench.md`, notes of the fifth session).
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -322,6 +322,9 @@ async fn read_body(response: types::Response, limit: usize) -> Result<Vec<u8>, S
     })
 }
 
+/// How many per-timeout option templates an instance keeps.
+const MAX_TEMPLATES: usize = 8;
+
 /// Request options that bound a call to about `timeout`: a quarter of it to connect (a
 /// refused connection fails at once; a machine that is gone does not answer the SYN), the rest
 /// for the response head, and `timeout` between body frames (replies are small, one or two
@@ -330,8 +333,6 @@ async fn read_body(response: types::Response, limit: usize) -> Result<Vec<u8>, S
 /// Made once per distinct timeout and cloned for each call: the template stays in the instance,
 /// each request takes a copy. A component uses two or three timeouts; one shortened to a
 /// deadline's remainder gets options of its own (at most [`MAX_TEMPLATES`] are kept).
-const MAX_TEMPLATES: usize = 8;
-
 fn timeout_options(timeout: Duration) -> Option<types::RequestOptions> {
     thread_local! {
         static TEMPLATES: RefCell<Vec<(Duration, Option<types::RequestOptions>)>> = const { RefCell::new(Vec::new()) };
