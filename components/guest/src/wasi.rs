@@ -89,23 +89,36 @@ fn response(status: u16, mut headers: Vec<(String, Vec<u8>)>, body: Vec<u8>) -> 
     headers.push(("content-length".to_string(), body.len().to_string().into_bytes()));
     let headers = types::Fields::from_list(&headers)
         .map_err(|e| ErrorCode::InternalError(Some(format!("response headers: {e:?}"))))?;
-    let (mut writer, contents) = wasip3::wit_stream::new::<u8>();
-    // No trailers: a writer dropped unwritten sends its default, `Ok(None)`, by itself.
-    let (trailers_writer, trailers) =
-        wasip3::wit_future::new::<Result<Option<types::Trailers>, ErrorCode>>(|| Ok(None));
-    let (response, _sent) = types::Response::new(headers, Some(contents), trailers);
+    let (trailers_writer, trailers) = no_trailers();
+    let (response, _sent) = types::Response::new(headers, Some(body_stream(body, trailers_writer)), trailers);
     // A new response is a 200 (and a new request a GET): setting either costs a call.
     if status != 200 {
         response
             .set_status_code(status)
             .map_err(|()| ErrorCode::InternalError(Some(format!("status {status} refused"))))?;
     }
-    drop(wasip3::spawn_local(async move {
-        writer.write_all(body).await;
-        drop(writer);
-        drop(trailers_writer);
-    }));
     Ok(response)
+}
+
+type TrailersWriter = wasip3::wit_bindgen::FutureWriter<Result<Option<types::Trailers>, ErrorCode>>;
+type TrailersReader = wasip3::wit_bindgen::FutureReader<Result<Option<types::Trailers>, ErrorCode>>;
+
+/// The trailers of a body that has none: the writer, dropped unwritten, sends its default,
+/// `Ok(None)`, by itself (when it is dropped matters, see [`WasiNet::call`]).
+fn no_trailers() -> (TrailersWriter, TrailersReader) {
+    wasip3::wit_future::new(|| Ok(None))
+}
+
+/// A body stream carrying `bytes`, written once the host reads it (after the message that
+/// holds it has been handed over); `then` is dropped after the last byte.
+fn body_stream<T: 'static>(bytes: Vec<u8>, then: T) -> wasip3::wit_bindgen::StreamReader<u8> {
+    let (mut writer, reader) = wasip3::wit_stream::new::<u8>();
+    drop(wasip3::spawn_local(async move {
+        writer.write_all(bytes).await;
+        drop(writer);
+        drop(then);
+    }));
+    reader
 }
 
 fn http_method(method: types::Method) -> Result<Method, String> {
@@ -135,7 +148,7 @@ enum BodyError {
 /// it ended cleanly.
 async fn read_all(
     stream: wasip3::wit_bindgen::StreamReader<u8>,
-    trailers: wasip3::wit_bindgen::FutureReader<Result<Option<types::Trailers>, ErrorCode>>,
+    trailers: TrailersReader,
     limit: usize,
 ) -> Result<Vec<u8>, BodyError> {
     let body = read_stream(stream, limit).await?;
@@ -265,15 +278,8 @@ fn outgoing_request(
         .map_err(|e| format!("request headers: {e:?}"))?,
         None => types::Fields::new(),
     };
-    let contents = body.map(|bytes| {
-        let (mut writer, reader) = wasip3::wit_stream::new::<u8>();
-        drop(wasip3::spawn_local(async move {
-            writer.write_all(bytes).await;
-        }));
-        reader
-    });
-    let (trailers_writer, trailers) =
-        wasip3::wit_future::new::<Result<Option<types::Trailers>, ErrorCode>>(|| Ok(None));
+    let contents = body.map(|bytes| body_stream(bytes, ()));
+    let (trailers_writer, trailers) = no_trailers();
     let (request, _sent) = types::Request::new(headers, contents, trailers, options);
     if *method != Method::GET {
         request.set_method(&wasi_method(method)).map_err(|()| format!("method {method} refused"))?;
@@ -285,8 +291,6 @@ fn outgoing_request(
         .map_err(|()| format!("path {} refused", target.path_and_query))?;
     Ok((request, trailers_writer))
 }
-
-type TrailersWriter = wasip3::wit_bindgen::FutureWriter<Result<Option<types::Trailers>, ErrorCode>>;
 
 fn wasi_method(method: &Method) -> types::Method {
     match *method {
