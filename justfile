@@ -67,14 +67,20 @@ setup-schemathesis:
 openapi-json: setup-schemathesis
     .venv-schemathesis/bin/python -c 'import json, yaml; d = yaml.safe_load(open("openapi.yaml")); open("openapi.json", "w").write(json.dumps(d, indent=2) + "\n")'
 
-# Build the components (wasm32-wasip2) and the host (release).
+# Build the components (wasm32-wasip2), and the host and every test binary (`release`), as `just test` runs them.
 build: setup
     cargo build --release --target wasm32-wasip2 {{components}}
     cargo build --release --all-targets {{native}}
 
+# Build the components and the `toystore` binary people run, target/dist/toystore: the `dist`
+# profile (whole-program LTO, see Cargo.toml), ~9 min the first time on 2 cores.
+build-dist: setup
+    cargo build --release --target wasm32-wasip2 {{components}}
+    cargo build --profile dist -p toystore
+
 # Run the whole store with the manifest (default: toystore.toml); Ctrl-C stops it.
-serve manifest="toystore.toml": build
-    ./target/release/toystore serve --manifest {{manifest}}
+serve manifest="toystore.toml": build-dist
+    ./target/dist/toystore serve --manifest {{manifest}}
 
 # Unit tests (native) and end-to-end tests against the real host (the page tests in headless Chromium,
 # the multi-machine test in network namespaces when run as root).
@@ -82,17 +88,17 @@ test: build setup-wasmtime setup-browser setup-schemathesis setup-netns runtime-
     cargo test --release {{native}} --no-fail-fast -- --test-threads=2
 
 # The seed's evaluation: 5 clients, p = 0..0.8, cache on/off, plus a failure run -> eval/.
-eval: build
-    ./target/release/toystore eval --out eval
+eval: build-dist
+    ./target/dist/toystore eval --out eval
 
 # Throughput/latency/memory benchmark with ratios against baselines measured in the same run
 # (the stock `wasmtime serve` hello, and the host's own hello).
-bench: build setup-wasmtime
-    ./target/release/toystore bench --out eval/bench.md
+bench: build-dist setup-wasmtime
+    ./target/dist/toystore bench --out eval/bench.md
 
 # Only the host-speed comparison with the stock `wasmtime serve` (about a third of `bench`).
-bench-host-speed: build setup-wasmtime
-    ./target/release/toystore bench --host-speed-only --out eval/bench-host-speed.md
+bench-host-speed: build-dist setup-wasmtime
+    ./target/dist/toystore bench --host-speed-only --out eval/bench-host-speed.md
 
 # The runtime (toystore-host) must not link the load client or the bench's plotting, progress-bar
 # and histogram crates; only the thin `toystore` binary (cli/) puts the two together.
