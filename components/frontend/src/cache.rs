@@ -96,6 +96,12 @@ impl ProductCache {
         }
     }
 
+    /// Whether entries are kept at all (`CACHE_ENABLED` and a capacity above 0). A disabled
+    /// cache needs no time: callers skip reading the clock, a host call, for it.
+    pub fn keeps_entries(&self) -> bool {
+        self.lru.is_some()
+    }
+
     /// Look `name` up at time `now_ms` (a hit also makes it the most recently used).
     pub fn lookup(&mut self, name: &str, now_ms: u64) -> Lookup {
         let ticket = Ticket(self.generation);
