@@ -17,10 +17,12 @@
 //! - [`ticker`], [`admin`], [`datadir`], [`reply`]: the timer, the admin endpoint, data
 //!   directories and the host's own JSON replies;
 //! - [`pause`]: freezing a service like SIGSTOP (the admin's pause and resume);
+//! - [`alloc`]: the allocator (jemalloc) and handing freed memory back after a compile;
 //! - [`metrics`], [`ops_page`]: `GET /metrics` and the operations page on the admin address;
 //! - [`cli`], [`serve`](mod@serve), [`replica_cli`]: the commands.
 
 mod admin;
+mod alloc;
 mod cli;
 mod datadir;
 mod head;

@@ -79,7 +79,7 @@ impl Runtime {
         config.epoch_interruption(true);
         // Components compile on one thread. In parallel, each compiling thread filled its own
         // malloc arena, and the host's peak RSS was the sum: 75-81 MiB against 58 MiB serial
-        // (with `release_freed_memory`; see eval/bench.md). On this 2-core machine the three
+        // (glibc's malloc then, with the freed memory handed back after each; eval/bench.md). On this 2-core machine the three
         // store components take ~1 s longer to compile (4.9 s against 3.9 s), once per start.
         config.parallel_compilation(false);
         // `TOYSTORE_PERF_MAP=1`: write /tmp/perf-<pid>.map, so that `perf report` on the host
@@ -125,7 +125,8 @@ impl Runtime {
         })?;
         let pre = Arc::new(ProxyPre::P3(pre));
         self.components.insert(path.to_path_buf(), pre.clone());
-        release_freed_memory();
+        // What cranelift freed: without this the next compile adds its own on top.
+        crate::alloc::release_freed_memory();
         Ok(pre)
     }
 
@@ -157,20 +158,6 @@ impl Runtime {
         let mut store = Store::new(&self.engine, host);
         spin::watch(&mut store, spin_cuts);
         Ok(store)
-    }
-}
-
-/// Hand the memory that compiling a component used and freed back to the system.
-///
-/// Cranelift compiles a component's functions on several threads, and glibc gives each thread
-/// its own malloc arena; what the compile frees stays in those arenas (tens of MiB for the
-/// store's three components, measured in `/proc/<pid>/smaps`), counted in the host's RSS for
-/// as long as it runs. `malloc_trim` returns the free pages of every arena.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
