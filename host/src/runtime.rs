@@ -79,8 +79,9 @@ impl Runtime {
         config.epoch_interruption(true);
         // Components compile on one thread. In parallel, each compiling thread filled its own
         // malloc arena, and the host's peak RSS was the sum: 75-81 MiB against 58 MiB serial
-        // (glibc's malloc then, with the freed memory handed back after each; eval/bench.md). On this 2-core machine the three
-        // store components take ~1 s longer to compile (4.9 s against 3.9 s), once per start.
+        // (measured with glibc's malloc, the freed memory handed back after each compile; see
+        // eval/bench.md). On this 2-core machine the three store components take ~1 s longer
+        // to compile (4.9 s against 3.9 s), once per start.
         config.parallel_compilation(false);
         // `TOYSTORE_PERF_MAP=1`: write /tmp/perf-<pid>.map, so that `perf report` on the host
         // names the guests' functions instead of showing their JIT code as bare addresses.
