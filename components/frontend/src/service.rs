@@ -256,7 +256,8 @@ impl<N: Net> Frontend<N> {
     async fn product(&self, name: &str) -> Reply {
         let lookup = {
             let mut cache = self.cache.borrow_mut();
-            let now = self.now_for(&cache);
+            // The clock is a host call: a disabled cache needs none.
+            let now = if cache.keeps_entries() { (self.clock)() } else { 0 };
             cache.lookup(name, now)
         };
         let ticket = match lookup {
@@ -292,15 +293,6 @@ impl<N: Net> Frontend<N> {
             Ok(r) if r.status < 500 => pass_through(r),
             Ok(r) => Reply::unavailable(format!("catalog unavailable: {}", r.error_message())),
             Err(e) => Reply::unavailable(format!("catalog unavailable: {e}")),
-        }
-    }
-
-    /// The time for `cache`'s bookkeeping: the clock (a host call) only if it keeps entries.
-    fn now_for(&self, cache: &ProductCache) -> u64 {
-        if cache.keeps_entries() {
-            (self.clock)()
-        } else {
-            0
         }
     }
 
