@@ -67,15 +67,17 @@ setup-schemathesis:
 openapi-json: setup-schemathesis
     .venv-schemathesis/bin/python -c 'import json, yaml; d = yaml.safe_load(open("openapi.yaml")); open("openapi.json", "w").write(json.dumps(d, indent=2) + "\n")'
 
-# Build the components (wasm32-wasip2), and the host and every test binary (`release`), as `just test` runs them.
-build: setup
+# Build the components (wasm32-wasip2, `release`): what `build` and `build-dist` both run.
+build-components: setup
     cargo build --release --target wasm32-wasip2 {{components}}
+
+# Build the components, and the host and every test binary (`release`), as `just test` runs them.
+build: build-components
     cargo build --release --all-targets {{native}}
 
 # Build the components and the `toystore` binary people run, target/dist/toystore: the `dist`
 # profile (whole-program LTO, see Cargo.toml), ~9 min the first time on 2 cores.
-build-dist: setup
-    cargo build --release --target wasm32-wasip2 {{components}}
+build-dist: build-components
     cargo build --profile dist -p toystore
 
 # Run the whole store with the manifest (default: toystore.toml); Ctrl-C stops it.
