@@ -74,15 +74,16 @@ pub fn bind_std(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// What a listener does with a request.
 pub type Handler = Arc<dyn Fn(hyper::Request<Incoming>) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
 
-/// Where a service's connections beyond its first [`Spill::in_thread`] are served: a helper
-/// thread next to the instance's.
+/// Where a public listener's connections beyond its first [`Spill::in_thread`] are served: a
+/// helper thread next to the instance's (internal listeners keep every connection on the
+/// instance's thread; `service::IN_THREAD_CONNECTIONS` says why).
 ///
 /// A connection served on the instance's own thread costs no hand-over between threads: its
 /// request goes into the job queue and its answer comes back within the thread. But then that
 /// one thread also does all the socket and HTTP work, which caps the service at one core. A
-/// few connections (a client or two, the other components) stay on the instance's thread,
-/// where each request is cheapest; more than that means load, and the socket and HTTP work of
-/// the others runs on the helper, in parallel with the guest code (hello under wrk at 32
+/// few connections (a client or two) stay on the instance's thread, where each request is
+/// cheapest; more than that means load, and the socket and HTTP work of the others runs on
+/// the helper, in parallel with the guest code (hello under wrk at 32
 /// connections: the instance's thread was at 100 % of a core with a third of the machine idle;
 /// see eval/notes-i11-session4.md).
 #[derive(Clone)]

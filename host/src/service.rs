@@ -5,8 +5,9 @@
 //! ([`thread::ServiceThread`]):
 //! - the **listener** ([`server::accept_loop`]) accepts connections and turns requests into jobs
 //!   (the frontend has two, public and internal, feeding the same queue; each marks its
-//!   requests with which one it is, see [`server::forward`]); connections beyond the first
-//!   few run on the service's helper thread ([`server::Spill`]), still owned by the listener;
+//!   requests with which one it is, see [`server::forward`]); on a public listener,
+//!   connections beyond the first few run on the service's helper thread ([`server::Spill`]),
+//!   still owned by the listener;
 //! - the **supervisor** ([`Supervisor::run`]) owns the instance that serves the jobs.
 //!
 //! Killing a service aborts both: the listener socket closes (new connections are refused),
@@ -29,7 +30,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::instance::{self, Job, ReplyError};
-use crate::manifest::ServiceSpec;
+use crate::manifest::{Listener, ServiceSpec};
 use crate::runtime::{InstanceSpec, Runtime};
 use crate::local::{self, Directory};
 use crate::server::{self, Door, Entry, Gate, Handler};
@@ -43,9 +44,17 @@ pub const MAX_IN_FLIGHT: usize = 1024;
 /// (see [`server::is_probe`]): a replica busy with 1024 orders must still answer its leader
 /// check, or the frontend would take busy for dead.
 pub const MAX_PROBES_IN_FLIGHT: usize = 64;
-/// Connections of one listener served on the instance's own thread; more go to its helper
-/// thread (see [`server::Spill`]). Eight keep the benchmark's 1 and 8 connections, and a
-/// component's pool to a peer under light load, entirely on the instance's thread.
+/// Connections of a public listener served on the instance's own thread; more go to its
+/// helper thread (see [`server::Spill`]). Eight keep the benchmark's 1 and 8 connections
+/// entirely on the instance's thread.
+///
+/// Internal listeners (the catalog, the order replicas, the frontend's internal one) serve
+/// every connection on the instance's thread. Their clients are this store's components,
+/// whose pools open a connection per call in flight, so a count above eight means a busy
+/// caller, not a crowd of clients: handing those connections to a helper put two more
+/// hand-overs between threads on each call while the callee's thread had room. Cache misses
+/// over HTTP at 32 connections: 11.3-13.4 k -> 13.3-14.2 k req/s; order queries 12.3-13.9 k
+/// -> 13.1-14.3 k; orders unchanged (eval/bench.md, seventh session).
 pub const IN_THREAD_CONNECTIONS: usize = 8;
 
 /// Room in the job queue beyond those, for the host's own ticks and pings.
@@ -119,8 +128,9 @@ struct Running {
     /// One accept loop per listener.
     listeners: Vec<JoinHandle<()>>,
     supervisor: JoinHandle<()>,
-    /// The thread of the connections beyond the first few ([`server::Spill`]).
-    _helper: ServiceThread,
+    /// The thread of a public listener's connections beyond the first few ([`server::Spill`]);
+    /// a service without a public listener has none.
+    _helper: Option<ServiceThread>,
     /// Dropped last: it ends the thread and whatever still runs on it.
     _thread: ServiceThread,
 }
@@ -201,8 +211,13 @@ impl Service {
         }
         let thread = ServiceThread::start(&self.spec.name)
             .map_err(|error| ServiceError::Thread { service: self.spec.name.clone(), error })?;
-        let helper = ServiceThread::start(&format!("{}-io", self.spec.name))
-            .map_err(|error| ServiceError::Thread { service: self.spec.name.clone(), error })?;
+        let helper = match bound.iter().any(|(door, ..)| matches!(door.listener, Listener::Public)) {
+            true => Some(
+                ServiceThread::start(&format!("{}-io", self.spec.name))
+                    .map_err(|error| ServiceError::Thread { service: self.spec.name.clone(), error })?,
+            ),
+            false => None,
+        };
         let name: Arc<str> = Arc::from(self.spec.name.as_str());
         let (jobs, queue) = mpsc::channel(MAX_IN_FLIGHT + MAX_PROBES_IN_FLIGHT + QUEUE_SLACK);
         let gate = Arc::new(Gate {
@@ -236,7 +251,10 @@ impl Service {
             // here too: the door's in-process twin, paused, stopped and killed with it.
             let (inbox, calls) = self.local.as_ref().map(|_| mpsc::channel::<local::Call>(local::BACKLOG)).unzip();
             let (name, shutdown_rx, paused) = (name.clone(), shutdown_rx.clone(), self.pause.subscribe());
-            let spill = Some(server::Spill { in_thread: IN_THREAD_CONNECTIONS, helper: helper.handle() });
+            let spill = match (kind, &helper) {
+                (Listener::Public, Some(helper)) => Some(server::Spill { in_thread: IN_THREAD_CONNECTIONS, helper: helper.handle() }),
+                _ => None,
+            };
             listeners.push(thread.spawn(async move {
                 let listen = async {
                     match tokio::net::TcpListener::from_std(listener) {
@@ -394,8 +412,8 @@ impl Service {
     }
 }
 
-/// A thread of its own for each running service (and a helper for its busy connections, see
-/// [`server::Spill`]).
+/// A thread of its own for each running service (and, for the frontend's public listener, a
+/// helper for its busy connections, see [`server::Spill`]).
 ///
 /// A service's listener, its first connections and the task that drives its instance all run
 /// on one single-threaded tokio runtime on a dedicated thread. A request then goes from the
