@@ -270,8 +270,8 @@ impl<N: Net> Frontend<N> {
             Err(e) => return Reply::unavailable(format!("catalog unavailable: {e}")),
         };
         match r.status {
-            200 => match r.data::<Value>() {
-                Ok(product) if product.is_object() => {
+            200 => match r.into_data() {
+                Some(product) if product.is_object() => {
                     let mut cache = self.cache.borrow_mut();
                     // A disabled cache takes nothing: no copy, no clock.
                     if cache.keeps_entries() {

@@ -38,6 +38,11 @@ impl NetResponse {
         T::deserialize(data).map_err(|e| CallError::BadReply(e.to_string()))
     }
 
+    /// The `data` member of a success envelope, moved out (no copy, unlike [`Self::data`]).
+    pub fn into_data(mut self) -> Option<Value> {
+        self.body.get_mut("data").map(Value::take)
+    }
+
     /// The `error` member of an error envelope, with any extra members it carries.
     pub fn error(&self) -> Option<toystore_api::ErrorBody> {
         toystore_api::error_of(&self.body)
@@ -137,5 +142,15 @@ mod tests {
         }
         let lost = CallError::from_wasi(URL, T, &ErrorCode::ConnectionTerminated);
         assert!(matches!(lost, CallError::Unreachable { ref url, .. } if url == URL), "{lost:?}");
+    }
+
+    #[test]
+    fn data_is_moved_out_of_a_success_envelope_only() {
+        let product = serde_json::json!({"name": "Tux", "price": 25.99, "quantity": 100});
+        let ok = NetResponse { status: 200, body: serde_json::json!({ "data": product.clone() }) };
+        assert_eq!(ok.data::<Value>().ok(), Some(product.clone()));
+        assert_eq!(ok.into_data(), Some(product));
+        let failed = NetResponse { status: 404, body: serde_json::json!({"error": {"code": 404, "message": "product not found"}}) };
+        assert_eq!(failed.into_data(), None);
     }
 }
