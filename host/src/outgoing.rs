@@ -198,15 +198,26 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A response body that fails when the next frame takes longer than `limit`.
+///
+/// The timer is armed only when a frame is not ready, from the moment the wait begins: a body
+/// whose frames are all at hand (every small reply read whole, see
+/// `instance::BUFFERED_BODY_LIMIT`) never touches it. Arming a tokio timer takes the timer
+/// wheel's lock and, whenever the new deadline is the earliest, writes the runtime's eventfd
+/// to wake its driver — even from the runtime's own thread. Re-armed on every frame, as it
+/// was, that was 1.5 of the 3.9 eventfd writes per cache miss on the frontend's thread
+/// (`strace -c`, `local_calls = "direct"`; req/s did not change measurably).
 struct FrameTimeout {
     inner: WasiBody,
     limit: Duration,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// The running wait's deadline; `None` while no wait is running.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether `deadline` bounds the wait now running (a frame since ends it).
+    waiting: bool,
 }
 
 impl FrameTimeout {
     fn new(inner: WasiBody, limit: Duration) -> Self {
-        Self { inner, limit, deadline: Box::pin(tokio::time::sleep(limit)) }
+        Self { inner, limit, deadline: None, waiting: false }
     }
 }
 
@@ -215,16 +226,22 @@ impl Body for FrameTimeout {
     type Error = Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Error>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + self.limit;
-                self.deadline.as_mut().reset(next);
-                Poll::Ready(frame)
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.waiting = false;
+            return Poll::Ready(frame);
+        }
+        if !this.waiting {
+            this.waiting = true;
+            let deadline = tokio::time::Instant::now() + this.limit;
+            match &mut this.deadline {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => this.deadline = Some(Box::pin(tokio::time::sleep_until(deadline))),
             }
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
-                Poll::Pending => Poll::Pending,
-            },
+        }
+        match this.deadline.as_mut().map(|sleep| sleep.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+            _ => Poll::Pending,
         }
     }
 
@@ -234,5 +251,54 @@ impl Body for FrameTimeout {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use futures::SinkExt;
+
+    type Frames = futures::channel::mpsc::Sender<Result<Frame<Bytes>, Error>>;
+
+    /// A body fed frame by frame through a channel.
+    fn fed_body() -> (Frames, WasiBody) {
+        let (frames, rx) = futures::channel::mpsc::channel(8);
+        (frames, http_body_util::StreamBody::new(rx).boxed_unsync())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_wait_for_a_frame_is_bounded_not_the_whole_body() {
+        let limit = Duration::from_millis(100);
+        let (mut frames, body) = fed_body();
+        let mut body = with_frame_timeout(body, Some(limit));
+        let feeder = tokio::spawn(async move {
+            // Five frames 60 ms apart: 300 ms in all, each wait well within the limit.
+            for i in 0..5u8 {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                frames.send(Ok(Frame::data(Bytes::from(vec![i])))).await.expect("body alive");
+            }
+            // Then nothing, with the body still open.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        for i in 0..5u8 {
+            let frame = body.frame().await.expect("a frame").expect("not timed out");
+            assert_eq!(frame.into_data().ok(), Some(Bytes::from(vec![i])));
+        }
+        let stalled = tokio::time::Instant::now();
+        let timed_out = body.frame().await.expect("an end");
+        assert!(matches!(timed_out, Err(Error::ConnectionReadTimeout)), "{timed_out:?}");
+        assert_eq!(stalled.elapsed(), limit, "the wait after the last frame is what timed out");
+        feeder.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_at_hand_arm_no_timer() {
+        let mut body = FrameTimeout::new(crate::instance::full_body(Bytes::from_static(b"{}")), Duration::from_millis(100));
+        let frame = body.frame().await.expect("a frame").expect("not timed out");
+        assert_eq!(frame.into_data().ok(), Some(Bytes::from_static(b"{}")));
+        assert!(body.frame().await.is_none(), "the end");
+        assert!(body.deadline.is_none(), "a body with its frames at hand armed a timer");
     }
 }
