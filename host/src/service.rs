@@ -52,9 +52,10 @@ pub const MAX_PROBES_IN_FLIGHT: usize = 64;
 /// every connection on the instance's thread. Their clients are this store's components,
 /// whose pools open a connection per call in flight, so a count above eight means a busy
 /// caller, not a crowd of clients: handing those connections to a helper put two more
-/// hand-overs between threads on each call while the callee's thread had room. Cache misses
-/// over HTTP at 32 connections: 11.3-13.4 k -> 13.3-14.2 k req/s; order queries 12.3-13.9 k
-/// -> 13.1-14.3 k; orders unchanged (eval/bench.md, seventh session).
+/// hand-overs between threads on each call while the callee's thread had room. Over HTTP,
+/// cache misses at 8 connections 7.7-8.6 k -> 8.7-9.2 k req/s and at 32 10.3-12.1 k -> 11.7-12.7
+/// k, order queries at 32 10.9-12.1 k -> 12.6-13.6 k; orders unchanged (eval/bench.md, seventh
+/// session).
 pub const IN_THREAD_CONNECTIONS: usize = 8;
 
 /// Room in the job queue beyond those, for the host's own ticks and pings.
@@ -211,12 +212,13 @@ impl Service {
         }
         let thread = ServiceThread::start(&self.spec.name)
             .map_err(|error| ServiceError::Thread { service: self.spec.name.clone(), error })?;
-        let helper = match bound.iter().any(|(door, ..)| matches!(door.listener, Listener::Public)) {
-            true => Some(
-                ServiceThread::start(&format!("{}-io", self.spec.name))
-                    .map_err(|error| ServiceError::Thread { service: self.spec.name.clone(), error })?,
-            ),
-            false => None,
+        let has_public = bound.iter().any(|(door, ..)| matches!(door.listener, Listener::Public));
+        let helper = if has_public {
+            let helper = ServiceThread::start(&format!("{}-io", self.spec.name))
+                .map_err(|error| ServiceError::Thread { service: self.spec.name.clone(), error })?;
+            Some(helper)
+        } else {
+            None
         };
         let name: Arc<str> = Arc::from(self.spec.name.as_str());
         let (jobs, queue) = mpsc::channel(MAX_IN_FLIGHT + MAX_PROBES_IN_FLIGHT + QUEUE_SLACK);
