@@ -23,7 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use http::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use toystore_guest::request::encode_segment;
 use toystore_guest::item::{valid_text, MAX_TEXT};
 use toystore_guest::{settings, time, ItemRequest, Net, Reply, Request, Router};

@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::rc::{Rc, Weak};
 
 use futures::executor::block_on;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::fake::World;
