@@ -16,8 +16,8 @@ use serde::Serialize;
 use toystore_guest::Net;
 
 use crate::replica::Confirmation;
-use crate::stock::{Base, StockAnswer};
-use crate::service::Service;
+use crate::admission::{Base, StockAnswer};
+use crate::node::Service;
 
 /// Orders per `/apply` call (the catalog's request body limit is 1 MiB).
 const APPLY_MAX: usize = 2_000;

@@ -22,60 +22,18 @@
 //! once for it (suspects last) without the commit index reaching its record. The record stays
 //! either way: the renewal commits it, or a newer leader that never saw it cuts it.
 
-use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 
 use futures::future::{select, LocalBoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::watch;
 use toystore_guest::time::now_millis;
 use toystore_guest::{AfterReply, Net, Reply};
 
+use crate::config::Peer;
+use crate::node::Service;
 use crate::replica::PeerResult;
-use crate::service::{Peer, Service};
-
-/// Work a request leaves to be driven after its reply (see the module docs).
-pub(crate) type Deferred = RefCell<Vec<LocalBoxFuture<'static, ()>>>;
-
-/// The replicators' shared bookkeeping, owned by the [`Service`].
-pub(crate) struct Replicators {
-    /// Followers with a replicator running (at most one each).
-    running: RefCell<HashSet<u32>>,
-    /// A batch of ours is being fsync'd (`order.rs`): the commit index may still move with it.
-    syncing: std::cell::Cell<bool>,
-    /// Replicators whose request already answered, to be driven after its reply.
-    leftover: RefCell<Vec<LocalBoxFuture<'static, ()>>>,
-    /// Bumped whenever a follower's match index, the commit index, a suspect mark or the set of
-    /// running replicators changes: what waiting orders watch.
-    progress: watch::Sender<()>,
-}
-
-impl Replicators {
-    pub(crate) fn new() -> Replicators {
-        Replicators { running: RefCell::new(HashSet::new()), syncing: std::cell::Cell::new(false), leftover: RefCell::new(Vec::new()), progress: watch::Sender::new(()) }
-    }
-
-    pub(crate) fn progressed(&self) {
-        self.progress.send_replace(());
-    }
-
-    /// Mark our own fsync of a batch as under way until the guard is dropped.
-    pub(crate) fn syncing(&self) -> Syncing<'_> {
-        self.syncing.set(true);
-        Syncing(self)
-    }
-}
-
-/// Our own fsync of a batch is under way while this lives.
-pub(crate) struct Syncing<'a>(&'a Replicators);
-
-impl Drop for Syncing<'_> {
-    fn drop(&mut self) {
-        self.0.syncing.set(false);
-        self.0.progressed();
-    }
-}
+use crate::replicators::Deferred;
 
 /// Marks follower `id`'s replicator as running for as long as it lives.
 struct Running<N: Net + 'static> {

@@ -24,7 +24,8 @@ use toystore_guest::{Net, Reply};
 use crate::log::Entry;
 use crate::protocol::{refusal, Claim, Refusal, Status};
 use crate::replica::{most_up_to_date, tally_fence, FenceTally};
-use crate::service::{internal, Peer, Service};
+use crate::config::Peer;
+use crate::node::{internal, Service};
 
 impl<N: Net + 'static> Service<N> {
     /// `POST /leaderselection`.

@@ -10,7 +10,7 @@ use toystore_guest::{Net, Reply, Request};
 use crate::log::Merge;
 use crate::protocol::{refused, Claim, Page, Refusal, Replicate, PAGE};
 use crate::replica::{decide_fence, decide_replicate, FenceDecision, LogStep, ReplicateCheck, ReplicateDecision};
-use crate::service::{internal, Service};
+use crate::node::{internal, Service};
 
 impl<N: Net + 'static> Service<N> {
     /// `POST /fence {leader, epoch}`: promise to ignore every epoch below `epoch`, durably,

@@ -9,7 +9,7 @@ use toystore_guest::{Net, Reply};
 
 use crate::protocol::Status;
 use crate::replica::{decide_read, tally_confirm, Confirmation, ReadDecision};
-use crate::service::Service;
+use crate::node::Service;
 
 impl<N: Net + 'static> Service<N> {
     pub(crate) async fn get_order(&self, n: &str) -> Reply {

@@ -23,7 +23,8 @@ use toystore_guest::{CallError, Net};
 
 use crate::protocol::{refusal, Refusal, Replicate, Status, BATCH};
 use crate::replica::{push_step, Outcome, PeerAnswer, PeerResult, PushStep};
-use crate::service::{Peer, Service};
+use crate::config::Peer;
+use crate::node::Service;
 
 /// Round trips spent on one follower for one call (gap and mismatch resends).
 const MAX_ROUNDS: usize = 64;

@@ -21,7 +21,8 @@ use toystore_guest::{time, CallError, Net, NetResponse};
 use crate::log::{Merge, Position};
 use crate::protocol::{Page, Status};
 use crate::replica::most_up_to_date;
-use crate::service::{Peer, Service};
+use crate::config::Peer;
+use crate::node::Service;
 
 const MAX_STEPS: usize = 10_000;
 

@@ -18,8 +18,9 @@ use wasmtime_wasi_http::handler::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::outgoing::{Hooks, Outgoing};
-use crate::spin;
+use crate::http::outgoing::{Hooks, Outgoing};
+use crate::wasm::alloc;
+use crate::wasm::spin;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -39,6 +40,12 @@ pub struct Host {
     hooks: Hooks,
     /// The spin guard's state: every host call below marks it (see `spin`).
     pub spin: spin::Watch,
+}
+
+impl spin::Watched for Host {
+    fn watch(&mut self) -> &mut spin::Watch {
+        &mut self.spin
+    }
 }
 
 impl WasiView for Host {
@@ -127,7 +134,7 @@ impl Runtime {
         let pre = Arc::new(ProxyPre::P3(pre));
         self.components.insert(path.to_path_buf(), pre.clone());
         // What cranelift freed: without this the next compile adds its own on top.
-        crate::alloc::release_freed_memory();
+        alloc::release_freed_memory();
         Ok(pre)
     }
 

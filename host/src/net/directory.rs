@@ -3,12 +3,13 @@
 //! With the default (`http`) a component's call to another service of the same host goes out
 //! through the pooled client, over a loopback connection, into the callee's listener and hyper,
 //! and back the same way: an HTTP encode and parse on each side and two socket round trips per
-//! call. In `direct` mode the outgoing hook ([`crate::outgoing`]) looks the request's address
+//! call. In `direct` mode the outgoing hook ([`crate::http::outgoing`]) looks the request's address
 //! up in the host's [`Directory`] first; for one of its own services it sends the request, as
-//! it is, over a channel to that service's thread, where [`serve_calls`] hands it to the
-//! service's [`Entry`]: the same path the listener takes after hyper. So the callee's in-flight
+//! it is, over a channel to that service's thread, where `service::inbox` hands it to the
+//! service's entry (`service::entry`): the same path the listener takes after hyper. So the callee's in-flight
 //! limit (503), body limit (413), pause, metrics and crash answers are the ones it gives over
-//! HTTP, and the size limits of the head check apply ([`head::check_parts`]).
+//! HTTP, and the size limits of the head check apply (`head::check_parts`). This module is the caller's side
+//! and the directory; it imports nothing of the serving side, which imports it.
 //!
 //! What the caller sees, mapped to the `wasi:http` error codes the HTTP path gives:
 //! - the service is killed (or stopped): its slot is empty, **connection refused** at once, as
@@ -31,15 +32,11 @@ use std::sync::{Arc, RwLock};
 
 use futures::channel::oneshot;
 use http::uri::Scheme;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
-use crate::head;
-use crate::instance::Response;
-use crate::outgoing::{head_timeout, with_frame_timeout, SendResult};
-use crate::reply;
-use crate::server::Entry;
+use crate::http::body::Response;
+use crate::http::call_timeouts::{head_timeout, with_frame_timeout, SendResult};
 
 /// Calls that may wait for a paused or busy service before senders wait too (the analogue of
 /// the listener's accept backlog).
@@ -47,8 +44,8 @@ pub const BACKLOG: usize = 1024;
 
 /// One request handed to a service, with the channel its response goes back on.
 pub struct Call {
-    request: http::Request<WasiBody>,
-    reply: oneshot::Sender<Response>,
+    pub request: http::Request<WasiBody>,
+    pub reply: oneshot::Sender<Response>,
 }
 
 /// Where a call is sent: the channel to one running service's thread.
@@ -130,38 +127,6 @@ pub fn send(inbox: Option<Inbox>, request: http::Request<WasiBody>, options: Opt
     }
 }
 
-/// The callee's side, on the service's own thread: serve every call from `calls` through
-/// `entry` until the inbox closes or `shutdown` turns true; then let the calls already taken
-/// finish. Each call runs as a task of its own in a set this task owns, so dropping this task
-/// (a kill) drops every call in it, as a kill drops the listener's connections.
-pub async fn serve_calls(entry: Arc<Entry>, mut calls: mpsc::Receiver<Call>, mut shutdown: watch::Receiver<bool>) {
-    let mut running = JoinSet::new();
-    loop {
-        tokio::select! {
-            call = calls.recv() => match call {
-                Some(call) => { running.spawn(serve_one(entry.clone(), call)); }
-                None => break,
-            },
-            _ = shutdown.wait_for(|stop| *stop) => break,
-            Some(_) = running.join_next() => {}
-        }
-    }
-    // Calls still waiting in the inbox get a closed channel: refused, as on a closed port.
-    drop(calls);
-    while running.join_next().await.is_some() {}
-}
-
-async fn serve_one(entry: Arc<Entry>, call: Call) {
-    crate::metrics::local_call(&entry.gate.name);
-    let (parts, body) = call.request.into_parts();
-    let response = match head::check_parts(&parts.method, &parts.uri, &parts.headers) {
-        Ok(()) => entry.handle(http::Request::from_parts(parts, body)).await,
-        Err(rejection) => reply::error(rejection.status, rejection.message),
-    };
-    // The caller may have given up (its timeout); then nobody wants the answer.
-    let _ = call.reply.send(response);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,7 +158,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_down_service_refuses_and_a_dropped_call_is_terminated() {
-        let request = || http::Request::new(crate::instance::full_body(bytes::Bytes::new()));
+        let request = || http::Request::new(crate::http::body::full_body(bytes::Bytes::new()));
         let refused = send(None, request(), None).await.err();
         assert!(matches!(refused, Some(Error::ConnectionRefused)), "{refused:?}");
 

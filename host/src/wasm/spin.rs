@@ -10,7 +10,7 @@
 //! A service's instance is long-lived and serves many calls at once, so "how long has this
 //! request run" is not something the store knows. What it can know is whether the guest
 //! has made any host call since the previous tick: every WASI and wasi-http call goes through
-//! [`Host`]'s views, which mark [`Watch::host_called`]. The callback answers `Continue` (not
+//! the store data's views (`runtime::Host`), which mark [`Watch::host_called`]. The callback answers `Continue` (not
 //! `Yield`): while a guest call runs, nothing else runs in its store, so ticks that pass
 //! without a host call all belong to that one call. Legitimate work reads bodies, files and
 //! sockets and answers through the host well within the limit; a `loop {}` never does.
@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-use crate::runtime::Host;
 
 /// How often the epoch advances. Epoch checks in guest code cost the same at any rate; the
 /// callback runs at most once per tick per busy store.
@@ -81,12 +80,18 @@ fn thread_cpu() -> Option<Duration> {
     Some(Duration::new(u64::try_from(t.tv_sec).ok()?, u32::try_from(t.tv_nsec).ok()?))
 }
 
+/// A store's data that carries a [`Watch`]: what the callback reads. A trait, so that the guard
+/// does not depend on the runtime's store type (which depends on it).
+pub trait Watched {
+    fn watch(&mut self) -> &mut Watch;
+}
+
 /// Arm the guard on a fresh store. `cuts` counts the interruptions of this service, so that
 /// the callers whose requests were lost can tell a spin from a trap (503 instead of 500).
-pub fn watch(store: &mut Store<Host>, cuts: Arc<AtomicU64>) {
+pub fn watch<T: Watched + 'static>(store: &mut Store<T>, cuts: Arc<AtomicU64>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut context| {
-        if context.data_mut().spin.tick(thread_cpu()) {
+        if context.data_mut().watch().tick(thread_cpu()) {
             Ok(UpdateDeadline::Continue(1))
         } else {
             cuts.fetch_add(1, Ordering::SeqCst);

@@ -16,17 +16,18 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::stream::{FuturesUnordered, StreamExt};
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use wasmtime::component::Accessor;
 use wasmtime::{AsContextMut, Store};
 use wasmtime_wasi_http::handler::{Prepared, Proxy};
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
-use crate::runtime::Host;
+use crate::http::body::{full_body, Response};
+use crate::http::marker::mark;
+use crate::manifest::Listener;
+use crate::wasm::runtime::Host;
 
-/// What a guest answers: a response whose body streams out of the instance.
-pub type Response = http::Response<WasiBody>;
 /// Where a job's result goes: the response, or why the guest produced none.
 pub type ReplySender = oneshot::Sender<Result<Response, wasmtime::Error>>;
 pub type ReplyReceiver = oneshot::Receiver<Result<Response, wasmtime::Error>>;
@@ -152,13 +153,8 @@ pub fn host_request(internal: std::net::SocketAddr, method: Method, path: &str, 
     // that shows up as a request for `/`.
     *request.uri_mut() = format!("http://{internal}{path}").parse().unwrap_or_else(|_| http::Uri::from_static("/"));
     request.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    crate::server::mark(request.headers_mut(), crate::manifest::Listener::Internal);
+    mark(request.headers_mut(), Listener::Internal);
     request
-}
-
-/// A body holding `bytes`, in the type wasi-http uses.
-pub fn full_body(bytes: Bytes) -> WasiBody {
-    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
 }
 
 #[derive(Debug, thiserror::Error)]
