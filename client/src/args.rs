@@ -107,7 +107,7 @@ impl ClientArgs {
         if self.toys.iter().any(|t| t.trim().is_empty()) {
             bail!("--toys has an empty name");
         }
-        crate::conn::Target::parse(&self.url)?;
+        crate::load::conn::Target::parse(&self.url)?;
         Ok(())
     }
 
@@ -120,8 +120,8 @@ impl ClientArgs {
         }
     }
 
-    pub fn retry_policy(&self) -> crate::call::RetryPolicy {
-        crate::call::RetryPolicy {
+    pub fn retry_policy(&self) -> crate::load::call::RetryPolicy {
+        crate::load::call::RetryPolicy {
             max_retries: self.retries,
             base: Duration::from_millis(self.backoff_ms.max(1)),
             cap: Duration::from_secs(2),

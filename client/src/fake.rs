@@ -139,7 +139,7 @@ impl Fake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Kind;
+    use crate::load::stats::Kind;
     use crate::{run, ClientArgs, Problem};
 
     fn args(url: &str, prob: f64) -> ClientArgs {

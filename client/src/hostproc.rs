@@ -20,7 +20,7 @@ use toystore_order::log;
 use toystore_manifest::{FrontendTable, ManifestFile, OrderTable, ReplicaTable, ServiceTable};
 
 use crate::args::{HostArgs, SEED_TOYS};
-use crate::conn;
+use crate::load::conn;
 
 /// The wasm files a host runs: the real services, or the trivial hello everywhere (baseline).
 #[derive(Debug, Clone)]

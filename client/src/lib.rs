@@ -1,4 +1,7 @@
-//! toystore-client: the load client, the seed's evaluation and the benchmark.
+//! toystore-client: the store's client-side products, one module each: the load client
+//! ([`load`]), the seed's evaluation ([`eval`]), the benchmark ([`bench`]), the data-directory
+//! fsck ([`check`]), and the harness that starts a real host process for them and the tests
+//! ([`hostproc`]); [`args`] holds their command-line flags.
 //!
 //! The `toystore` host binary owns `main`; its `client`, `eval`, `bench` and `check`
 //! subcommands take [`ClientArgs`], [`EvalArgs`], [`BenchArgs`] and [`CheckArgs`] and call
@@ -6,18 +9,10 @@
 
 pub mod args;
 pub mod bench;
-pub mod call;
 pub mod check;
-pub mod conn;
 pub mod eval;
 pub mod hostproc;
-pub mod hostspeed;
-pub mod plot;
-pub mod report;
-pub mod run;
-pub mod session;
-pub mod stats;
-pub mod verify;
+pub mod load;
 
 #[cfg(test)]
 mod fake;
@@ -26,7 +21,7 @@ pub use args::{BenchArgs, ClientArgs, EvalArgs, HostArgs, SEED_TOYS};
 pub use bench::run_bench;
 pub use check::{run_check, CheckArgs};
 pub use eval::run_eval;
-pub use report::Report;
-pub use run::{run, run_client, run_load, verify_orders};
-pub use stats::{Kind, Summary};
-pub use verify::{PlacedOrder, Problem, Verification};
+pub use load::report::Report;
+pub use load::run::{run, run_client, run_load, verify_orders};
+pub use load::stats::{Kind, Summary};
+pub use load::verify::{PlacedOrder, Problem, Verification};

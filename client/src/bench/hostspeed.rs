@@ -16,8 +16,8 @@ use anyhow::{bail, Context};
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::bench::{measure, Op, Point};
-use crate::conn::Target;
+use super::measure::{measure, Op, Point};
+use crate::load::conn::Target;
 use crate::hostproc::{free_ports, Host};
 
 /// The wasmtime CLI the comparison is made against (the justfile's `wasmtime_version`).
@@ -68,7 +68,7 @@ impl StockServe {
         let serve = StockServe { child, url: format!("http://127.0.0.1:{port}"), version };
         let deadline = Instant::now() + STOCK_START_TIMEOUT;
         loop {
-            let answered = crate::conn::once(&serve.url, Method::GET, "/products/Tux", None, Duration::from_secs(2)).await;
+            let answered = crate::load::conn::once(&serve.url, Method::GET, "/products/Tux", None, Duration::from_secs(2)).await;
             if answered.is_ok_and(|r| r.status.is_success()) {
                 return Ok(Stock::Running(serve));
             }

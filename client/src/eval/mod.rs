@@ -8,6 +8,8 @@
 //! Every point ends with the read-back of every acknowledged order. The results go to
 //! `<out>/results.md` (tables), `<out>/results.json` and `<out>/latency_*.png`.
 
+pub mod plot;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
@@ -22,10 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::{ClientArgs, EvalArgs};
 use crate::hostproc::{components_dir, host_binary, Components, Host, HostConfig};
-use crate::plot::{line_chart, Series};
-use crate::report::Report;
-use crate::run::{assemble, run, run_load, verify_orders};
-use crate::stats::{Kind, Summary};
+use plot::{line_chart, Series};
+use crate::load::report::Report;
+use crate::load::run::{assemble, run, run_load, verify_orders};
+use crate::load::stats::{Kind, Summary};
 
 /// How long a host may take to compile its components and elect a leader.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
@@ -544,7 +546,7 @@ pub fn machine() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::{PlacedOrder, Problem, Verification};
+    use crate::load::verify::{PlacedOrder, Problem, Verification};
 
     fn summary(kind: Kind, count: u64, mean: f64) -> Summary {
         Summary { kind, count, ok: count, rejected: 0, errors: 0, retries: 0, mean_ms: mean, p50_ms: mean, p99_ms: mean * 3.0, max_ms: mean * 5.0 }
@@ -650,7 +652,7 @@ mod tests {
         assert!(d.path().join("results.md").is_file());
         let back: EvalResults = serde_json::from_str(&fs::read_to_string(d.path().join("results.json")).unwrap()).unwrap();
         assert_eq!(back.points.len(), 6);
-        if crate::plot::font_path().is_some() {
+        if crate::eval::plot::font_path().is_some() {
             for k in ["lookup", "order", "order_query"] {
                 assert!(d.path().join(format!("latency_{k}.png")).is_file(), "{k}");
             }

@@ -9,8 +9,8 @@ use http::Method;
 use rand::RngExt;
 use serde_json::Value;
 
-use crate::conn::Conn;
-use crate::stats::Class;
+use crate::load::conn::Conn;
+use crate::load::stats::Class;
 
 /// Exponential backoff between attempts of one request.
 #[derive(Debug, Clone, Copy)]

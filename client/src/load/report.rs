@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::{Kind, Summary};
-use crate::verify::Verification;
+use crate::load::stats::{Kind, Summary};
+use crate::load::verify::Verification;
 
 /// Everything a run of the client found out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,7 +149,7 @@ pub fn stats_table(summaries: &[Summary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::{PlacedOrder, Problem};
+    use crate::load::verify::{PlacedOrder, Problem};
 
     fn summary(kind: Kind, ok: u64, errors: u64) -> Summary {
         Summary {

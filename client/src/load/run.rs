@@ -10,11 +10,11 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::ClientArgs;
-use crate::conn::Target;
-use crate::report::Report;
-use crate::session::{run_session, SessionConfig};
-use crate::stats::Stats;
-use crate::verify::{read_back, PlacedOrder, Verification};
+use crate::load::conn::Target;
+use crate::load::report::Report;
+use crate::load::session::{run_session, SessionConfig};
+use crate::load::stats::Stats;
+use crate::load::verify::{read_back, PlacedOrder, Verification};
 
 /// A progress bar on stderr when `enabled` and stderr is a terminal; hidden otherwise (a bar
 /// redrawn into a log file or a pipe is only noise).

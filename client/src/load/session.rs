@@ -12,10 +12,10 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
-use crate::call::{call, RetryPolicy};
-use crate::conn::{encode_segment, Conn, Target};
-use crate::stats::{Class, Kind, Stats};
-use crate::verify::PlacedOrder;
+use crate::load::call::{call, RetryPolicy};
+use crate::load::conn::{encode_segment, Conn, Target};
+use crate::load::stats::{Class, Kind, Stats};
+use crate::load::verify::PlacedOrder;
 
 /// A fresh random idempotency key (OS randomness, never the seeded stream: two runs with the
 /// same `--seed` against the same store must not share keys, or the second run's orders would

@@ -12,9 +12,9 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::conn::{Conn, Target};
-use crate::call::{call, Call, RetryPolicy};
-use crate::stats::{Class, Kind, Stats};
+use crate::load::conn::{Conn, Target};
+use crate::load::call::{call, Call, RetryPolicy};
+use crate::load::stats::{Class, Kind, Stats};
 
 /// An order the store acknowledged with a number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
