@@ -2,48 +2,31 @@
 //! and its own commands ([`serve`], [`replica`]). The `toystore` binary (`cli/`) calls them; this
 //! crate does not depend on the load client.
 //!
-//! Reading order, from the socket to the guest and back:
+//! The modules are layers; each imports only the ones listed before it (a test in `tests/`
+//! checks that no two files import each other in a circle). Reading order, from the bottom:
 //! - [`manifest`]: what to run (`toystore.toml`), parsed and validated;
-//! - [`runtime`]: the shared wasmtime engine, linker and compiled components;
-//! - [`service`]: one service's lifecycle (start, kill, restart, stop);
-//! - [`server`]: the hyper listener that turns requests into jobs, behind [`head`]'s check of
-//!   every request head (limits, JSON errors where hyper would answer with an empty body);
-//! - [`supervisor`]: keeps one instance alive, restarting it after a trap or a spin
-//!   ([`spin`]: epoch interruption cuts a guest call that never calls the host);
-//! - [`instance`]: one instance serving many jobs concurrently (`run_concurrent`);
-//! - [`outgoing`]: how a component's outgoing HTTP calls are sent (a pooled client);
-//! - [`local`]: with `local_calls = "direct"`, calls to this host's own services handed over in
-//!   process, into the same entry the listener uses;
-//! - [`ticker`], [`admin`], [`datadir`], [`reply`]: the timer, the admin endpoint, data
-//!   directories and the host's own JSON replies;
-//! - [`pause`]: freezing a service like SIGSTOP (the admin's pause and resume);
-//! - [`alloc`]: the allocator (jemalloc) and handing freed memory back after a compile;
-//! - [`metrics`], [`ops_page`]: `GET /metrics` and the operations page on the admin address;
-//! - [`cli`], [`serve`](mod@serve), [`replica_cli`]: the commands.
+//! - `net`: HTTP in and out — the response type, JSON replies, the head check, the accept loop,
+//!   and a guest's outgoing calls (pooled, or handed over in process with `local_calls =
+//!   "direct"`);
+//! - `wasm`: the shared engine and compiled components, the spin guard, one instance serving
+//!   many jobs concurrently (`run_concurrent`), and the supervisor that restarts it;
+//! - `service`: one service's lifecycle (start, kill, restart, pause, stop) and its entry, where
+//!   every request goes in (limits, pause, metrics, marking) and becomes a job;
+//! - `ops`: the admin endpoint, metrics and their scrape, the operations page, pause, the ticker;
+//! - `commands`: `serve` and `replica`, and their arguments.
+//!
+//! Two modules below their layer are called from above by one-line hooks: `ops::metrics`
+//! (recording imports nothing but the response type) and `ops::pause` (the gate a paused
+//! service waits at).
 
-mod admin;
-mod alloc;
-mod cli;
-mod datadir;
-mod head;
-mod instance;
-mod local;
+mod commands;
 mod manifest;
-mod metrics;
-mod ops_page;
-mod outgoing;
-mod pause;
-mod replica_cli;
-mod reply;
-mod runtime;
-mod serve;
-mod server;
+mod net;
+mod ops;
 mod service;
-mod spin;
-mod supervisor;
-mod ticker;
+mod wasm;
 
-pub use cli::{ReplicaAction, ReplicaArgs, ServeArgs};
+pub use commands::cli::{ReplicaAction, ReplicaArgs, ServeArgs};
+pub use commands::replica::run as replica;
+pub use commands::serve::serve;
 pub use manifest::{ManifestError, Selection};
-pub use replica_cli::run as replica;
-pub use serve::serve;

@@ -17,7 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use crate::cli::{ReplicaAction, ReplicaArgs};
+use crate::commands::cli::{ReplicaAction, ReplicaArgs};
 use crate::manifest;
 
 /// Generous: `kill` waits for the replica's tasks to end, `list` pings every replica.
@@ -127,7 +127,7 @@ async fn call(admin: SocketAddr, method: http::Method, path: &str) -> anyhow::Re
             if e.is_connect() {
                 anyhow!("no toystore host is answering on {admin} (is `toystore serve` running?)")
             } else {
-                anyhow!("the admin endpoint on {admin} failed: {}", crate::outgoing::error_chain(&e))
+                anyhow!("the admin endpoint on {admin} failed: {}", crate::net::outgoing::error_chain(&e))
             }
         })?;
         let status = response.status();

@@ -16,14 +16,14 @@ use anyhow::Context as _;
 use futures::future::join_all;
 use tokio::sync::watch;
 
-use crate::admin::Admin;
-use crate::local::Directory;
+use crate::ops::admin::Admin;
+use crate::net::directory::Directory;
 use crate::manifest::{LocalCalls, Manifest, Selection, ServiceKind};
-use crate::outgoing::Outgoing;
-use crate::runtime::{InstanceSpec, Runtime};
-use crate::server::{self, Handler};
+use crate::net::outgoing::Outgoing;
+use crate::wasm::runtime::{InstanceSpec, Runtime};
+use crate::net::listener::{self, Handler};
 use crate::service::Service;
-use crate::ticker;
+use crate::ops::ticker;
 
 /// How long the frontend's start waits for the backends' first tick.
 const BACKEND_START_WAIT: Duration = Duration::from_secs(10);
@@ -80,7 +80,7 @@ pub async fn serve(manifest_path: &Path, selection: &Selection) -> anyhow::Resul
     }
 
     // Bind the admin port first: if another host is running, this fails before anything starts.
-    let admin_listener = server::bind(manifest.admin)
+    let admin_listener = listener::bind(manifest.admin)
         .with_context(|| format!("cannot listen on the admin address {} (is another toystore running?)", manifest.admin))?;
     // Backends first: the frontend chooses the order leader on its first tick, so it starts
     // once the local replicas have loaded and resynced (or after a while, if one cannot).
@@ -101,7 +101,7 @@ pub async fn serve(manifest_path: &Path, selection: &Selection) -> anyhow::Resul
     let (stop_admin, admin_stopped) = watch::channel(false);
     let admin = Admin::new(services.clone());
     let handler: Handler = Arc::new(move |request| Box::pin(admin.clone().handle(request)));
-    let admin_task = tokio::spawn(server::accept_loop(Arc::from("admin"), admin_listener, handler, admin_stopped, None));
+    let admin_task = tokio::spawn(listener::accept_loop(Arc::from("admin"), admin_listener, handler, admin_stopped, None));
     tracing::info!("admin listening on http://{}", manifest.admin);
 
     let ticks = tokio::spawn(ticker::run(services.clone(), Duration::from_millis(manifest.tick_interval_ms())));
@@ -127,7 +127,7 @@ fn bind_ephemeral(manifest: &mut Manifest) -> anyhow::Result<Vec<(String, std::n
     // for several machines names every `internal_listen` it uses).
     for spec in manifest.services.iter_mut().filter(|s| local.contains(&s.name)) {
         let Some(addr) = spec.internal_listen.filter(|a| a.port() == 0) else { continue };
-        let listener = server::bind_std(addr)
+        let listener = listener::bind_std(addr)
             .with_context(|| format!("cannot listen on {addr} for {}'s internal listener", spec.name))?;
         let bound = listener.local_addr().context("the address of a bound listener")?;
         spec.internal_listen = Some(bound);

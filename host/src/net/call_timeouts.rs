@@ -130,7 +130,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn frames_at_hand_arm_no_timer() {
-        let mut body = FrameTimeout::new(crate::http::body::full_body(Bytes::from_static(b"{}")), Duration::from_millis(100));
+        let mut body = FrameTimeout::new(crate::net::body::full_body(Bytes::from_static(b"{}")), Duration::from_millis(100));
         let frame = body.frame().await.expect("a frame").expect("not timed out");
         assert_eq!(frame.into_data().ok(), Some(Bytes::from_static(b"{}")));
         assert!(body.frame().await.is_none(), "the end");

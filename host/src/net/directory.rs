@@ -3,7 +3,7 @@
 //! With the default (`http`) a component's call to another service of the same host goes out
 //! through the pooled client, over a loopback connection, into the callee's listener and hyper,
 //! and back the same way: an HTTP encode and parse on each side and two socket round trips per
-//! call. In `direct` mode the outgoing hook ([`crate::http::outgoing`]) looks the request's address
+//! call. In `direct` mode the outgoing hook ([`crate::net::outgoing`]) looks the request's address
 //! up in the host's [`Directory`] first; for one of its own services it sends the request, as
 //! it is, over a channel to that service's thread, where `service::inbox` hands it to the
 //! service's entry (`service::entry`): the same path the listener takes after hyper. So the callee's in-flight
@@ -28,15 +28,15 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use futures::channel::oneshot;
 use http::uri::Scheme;
 use tokio::sync::mpsc;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
-use crate::http::body::Response;
-use crate::http::call_timeouts::{head_timeout, with_frame_timeout, SendResult};
+use crate::net::body::Response;
+use crate::net::call_timeouts::{head_timeout, with_frame_timeout, SendResult};
 
 /// Calls that may wait for a paused or busy service before senders wait too (the analogue of
 /// the listener's accept backlog).
@@ -158,7 +158,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_down_service_refuses_and_a_dropped_call_is_terminated() {
-        let request = || http::Request::new(crate::http::body::full_body(bytes::Bytes::new()));
+        let request = || http::Request::new(crate::net::body::full_body(bytes::Bytes::new()));
         let refused = send(None, request(), None).await.err();
         assert!(matches!(refused, Some(Error::ConnectionRefused)), "{refused:?}");
 

@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-use crate::reply;
+use crate::net::reply;
 
 /// Longest request head (request line and headers): beyond it, 431.
 pub const HEAD_LIMIT: usize = 16 * 1024;
@@ -128,7 +128,7 @@ pub fn check(head: &[u8]) -> Result<Framing, Rejection> {
 
 /// The checks of [`check`] that still apply to a request that never was bytes: one a component
 /// hands to a service of the same host in process (`local_calls = "direct"`, see
-/// [`crate::local`]). It was built through the `http` types, so its method, target and header
+/// [`crate::net::directory`]). It was built through the `http` types, so its method, target and header
 /// names and values are already well formed; what is left are the size limits, measured as
 /// the head HTTP/1.1 would have sent (origin-form target).
 pub fn check_parts(method: &http::Method, uri: &http::Uri, headers: &http::HeaderMap) -> Result<(), Rejection> {

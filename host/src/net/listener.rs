@@ -29,8 +29,8 @@ use tokio::task::JoinSet;
 
 use futures::FutureExt;
 
-use crate::http::body::Response;
-use crate::http::head;
+use crate::net::body::Response;
+use crate::net::head;
 
 /// How long an idle keep-alive connection (no request head started) stays open.
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

@@ -16,21 +16,18 @@
 //! service's thread to another's and wake across threads on every call.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::Scheme;
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::http::call_timeouts::{head_timeout, with_frame_timeout, SendResult};
-use crate::http::directory::{self, Directory};
+use crate::net::call_timeouts::{head_timeout, with_frame_timeout, SendResult};
+use crate::net::directory::{self, Directory};
 use crate::manifest::OutgoingHttp;
 
 /// Idle pooled connections are closed after this long (kept below the 30 s the host's own
@@ -48,7 +45,7 @@ type PooledClient = Client<HttpConnector, WasiBody>;
 pub struct Outgoing {
     mode: OutgoingHttp,
     /// Set with `local_calls = "direct"`: requests to this host's own services are handed over
-    /// in process ([`crate::http::directory`]) instead of going out over HTTP.
+    /// in process ([`crate::net::directory`]) instead of going out over HTTP.
     local: Option<Arc<Directory>>,
 }
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use serde_json::Value;
 
-use crate::instance::{full_body, Response};
+use crate::net::body::{full_body, Response};
 
 /// `status` with `{"error": {"code": status, "message": message}}`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {

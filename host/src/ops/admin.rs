@@ -6,12 +6,12 @@
 //! | `GET /replicas` | the order replicas, plus what each one's `/ping` says (leader, epoch, ...) |
 //! | `POST /replicas/<id>/kill` | stop replica `<id>` abruptly; it stays down until restarted |
 //! | `POST /replicas/<id>/restart` | start a fresh instance of it (kills it first if running) |
-//! | `POST /replicas/<id>/pause` | freeze it like SIGSTOP (see [`crate::pause`]); 409 unless running |
+//! | `POST /replicas/<id>/pause` | freeze it like SIGSTOP (see [`crate::ops::pause`]); 409 unless running |
 //! | `POST /replicas/<id>/resume` | let a paused replica continue where it stopped; 409 unless paused |
 //! | `POST /services/<name>/kill`, `.../restart`, `.../pause`, `.../resume` | the same for any service |
 //! | `GET /health` | `{"data":"ok"}` |
-//! | `GET /metrics` | Prometheus metrics (OpenMetrics text; see [`crate::metrics`]) |
-//! | `GET /` | the operations page (HTML; see [`crate::ops_page`]) |
+//! | `GET /metrics` | Prometheus metrics (OpenMetrics text; see [`crate::ops::metrics`]) |
+//! | `GET /` | the operations page (HTML; see [`crate::ops::page`]) |
 //!
 //! Replies use the components' envelope: `{"data": ...}` or `{"error": {"code", "message"}}`.
 
@@ -23,10 +23,10 @@ use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use crate::instance::Response;
-use crate::reply;
+use crate::net::body::Response;
+use crate::net::reply;
 use crate::service::Service;
-use crate::supervisor::State;
+use crate::wasm::supervisor::State;
 
 /// How long `GET /replicas` waits for each replica's `/ping`.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
@@ -46,8 +46,8 @@ impl Admin {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         tracing::debug!(%method, %path, "admin request");
         match (&method, segments.as_slice()) {
-            (&Method::GET, []) => crate::ops_page::respond(),
-            (&Method::GET, ["metrics"]) => crate::metrics::respond(&self.services).await,
+            (&Method::GET, []) => crate::ops::page::respond(),
+            (&Method::GET, ["metrics"]) => crate::ops::scrape::respond(&self.services).await,
             (&Method::GET, ["health"]) => reply::data(StatusCode::OK, json!("ok")),
             (&Method::GET, ["services"]) => {
                 let reports: Vec<Value> = self.services.iter().map(|s| to_json(s.report())).collect();

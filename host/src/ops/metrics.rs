@@ -8,12 +8,13 @@
 //!   refused as busy ([`busy`]), instance restarts by cause ([`restarted`]), paused services
 //!   ([`paused`]), and toys restocked
 //!   (the catalog's `POST /tick` / `POST /restock` answers, [`restocked`]);
-//! - **scraped from the components when `/metrics` is read** ([`scrape`]): the frontend's cache
+//! - **scraped from the components when `/metrics` is read** (`ops::scrape` asks them, and
+//!   hands the answers to [`observe_cache`] and [`observe_replicas`]): the frontend's cache
 //!   counters (`GET /cache/stats`) and each replica's `/ping` (leader, epoch, last order), from
 //!   which the host derives per-follower lag and last contact.
 //!
-//! Component counters restart from zero with their instance; [`scrape`] adds only the increase
-//! since the previous scrape, so the exported counters never go down.
+//! This module imports nothing else of the host but the response type, so that every layer
+//! (the entry, the supervisor, a service) can call its one-line hooks.
 //!
 //! Label cardinality stays bounded: a path is reduced to its route (`/products/Tux` →
 //! `/products/<name>`, unknown paths → `other`) by [`route_of`].
@@ -24,9 +25,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
-use bytes::Bytes;
-use http::{header, HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -35,17 +34,13 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 
-use crate::instance::{full_body, Response};
-use crate::service::Service;
-use crate::supervisor::State;
+use crate::net::body::Response;
 
 /// The content type of [`render`]'s output (OpenMetrics text, which Prometheus scrapes natively).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// How long a scrape waits for each component's answer.
-const SCRAPE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The public entry, where orders are counted once (the leader's own `POST /orders` is an
 /// internal hop of the same order).
-const FRONTEND: &str = "frontend";
+pub const FRONTEND: &str = "frontend";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -338,33 +333,30 @@ fn places_order(service: &str, method: &Method, route: &str) -> bool {
     service == FRONTEND && method == Method::POST && matches!(route, "/orders" | "/order")
 }
 
-/// Refresh what the components know (cache counters, leader, epoch, lag, last contact).
-pub async fn scrape(services: &[Arc<Service>]) {
-    let frontend = services.iter().find(|s| s.name() == FRONTEND);
-    let replicas: Vec<_> = services.iter().filter_map(|s| Some((s.spec.replica_id()?, s))).collect();
-    let cache_stats = async {
-        match frontend {
-            Some(f) => call_data(f, "/cache/stats").await,
-            None => None,
-        }
-    };
-    let pings = join_all(replicas.iter().map(|(id, s)| async move { (*id, call_data(s, "/ping").await) }));
-    let (cache_stats, pings) = futures::join!(cache_stats, pings);
-
+/// Record what the frontend's `GET /cache/stats` said (`None`: it did not answer). Component
+/// counters restart from zero with their instance; only the increase since the previous
+/// observation is added, so the exported counters never go down.
+pub fn observe_cache(stats: Option<&Value>) {
+    let Some(stats) = stats else { return };
     let m = metrics();
     let mut seen = m.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(stats) = cache_stats {
-        for event in CACHE_EVENTS {
-            let now = stats.get(event).and_then(Value::as_u64).unwrap_or(0);
-            let before = seen.cache.insert(event, now).unwrap_or(0);
-            // A smaller value means the frontend restarted and counts from zero again.
-            let increase = if now >= before { now - before } else { now };
-            m.cache.get_or_create(&EventLabel { event: event.into() }).inc_by(increase);
-        }
+    for event in CACHE_EVENTS {
+        let now = stats.get(event).and_then(Value::as_u64).unwrap_or(0);
+        let before = seen.cache.insert(event, now).unwrap_or(0);
+        // A smaller value means the frontend restarted and counts from zero again.
+        let increase = if now >= before { now - before } else { now };
+        m.cache.get_or_create(&EventLabel { event: event.into() }).inc_by(increase);
     }
+}
 
+/// Record what each replica's `GET /ping` said (`None`: it did not answer): who is up, the
+/// leader and its epoch, each replica's last order, its lag behind the leader and how long ago
+/// it last answered.
+pub fn observe_replicas(pings: &[(u32, Option<Value>)]) {
+    let m = metrics();
+    let mut seen = m.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut leader = None;
-    for (id, ping) in &pings {
+    for (id, ping) in pings {
         let label = ReplicaLabel { replica: id.to_string() };
         m.up.get_or_create(&label).set(i64::from(ping.is_some()));
         let Some(ping) = ping else { continue };
@@ -381,7 +373,7 @@ pub async fn scrape(services: &[Arc<Service>]) {
     if let Some((_, epoch, _)) = leader {
         m.epoch.set(epoch);
     }
-    for (id, _) in &pings {
+    for (id, _) in pings {
         let label = ReplicaLabel { replica: id.to_string() };
         let Some(&(contact, last)) = seen.replicas.get(id) else { continue };
         m.last_order.get_or_create(&label).set(last.order);
@@ -390,26 +382,6 @@ pub async fn scrape(services: &[Arc<Service>]) {
             m.lag.get_or_create(&label).set((leader_last.record - last.record).max(0));
         }
     }
-}
-
-/// The `data` of a successful answer of a running service to `GET path`.
-async fn call_data(service: &Service, path: &str) -> Option<Value> {
-    if service.state() != State::Running {
-        return None;
-    }
-    let (status, body) = service.call(Method::GET, path, SCRAPE_TIMEOUT).await.ok()?;
-    if !status.is_success() {
-        return None;
-    }
-    serde_json::from_slice::<Value>(&body).ok()?.get("data").cloned()
-}
-
-/// `GET /metrics`: scrape the components, then answer everything in the OpenMetrics text format.
-pub async fn respond(services: &[Arc<Service>]) -> Response {
-    scrape(services).await;
-    let mut response = http::Response::new(full_body(Bytes::from(render())));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    response
 }
 
 /// Run `serve` on `request` and record the request (the hook on every service's entry: its
@@ -451,7 +423,7 @@ mod tests {
         assert_eq!(route_of("/apply"), "/apply");
         assert_eq!(route_of("/invalidate"), "/invalidate");
         assert_eq!(route_of("/invalidate/Tux"), "/invalidate/<name>");
-        assert_eq!(route_of("/buy"), "other", "gone with issue 9");
+        assert_eq!(route_of("/buy"), "other", "not a route of the store");
         assert_eq!(route_of("/"), "/");
         assert_eq!(route_of("/no/such/thing"), "other");
         assert_eq!(route_of("/random-junk-123"), "other");

@@ -7,9 +7,9 @@
 use bytes::Bytes;
 use http::{header, HeaderValue};
 
-use crate::instance::{full_body, Response};
+use crate::net::body::{full_body, Response};
 
-const PAGE: &str = include_str!("../assets/ops.html");
+const PAGE: &str = include_str!("../../assets/ops.html");
 
 /// The page itself.
 pub fn respond() -> Response {

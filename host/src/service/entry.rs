@@ -22,9 +22,9 @@ use hyper::body::Body;
 use tokio::sync::{mpsc, watch, Semaphore};
 use wasmtime_wasi_http::WasiBody;
 
-use crate::http::body::{full_body, Response};
-use crate::http::marker::mark;
-use crate::http::reply;
+use crate::net::body::{full_body, Response};
+use crate::net::marker::mark;
+use crate::net::reply;
 use crate::manifest::Listener;
 use crate::ops::{metrics, pause};
 use crate::wasm::instance::Job;

@@ -1,5 +1,5 @@
 //! The callee's side of calls handed over in process (`local_calls = "direct"`, see
-//! [`crate::http::directory`] for the caller's): a service's inbox of such calls, served
+//! [`crate::net::directory`] for the caller's): a service's inbox of such calls, served
 //! through the same [`Entry`] its listeners use, so the head check, limits, pause and metrics
 //! are the ones it applies to a request that came over HTTP.
 
@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::http::directory::Call;
-use crate::http::{head, reply};
+use crate::net::directory::Call;
+use crate::net::{head, reply};
 use crate::ops::metrics;
 use crate::service::entry::Entry;
 

@@ -3,10 +3,10 @@
 //!
 //! A running service is two tasks joined by its job queue, both on the service's own thread
 //! ([`thread::ServiceThread`]):
-//! - the **listener** ([`server::accept_loop`]) accepts connections and turns requests into jobs
+//! - the **listener** ([`listener::accept_loop`]) accepts connections and turns requests into jobs
 //!   (the frontend has two, public and internal, feeding the same queue; each marks its
-//!   requests with which one it is, see [`server::forward`]); on a public listener,
-//!   connections beyond the first few run on the service's helper thread ([`server::Spill`]),
+//!   requests with which one it is, see [`entry::forward`]); on a public listener,
+//!   connections beyond the first few run on the service's helper thread ([`listener::Spill`]),
 //!   still owned by the listener;
 //! - the **supervisor** ([`Supervisor::run`]) owns the instance that serves the jobs.
 //!
@@ -16,7 +16,7 @@
 //! the same data directory.
 //!
 //! Pausing freezes the listener, the request handlers and the supervisor in place without
-//! dropping anything; resuming lets them continue ([`crate::pause`] says where the gate sits).
+//! dropping anything; resuming lets them continue ([`crate::ops::pause`] says where the gate sits).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,33 +29,36 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::instance::{self, Job, ReplyError};
+mod entry;
+mod inbox;
+mod thread;
+
 use crate::manifest::{Listener, ServiceSpec};
-use crate::runtime::{InstanceSpec, Runtime};
-use crate::local::{self, Directory};
-use crate::server::{self, Door, Entry, Gate, Handler};
-use crate::pause;
-use crate::supervisor::{State, Status, StatusSnapshot, Supervisor};
+use crate::net::directory::{self, Directory};
+use crate::net::listener::{self, Handler};
+use crate::ops::{metrics, pause};
+use crate::wasm::instance::{self, Job, ReplyError};
+use crate::wasm::runtime::{InstanceSpec, Runtime};
+use crate::wasm::supervisor::{State, Status, StatusSnapshot, Supervisor};
+use entry::{Door, Entry, Gate};
 use thread::ServiceThread;
 
 /// Requests one service may have in flight before new ones get 503.
 pub const MAX_IN_FLIGHT: usize = 1024;
 /// Health checks (`GET /ping`, `GET /health`) in flight, counted apart from [`MAX_IN_FLIGHT`]
-/// (see [`server::is_probe`]): a replica busy with 1024 orders must still answer its leader
+/// (see [`entry::is_probe`]): a replica busy with 1024 orders must still answer its leader
 /// check, or the frontend would take busy for dead.
 pub const MAX_PROBES_IN_FLIGHT: usize = 64;
 /// Connections of a public listener served on the instance's own thread; more go to its
-/// helper thread (see [`server::Spill`]). Eight keep the benchmark's 1 and 8 connections
+/// helper thread (see [`listener::Spill`]). Eight keep the benchmark's 1 and 8 connections
 /// entirely on the instance's thread.
 ///
 /// Internal listeners (the catalog, the order replicas, the frontend's internal one) serve
 /// every connection on the instance's thread. Their clients are this store's components,
 /// whose pools open a connection per call in flight, so a count above eight means a busy
 /// caller, not a crowd of clients: handing those connections to a helper put two more
-/// hand-overs between threads on each call while the callee's thread had room. Over HTTP,
-/// cache misses at 8 connections 7.7-8.6 k -> 8.7-9.2 k req/s and at 32 10.3-12.1 k -> 11.7-12.7
-/// k, order queries at 32 10.9-12.1 k -> 12.6-13.6 k; orders unchanged (eval/bench.md, seventh
-/// session).
+/// hand-overs between threads on each call while the callee's thread had room (cache misses
+/// and order queries over HTTP were slower that way; the figures are in eval/bench.md).
 pub const IN_THREAD_CONNECTIONS: usize = 8;
 
 /// Room in the job queue beyond those, for the host's own ticks and pings.
@@ -129,7 +132,7 @@ struct Running {
     /// One accept loop per listener.
     listeners: Vec<JoinHandle<()>>,
     supervisor: JoinHandle<()>,
-    /// The thread of a public listener's connections beyond the first few ([`server::Spill`]);
+    /// The thread of a public listener's connections beyond the first few ([`listener::Spill`]);
     /// a service without a public listener has none.
     _helper: Option<ServiceThread>,
     /// Dropped last: it ends the thread and whatever still runs on it.
@@ -138,7 +141,7 @@ struct Running {
 
 impl Service {
     pub fn new(spec: ServiceSpec, runtime: Arc<Runtime>, instance: InstanceSpec, local: Option<Arc<Directory>>) -> Arc<Self> {
-        crate::metrics::register_service(&spec.name);
+        metrics::register_service(&spec.name);
         Arc::new(Self {
             spec,
             runtime,
@@ -165,7 +168,7 @@ impl Service {
         if let Some(i) = reserved.iter().position(|l| l.local_addr().is_ok_and(|a| a == addr)) {
             return Ok(reserved.swap_remove(i));
         }
-        server::bind_std(addr).map_err(|error| ServiceError::Bind { service: self.spec.name.clone(), addr, error })
+        listener::bind_std(addr).map_err(|error| ServiceError::Bind { service: self.spec.name.clone(), addr, error })
     }
 
     pub fn name(&self) -> &str {
@@ -251,22 +254,22 @@ impl Service {
             };
             // With `local_calls = "direct"`, the other services' calls to this address arrive
             // here too: the door's in-process twin, paused, stopped and killed with it.
-            let (inbox, calls) = self.local.as_ref().map(|_| mpsc::channel::<local::Call>(local::BACKLOG)).unzip();
+            let (inbox, calls) = self.local.as_ref().map(|_| mpsc::channel::<directory::Call>(directory::BACKLOG)).unzip();
             let (name, shutdown_rx, paused) = (name.clone(), shutdown_rx.clone(), self.pause.subscribe());
             let spill = match (kind, &helper) {
-                (Listener::Public, Some(helper)) => Some(server::Spill { in_thread: IN_THREAD_CONNECTIONS, helper: helper.handle() }),
+                (Listener::Public, Some(helper)) => Some(listener::Spill { in_thread: IN_THREAD_CONNECTIONS, helper: helper.handle() }),
                 _ => None,
             };
             listeners.push(thread.spawn(async move {
                 let listen = async {
                     match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => server::accept_loop(name.clone(), listener, handler, shutdown_rx.clone(), spill).await,
+                        Ok(listener) => listener::accept_loop(name.clone(), listener, handler, shutdown_rx.clone(), spill).await,
                         Err(e) => tracing::error!(service = %name, error = %e, "cannot register the listener"),
                     }
                 };
                 let local = async {
                     if let Some(calls) = calls {
-                        local::serve_calls(entry, calls, shutdown_rx.clone()).await;
+                        inbox::serve_calls(entry, calls, shutdown_rx.clone()).await;
                     }
                 };
                 pause::gated(futures::future::join(listen, local), paused).await;
@@ -292,7 +295,7 @@ impl Service {
             // Wait until all are really gone, so the ports are closed when we return.
             futures::future::join_all(running.listeners).await;
             let _ = running.supervisor.await;
-            crate::metrics::restarted(&self.spec.name, crate::metrics::RestartCause::Kill);
+            metrics::restarted(&self.spec.name, metrics::RestartCause::Kill);
         }
         self.unpause();
         self.status.set(State::Killed);
@@ -321,7 +324,7 @@ impl Service {
         }
         self.pause.send_replace(true);
         self.status.set_paused(true);
-        crate::metrics::paused(&self.spec.name, true);
+        metrics::paused(&self.spec.name, true);
         tracing::warn!(service = %self.spec.name, "paused");
         Ok(())
     }
@@ -342,7 +345,7 @@ impl Service {
     fn unpause(&self) {
         self.pause.send_replace(false);
         self.status.set_paused(false);
-        crate::metrics::paused(&self.spec.name, false);
+        metrics::paused(&self.spec.name, false);
     }
 
     /// Stop accepting, let open connections finish their current request for up to `grace`,
@@ -389,7 +392,7 @@ impl Service {
         let service = self.clone();
         tokio::spawn(async move {
             match service.call(Method::POST, "/tick", timeout).await {
-                Ok((status, body)) if status.is_success() => crate::metrics::restocked(&body),
+                Ok((status, body)) if status.is_success() => metrics::restocked(&body),
                 Ok((status, body)) => tracing::debug!(
                     service = %service.spec.name, %status, body = %String::from_utf8_lossy(&body), "tick answered with an error"
                 ),
@@ -414,65 +417,6 @@ impl Service {
     }
 }
 
-/// A thread of its own for each running service (and, for the frontend's public listener, a
-/// helper for its busy connections, see [`server::Spill`]).
-///
-/// A service's listener, its first connections and the task that drives its instance all run
-/// on one single-threaded tokio runtime on a dedicated thread. A request then goes from the
-/// socket through hyper into the instance and back without ever waking another thread: the
-/// job queue, the reply channel and the response body are all handed over within the thread.
-/// On the shared multi-threaded runtime every such hand-over could land on the other worker
-/// and cost a futex wake-up and a context switch, several times per request; measured with
-/// the `hello` component that was about half the host's throughput (see eval/bench.md).
-///
-/// Services still run in parallel with each other (one thread each), and blocking file I/O of
-/// WASI goes to tokio's blocking pool as before. Dropping a [`ServiceThread`] stops its
-/// runtime, which drops every task still on it.
-mod thread {
-    use std::future::Future;
-    use std::io;
-
-    use tokio::runtime::Handle;
-    use tokio::sync::oneshot;
-    use tokio::task::JoinHandle;
-
-    pub struct ServiceThread {
-        handle: Handle,
-        /// Dropping this ends the thread's `block_on`, and with it the runtime and its tasks.
-        _stop: oneshot::Sender<()>,
-    }
-
-    impl ServiceThread {
-        /// Start a thread named after the service, running an empty single-threaded runtime.
-        pub fn start(name: &str) -> io::Result<Self> {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let handle = runtime.handle().clone();
-            let (stop, stopped) = oneshot::channel::<()>();
-            std::thread::Builder::new().name(format!("svc-{name}")).spawn(move || {
-                // Spawned tasks only run while the thread is inside `block_on`.
-                runtime.block_on(async {
-                    let _ = stopped.await;
-                });
-            })?;
-            Ok(Self { handle, _stop: stop })
-        }
-
-        /// Where to spawn onto this thread from elsewhere.
-        pub fn handle(&self) -> Handle {
-            self.handle.clone()
-        }
-
-        /// Run `task` on this service's thread.
-        pub fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
-        where
-            F: Future + Send + 'static,
-            F::Output: Send + 'static,
-        {
-            self.handle.spawn(task)
-        }
-    }
-}
-
 /// These run the real host path (listener → job queue → one instance under `run_concurrent`)
 /// against the `hello` component, and fail when it has not been built (`just build`, or
 /// `cargo build --release --target wasm32-wasip2 -p toystore-hello`): a skipped check would
@@ -481,7 +425,7 @@ mod thread {
 mod tests {
     use super::*;
     use crate::manifest::{OutgoingHttp, ServiceKind};
-    use crate::outgoing::Outgoing;
+    use crate::net::outgoing::Outgoing;
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::{connect::HttpConnector, Client};
     use hyper_util::rt::TokioExecutor;

@@ -2,10 +2,8 @@
 //!
 //! A served request allocates and frees many small objects on several threads at once (hyper's
 //! buffers and heads, wasmtime's resource-table entries and task state, tokio's tasks); glibc's
-//! malloc and free were ~11 % of a busy service thread. jemalloc's per-thread caches take
-//! the same work for less: a cache miss +7 % req/s at 8 connections and +6 % at 32 with
-//! `local_calls = "direct"`, +12 % and +5 % over HTTP, a cache hit +4-6 % (wrk, 4 alternating
-//! rounds against the glibc build; eval/bench.md, sixth session).
+//! malloc and free were a tenth of a busy service thread. jemalloc's per-thread caches take
+//! the same work for less, on every read path (eval/bench.md has the comparison).
 //!
 //! jemalloc hands freed pages back on its own, after a decay of 10 s. Compiling the components
 //! frees tens of MiB at once and the next compile allocates as much again, so without a purge

@@ -23,8 +23,8 @@ use wasmtime::{AsContextMut, Store};
 use wasmtime_wasi_http::handler::{Prepared, Proxy};
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
-use crate::http::body::{full_body, Response};
-use crate::http::marker::mark;
+use crate::net::body::{full_body, Response};
+use crate::net::marker::mark;
 use crate::manifest::Listener;
 use crate::wasm::runtime::Host;
 

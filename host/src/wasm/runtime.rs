@@ -18,7 +18,7 @@ use wasmtime_wasi_http::handler::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::http::outgoing::{Hooks, Outgoing};
+use crate::net::outgoing::{Hooks, Outgoing};
 use crate::wasm::alloc;
 use crate::wasm::spin;
 
@@ -84,11 +84,9 @@ impl Runtime {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
         // Guest code checks an epoch counter so that a spinning call can be cut (see `spin`).
         config.epoch_interruption(true);
-        // Components compile on one thread. In parallel, each compiling thread filled its own
-        // malloc arena, and the host's peak RSS was the sum: 75-81 MiB against 58 MiB serial
-        // (measured with glibc's malloc, the freed memory handed back after each compile; see
-        // eval/bench.md). On this 2-core machine the three store components take ~1 s longer
-        // to compile (4.9 s against 3.9 s), once per start.
+        // Components compile on one thread. In parallel, each compiling thread fills its own
+        // malloc arena, and the host's peak RSS is their sum (a third more, eval/bench.md);
+        // serial compiling costs about a second once per start on 2 cores.
         config.parallel_compilation(false);
         // `TOYSTORE_PERF_MAP=1`: write /tmp/perf-<pid>.map, so that `perf report` on the host
         // names the guests' functions instead of showing their JIT code as bare addresses.

@@ -2,7 +2,7 @@
 //!
 //! [`Supervisor::run`] owns the service's job queue for as long as the service is up. It builds
 //! an instance, serves the queue on it ([`instance::serve`]) and, when the instance fails (a
-//! trap, a spin cut by [`crate::spin`], or it could not even start), logs why, counts the crash
+//! trap, a spin cut by [`crate::wasm::spin`], or it could not even start), logs why, counts the crash
 //! with its [`Cause`], waits a [`Backoff`] and builds a fresh one from the same files. Requests
 //! that were in flight on the failed instance fail (500, or 503 after a spin); requests still
 //! queued are served by the next instance.
@@ -21,9 +21,9 @@ use http::Method;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::datadir::{self, DataDirError};
-use crate::instance::{self, Job};
-use crate::runtime::{InstanceSpec, Runtime, RuntimeError};
+use crate::wasm::datadir::{self, DataDirError};
+use crate::wasm::instance::{self, Job};
+use crate::wasm::runtime::{InstanceSpec, Runtime, RuntimeError};
 
 /// An instance that ran this long without failing counts as healthy: the next crash restarts
 /// without delay again.
@@ -68,7 +68,7 @@ pub enum State {
     Restarting,
     /// Stopped by the admin endpoint; stays down until restarted.
     Killed,
-    /// Frozen by the admin endpoint (like SIGSTOP, see [`crate::pause`]) until resumed.
+    /// Frozen by the admin endpoint (like SIGSTOP, see [`crate::ops::pause`]) until resumed.
     Paused,
     /// The host is shutting down.
     Stopped,
@@ -228,7 +228,7 @@ enum InstanceFailure {
     Instantiate(String),
     #[error("trapped: {0}")]
     Trap(String),
-    #[error("cut off: a call ran guest code for over {limit:?} without a host call (spinning)", limit = crate::spin::SPIN_LIMIT)]
+    #[error("cut off: a call ran guest code for over {limit:?} without a host call (spinning)", limit = crate::wasm::spin::SPIN_LIMIT)]
     Spin,
     #[error("failed: {0}")]
     Other(String),
@@ -286,10 +286,10 @@ impl Supervisor {
                 Err(failure) => {
                     tracing::error!(service = %self.name, error = %failure, "instance failed; starting a fresh one");
                     self.status.crashed(failure.cause(), failure.to_string());
-                    crate::metrics::restarted(&self.name, match failure.cause() {
-                        Cause::Trap => crate::metrics::RestartCause::Trap,
-                        Cause::Spin => crate::metrics::RestartCause::Spin,
-                        Cause::Failed => crate::metrics::RestartCause::Other,
+                    crate::ops::metrics::restarted(&self.name, match failure.cause() {
+                        Cause::Trap => crate::ops::metrics::RestartCause::Trap,
+                        Cause::Spin => crate::ops::metrics::RestartCause::Spin,
+                        Cause::Failed => crate::ops::metrics::RestartCause::Other,
                     });
                     backoff.failed(started.elapsed());
                 }
