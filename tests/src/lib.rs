@@ -5,9 +5,11 @@
 //! (default `target/release/toystore`), the components are in `TOYSTORE_WASM_DIR` (default
 //! `target/wasm32-wasip2/release`); `just test` builds both first. [`browser`] drives a real
 //! headless Chromium for the page tests; [`netns`], [`proxy`] and [`history`] serve the multi-host
-//! test (namespaces as machines, a delaying TCP proxy, client histories and their checker).
+//! test (namespaces as machines, a delaying TCP proxy, client histories and their checker);
+//! [`circles`] is the layout check (no modules that import each other in a circle).
 
 pub mod browser;
+pub mod circles;
 pub mod history;
 pub mod netns;
 pub mod proxy;
