@@ -89,6 +89,10 @@ serve manifest="toystore.toml": build-dist
 test: build setup-wasmtime setup-browser setup-schemathesis setup-netns runtime-deps
     cargo test --release {{native}} --no-fail-fast -- --test-threads=2
 
+# Refresh README's screenshots (docs/storefront.png, docs/operations.png) from the page tests.
+screenshots: build setup-browser
+    TOYSTORE_SCREENSHOTS="$PWD/docs" cargo test --release -p toystore-e2e --test pages -- --test-threads=1
+
 # The seed's evaluation: 5 clients, p = 0..0.8, cache on/off, plus a failure run -> eval/.
 eval: build-dist
     ./target/dist/toystore eval --out eval

@@ -123,15 +123,17 @@ impl Browser {
         element.send_keys(text).await.unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
-    /// Save a PNG screenshot of the page to `path` (relative to the workspace root).
-    pub async fn screenshot(&self, path: &str) {
+    /// Take a PNG screenshot of the page (checked to be one) and, when `TOYSTORE_SCREENSHOTS` names
+    /// a directory, save it there as `name`. Tests write only to temporary directories, so the
+    /// README's tracked images are refreshed by `just screenshots`, which sets it to `docs/`.
+    pub async fn screenshot(&self, name: &str) {
         // From the top of the page, whatever an earlier click scrolled to.
         let _ = self.client.execute("window.scrollTo(0, 0)", Vec::new()).await;
         let png = self.client.screenshot().await.expect("screenshot");
-        let path = crate::workspace_root().join(path);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).expect("screenshot directory");
-        }
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "the screenshot is not a PNG ({} bytes)", png.len());
+        let Some(dir) = std::env::var_os("TOYSTORE_SCREENSHOTS").map(std::path::PathBuf::from) else { return };
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let path = dir.join(name);
         std::fs::write(&path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
 

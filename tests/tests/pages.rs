@@ -1,6 +1,7 @@
 //! The two HTML pages in a real headless Chromium (see `toystore_e2e::browser`): the storefront
-//! on the public port and the operations page on the admin address. Each test also saves the
-//! screenshot README shows (`docs/storefront.png`, `docs/operations.png`).
+//! on the public port and the operations page on the admin address. Each test also takes the
+//! screenshot README shows; `just screenshots` saves them as `docs/storefront.png` and
+//! `docs/operations.png` (a plain test run writes nothing outside its temporary directories).
 
 use std::time::Duration;
 
@@ -58,7 +59,7 @@ async fn storefront_lists_the_toys_places_an_order_and_looks_it_up() {
     let found = b.wait_text("the lookup", "#lookup-result", WAIT, |t| t.starts_with("Order ")).await;
     assert_eq!(found, format!("Order {number}: 3 x Lego"));
     // The failure message stays visible for the screenshot, next to a successful lookup.
-    b.screenshot("docs/storefront.png").await;
+    b.screenshot("storefront.png").await;
     b.close().await;
 }
 
@@ -105,7 +106,7 @@ async fn operations_page_shows_the_leader_and_a_kill_there_moves_it() {
     }
     let rate = b.text("#lookups-rate").await.expect("lookup rate");
     assert!(rate.parse::<f64>().is_ok_and(|r| r > 0.0), "the page shows the lookups just made: {rate}");
-    b.screenshot("docs/operations.png").await;
+    b.screenshot("operations.png").await;
 
     // Restart it from the page too.
     b.click(&format!("#restart-{leader}")).await;
