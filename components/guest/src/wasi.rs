@@ -6,11 +6,8 @@
 //! request a component serves and every call it makes, so it makes as few as the request
 //! needs, and as few waits (each wait is one more turn of the instance through the host: a
 //! callback into the guest): a GET's body is not read, a call without a body has no body
-//! stream, a reply's headers are not copied out and its trailers not waited for. Measured on
-//! the cache miss (one served request and one call on the frontend, one served request on the
-//! catalog; 8 connections): host CPU per miss 315-332 -> 198-242 us over HTTP, 192-221 ->
-//! 122-146 us with `local_calls = "direct"`; guest callbacks on the frontend 6.35 -> 3.7 a miss
-//! (`eval/bench.md`, notes of the fifth session).
+//! stream, a reply's headers are not copied out and its trailers not waited for. That took a
+//! third of the host's CPU off each cache miss (eval/bench.md).
 
 use std::cell::RefCell;
 use std::time::Duration;
