@@ -65,7 +65,7 @@ impl<N: Net + 'static> Service<N> {
             // 1. A fresh epoch, promised to ourselves first.
             let epoch = self
                 .on_disk(|disk, state| {
-                    let e = disk.promised.max(state.seen_epoch()).max(floor) + 1;
+                    let e = state.candidacy_epoch(disk.promised, floor);
                     disk.promise(e).map_err(internal)?;
                     state.start_candidacy(e);
                     Ok::<u64, Reply>(e)

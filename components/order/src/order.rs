@@ -176,7 +176,7 @@ impl<N: Net + 'static> Service<N> {
         let majority = self.cfg.majority();
         let exclusive = self.cfg.dir_access == toystore_guest::lock::DirAccess::Exclusive;
         self.on_disk(|disk, state| {
-            if disk.promised != epoch || state.ready_epoch() != Some(epoch) {
+            if !state.may_append_batch(epoch, disk.promised) {
                 return Err(Reply::unavailable("leadership changed; retry"));
             }
             disk.log.set_pending_from(base.applied_orders.min(disk.log.next_number())).map_err(internal)?;
@@ -190,17 +190,10 @@ impl<N: Net + 'static> Service<N> {
                 // Other instances may append once we let go of the lock: fsync under it.
                 false => disk.log.append(&records).map(|()| None),
             };
+            state.batch_appended(epoch, written.as_ref().map(|_| disk.log.durable_last()).map_err(|_| ()), majority);
             match written {
-                Ok(unsynced) => {
-                    state.note_own(epoch, disk.log.durable_last(), majority);
-                    Ok(Batch::Done(slots, unsynced))
-                }
-                Err(e) => {
-                    // Part of the batch may be on disk: never write other records at these
-                    // indexes in this epoch — renew first.
-                    state.lose_readiness(epoch);
-                    Err(internal(e))
-                }
+                Ok(unsynced) => Ok(Batch::Done(slots, unsynced)),
+                Err(e) => Err(internal(e)),
             }
         })
         .await?

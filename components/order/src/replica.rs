@@ -258,6 +258,14 @@ impl Replica {
         }
     }
 
+    /// Election step 1, the decision: the epoch to stand for. Above the promise on disk, every
+    /// epoch heard of (so no replica has promised it already, as far as we know), and `floor` (a
+    /// newer epoch a peer refused our previous try with). The driver promises it durably, then
+    /// calls [`Self::start_candidacy`].
+    pub fn candidacy_epoch(&self, promised_on_disk: u64, floor: u64) -> u64 {
+        promised_on_disk.max(self.seen_epoch()).max(floor) + 1
+    }
+
     /// Election step 1: we promised ourselves `epoch` and now fence the peers with it.
     pub fn start_candidacy(&mut self, epoch: u64) {
         self.renewed_commit = match &self.role {
@@ -317,6 +325,24 @@ impl Replica {
     pub fn abandon_candidacy(&mut self) {
         if matches!(self.role, Role::Candidate(_)) {
             self.role = Role::Follower;
+        }
+    }
+
+    /// Before a batch is appended as leader of `epoch`: may it be? Only while the promise on
+    /// disk is still `epoch` (no newer candidate got it from us) and we are that epoch's ready
+    /// leader. Checked under the directory lock, with the append that follows.
+    pub fn may_append_batch(&self, epoch: u64, promised_on_disk: u64) -> bool {
+        promised_on_disk == epoch && self.ready_epoch() == Some(epoch)
+    }
+
+    /// A batch append of ours in `epoch` returned: `Ok(durable_last)`, our log is on our disk up
+    /// to that record (which may make a majority on its own); `Err(())`, part of the batch may
+    /// be on disk, so no other record may ever be written at those indexes in this epoch:
+    /// number nothing more until renewed with a new epoch.
+    pub fn batch_appended(&mut self, epoch: u64, result: Result<i64, ()>, majority: usize) {
+        match result {
+            Ok(durable_last) => self.note_own(epoch, durable_last, majority),
+            Err(()) => self.lose_readiness(epoch),
         }
     }
 
@@ -682,6 +708,55 @@ mod tests {
 
     fn anchor(index: u64, epoch: u64) -> Anchor {
         Anchor { index, epoch }
+    }
+
+    /// A replica that leads `epoch` (ready) with the log `last` on a majority.
+    fn ready_leader(epoch: u64, last: i64) -> Replica {
+        let mut r = Replica::new(1);
+        r.observe_promise(epoch - 1);
+        r.start_candidacy(epoch);
+        assert!(r.become_leader(epoch, HashMap::from([(2, last), (3, last)])));
+        assert!(r.become_ready(epoch, last));
+        r
+    }
+
+    #[test]
+    fn a_candidacy_stands_above_every_epoch_known() {
+        // (promised on disk, heard of, floor) → epoch to stand for
+        let cases = [((0, 0, 0), 1), ((3, 0, 0), 4), ((3, 7, 0), 8), ((3, 7, 9), 10), ((9, 2, 4), 10)];
+        for ((promised, heard, floor), want) in cases {
+            let mut r = Replica::new(1);
+            r.hear_epoch(heard);
+            assert_eq!(r.candidacy_epoch(promised, floor), want, "promised {promised}, heard {heard}, floor {floor}");
+        }
+    }
+
+    #[test]
+    fn only_the_ready_leader_of_the_promised_epoch_appends_a_batch() {
+        let r = ready_leader(4, 10);
+        assert!(r.may_append_batch(4, 4));
+        assert!(!r.may_append_batch(4, 5), "a newer candidate got our promise");
+        assert!(!r.may_append_batch(3, 4), "a batch numbered in an older leadership");
+        let mut not_ready = ready_leader(4, 10);
+        not_ready.lose_readiness(4);
+        assert!(!not_ready.may_append_batch(4, 4));
+        let mut follower = Replica::new(1);
+        follower.observe_promise(4);
+        assert!(!follower.may_append_batch(4, 4));
+    }
+
+    #[test]
+    fn a_failed_batch_append_stops_numbering_until_renewed() {
+        let mut r = ready_leader(4, 10);
+        r.batch_appended(4, Ok(12), 2);
+        assert!(r.may_append_batch(4, 4));
+        r.batch_appended(4, Err(()), 2);
+        assert!(!r.may_append_batch(4, 4), "part of the batch may be on disk: renew first");
+        assert_eq!(r.ready_epoch(), None);
+        // Another leadership's failure changes nothing of ours.
+        let mut other = ready_leader(6, 10);
+        other.batch_appended(5, Err(()), 2);
+        assert_eq!(other.ready_epoch(), Some(6));
     }
 
     #[test]
