@@ -459,7 +459,7 @@ pub fn write_order_log(dir: &Path, count: u64, epoch: u64) -> anyhow::Result<()>
     // The order crate's own header and line format, so this file is exactly what a replica
     // would have written.
     w.write_all(log::HEADER.as_bytes())?;
-    w.write_all(log::Entry::epoch_record(0, epoch).to_line().as_bytes())?;
+    w.write_all(log::Record::epoch_record(0, epoch).to_line().as_bytes())?;
     for n in 0..count {
         let toy = (n % SEED_TOYS.len() as u64) as usize;
         let order = log::Order {
@@ -469,7 +469,7 @@ pub fn write_order_log(dir: &Path, count: u64, epoch: u64) -> anyhow::Result<()>
             price: SEED_PRICES[toy].to_string(),
             key: format!("bench-{n:016x}"),
         };
-        w.write_all(log::Entry::order_record(n + 1, epoch, order).to_line().as_bytes())?;
+        w.write_all(log::Record::order_record(n + 1, epoch, order).to_line().as_bytes())?;
     }
     w.flush()?;
     w.into_inner().map_err(|e| anyhow!("flush {}: {e}", path.display()))?.sync_all()?;

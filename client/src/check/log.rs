@@ -6,7 +6,7 @@
 //! 1,1,order,0,Tux,2,25.99,k-7f3a
 //! ```
 //!
-//! Records are parsed by the order service's own reader ([`toystore_order::log::Entry::parse`]),
+//! Records are parsed by the order service's own reader ([`toystore_order::log::Record::parse`]),
 //! so the check accepts exactly what a replica accepts. Only whole lines count; a last line
 //! without its `\n` is a torn append (a crash mid-write, never acknowledged) and is reported as
 //! such, not as damage. Sequence rules (indexes, numbers, keys, epochs) are judged by the caller,
@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-pub use toystore_order::log::{Entry as Record, Order};
+pub use toystore_order::log::{Record as Record, Order};
 
 /// The header of the record format (without its `\n`).
 pub fn header() -> &'static str {

@@ -21,7 +21,7 @@ use http::Method;
 use serde_json::json;
 use toystore_guest::{Net, Reply};
 
-use crate::log::Entry;
+use crate::log::Record;
 use crate::protocol::{refusal, Claim, Refusal, Status};
 use crate::replica::{most_up_to_date, tally_fence, FenceTally};
 use crate::config::Peer;
@@ -115,7 +115,7 @@ impl<N: Net + 'static> Service<N> {
                         return Err(Reply::unavailable(format!("epoch {epoch} was superseded during the election")));
                     }
                     let index = (disk.log.last() + 1) as u64;
-                    disk.log.append(&[Entry::epoch_record(index, epoch)]).map_err(internal)?;
+                    disk.log.append(&[Record::epoch_record(index, epoch)]).map_err(internal)?;
                     Ok(index)
                 })
                 .await??;

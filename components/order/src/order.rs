@@ -32,7 +32,7 @@ use toystore_guest::time::yield_now;
 use toystore_guest::{Net, Reply, Request};
 
 use crate::admission::{admit, Admission, Base};
-use crate::log::{Entry, Order};
+use crate::log::{Record, Order};
 use crate::node::{internal, Service};
 use crate::protocol::NewOrder;
 use crate::queue::{Slot, Ticket};
@@ -263,11 +263,11 @@ fn number_batch(
     orders: &[&NewOrder],
     epoch: u64,
     refreshed: bool,
-) -> std::io::Result<(Option<Vec<Slot>>, Vec<Entry>)> {
+) -> std::io::Result<(Option<Vec<Slot>>, Vec<Record>)> {
     let logged = log.next_number();
     let mut taken: HashMap<&str, i64> = HashMap::new();
     let mut in_batch: HashMap<&str, (u64, Order)> = HashMap::new();
-    let mut records: Vec<Entry> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
     let mut slots = Vec::with_capacity(orders.len());
     let mut index = (log.last() + 1) as u64;
     let mut number = logged;
@@ -285,7 +285,7 @@ fn number_batch(
             Admission::Admit { price } => {
                 let record = Order { number, name: o.name.clone(), quantity: o.quantity, price, key: o.key.clone() };
                 in_batch.insert(o.key.as_str(), (index, record.clone()));
-                records.push(Entry::order_record(index, epoch, record));
+                records.push(Record::order_record(index, epoch, record));
                 *taken.entry(o.name.as_str()).or_default() += o.quantity;
                 slots.push(Slot::New { epoch, index, number });
                 index += 1;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use toystore_guest::api::ErrorBody;
 use toystore_guest::{ItemRequest, NetResponse, Reply};
 
-use crate::log::{Anchor, Entry, Order, Position};
+use crate::log::{Anchor, Record, Order, Position};
 
 /// Largest page (records) `GET /get_missed_orders/<n>` returns. Small enough that a page in
 /// flight (its lines, then its parsed records, on both sides) does not raise the replicas'
@@ -49,7 +49,7 @@ pub struct Replicate {
     #[serde(default)]
     pub prev: Option<Anchor>,
     #[serde(with = "lines")]
-    pub records: Vec<Entry>,
+    pub records: Vec<Record>,
 }
 
 /// `GET /get_missed_orders/<i>`: records after index `i`, the anchor of the sender's record `i`
@@ -57,7 +57,7 @@ pub struct Replicate {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Page {
     #[serde(with = "lines")]
-    pub records: Vec<Entry>,
+    pub records: Vec<Record>,
     pub more: bool,
     pub prev: Option<Anchor>,
     pub last: i64,
@@ -66,31 +66,31 @@ pub struct Page {
 }
 
 /// Records on the wire: one JSON string holding their exact `orders.csv` lines
-/// ([`Entry::to_line`], each with its `\n`), e.g. `"7,2,order,5,Tux,1,25.99,k5\n"`.
+/// ([`Record::to_line`], each with its `\n`), e.g. `"7,2,order,5,Tux,1,25.99,k5\n"`.
 ///
 /// Why not a JSON object per record: a catch-up page of 2 000 records was then a value tree on
 /// each side, ~10× its size in memory and most of a page's cost (serialising 100 000 records
 /// took 171 ms natively and parsing them 82 ms; as lines, 15 and 2 ms). A line is also
 /// what the receiver writes, and it is read back the way the log's own file is: only a line
-/// in exactly the canonical form counts ([`Entry::parse`]), so a record a peer sends is checked
+/// in exactly the canonical form counts ([`Record::parse`]), so a record a peer sends is checked
 /// as strictly as one read from disk. Lines cannot contain a newline (names and keys have no
 /// control characters: `valid_text`), so splitting at `\n` is exact.
 pub mod lines {
     use serde::de::{self, Deserializer, Visitor};
     use serde::Serializer;
 
-    use crate::log::Entry;
+    use crate::log::Record;
 
-    pub fn serialize<S: Serializer>(records: &[Entry], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(records: &[Record], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&to_text(records))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Entry>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Record>, D::Error> {
         d.deserialize_str(Lines)
     }
 
     /// The lines of `records`, concatenated.
-    pub fn to_text(records: &[Entry]) -> String {
+    pub fn to_text(records: &[Record]) -> String {
         let mut text = String::with_capacity(records.len() * 64);
         for e in records {
             e.write_line(&mut text);
@@ -100,20 +100,20 @@ pub mod lines {
 
     /// The records of `text`: every line complete and canonical, or an error naming the first
     /// that is not.
-    pub fn from_text(text: &str) -> Result<Vec<Entry>, String> {
+    pub fn from_text(text: &str) -> Result<Vec<Record>, String> {
         if !(text.is_empty() || text.ends_with('\n')) {
             return Err("records: the last orders.csv line has no newline".into());
         }
         text.split_terminator('\n')
             .enumerate()
-            .map(|(i, line)| Entry::parse(line).ok_or_else(|| format!("records: line {i} is not an orders.csv line: {line:?}")))
+            .map(|(i, line)| Record::parse(line).ok_or_else(|| format!("records: line {i} is not an orders.csv line: {line:?}")))
             .collect()
     }
 
     struct Lines;
 
     impl Visitor<'_> for Lines {
-        type Value = Vec<Entry>;
+        type Value = Vec<Record>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("records as one string of orders.csv lines")
@@ -261,14 +261,14 @@ mod tests {
     fn records_travel_as_their_log_lines() {
         let order = |number, name: &str, key: &str| Order { number, name: name.into(), quantity: 2, price: "1.50".into(), key: key.into() };
         let records = vec![
-            Entry::epoch_record(0, 1),
-            Entry::order_record(1, 1, order(0, "Tux", "k0")),
+            Record::epoch_record(0, 1),
+            Record::order_record(1, 1, order(0, "Tux", "k0")),
             // Fields the CSV quotes travel quoted, as in the file.
-            Entry::order_record(2, 1, order(1, "Lego, \"big\"", " k1 ")),
+            Record::order_record(2, 1, order(1, "Lego, \"big\"", " k1 ")),
         ];
         let msg = Replicate { leader: 1, epoch: 1, prev: None, records: records.clone() };
         let wire = serde_json::to_value(&msg).unwrap();
-        let text: String = records.iter().map(Entry::to_line).collect();
+        let text: String = records.iter().map(Record::to_line).collect();
         assert_eq!(wire["records"], text.as_str());
         let back: Replicate = serde_json::from_value(wire).unwrap();
         assert_eq!(back.records, records);

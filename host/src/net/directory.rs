@@ -13,7 +13,7 @@
 //!
 //! What the caller sees, mapped to the `wasi:http` error codes the HTTP path gives:
 //! - the service is killed (or stopped): its slot is empty, **connection refused** at once, as
-//!   a closed port refuses, so `CallError::Refused` and `never_delivered` stay right;
+//!   a closed port refuses, so the guest's `CallError::Refused` and `never_delivered` stay right;
 //! - the service is paused: the receiving task is gated like the accept loop, so the call waits
 //!   in the channel (as a connection waits in the kernel's backlog) and the caller's own
 //!   timeout ends it;

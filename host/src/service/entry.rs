@@ -28,8 +28,8 @@ use crate::net::reply;
 use crate::manifest::Listener;
 use crate::ops::{metrics, pause};
 use crate::wasm::instance::Job;
-use crate::wasm::spin::SPIN_LIMIT;
-use crate::wasm::supervisor::Status;
+use crate::wasm::spin_guard::SPIN_LIMIT;
+use crate::wasm::supervisor::ServiceStatus;
 
 /// Largest request body a service accepts; a larger one gets 413 before it reaches the guest.
 pub const BODY_LIMIT: u64 = 1024 * 1024;
@@ -65,7 +65,7 @@ pub struct Gate {
     /// The separate, smaller limit of health checks in flight ([`is_probe`]).
     pub probe_permits: Arc<Semaphore>,
     /// The service's status, to tell a request cut by the spin guard from one lost in a crash.
-    pub status: Arc<Status>,
+    pub status: Arc<ServiceStatus>,
 }
 
 /// One listener of a service: which one it is, and its address as a URI authority (made once:
@@ -85,13 +85,13 @@ pub fn is_probe(method: &http::Method, path: &str) -> bool {
 /// door's listener (after hyper), or a component of the same host handing one over in process
 /// (`service::inbox`) to the door's address. Both take the same path from here: measured, held
 /// while paused, then [`forward`]ed and marked with the door's listener.
-pub struct Entry {
+pub struct Entrance {
     pub gate: Arc<Gate>,
     pub door: Arc<Door>,
     pub paused: watch::Receiver<bool>,
 }
 
-impl Entry {
+impl Entrance {
     pub async fn handle<B>(self: Arc<Self>, request: http::Request<B>) -> Response
     where
         B: Body<Data = Bytes> + Send + 'static,

@@ -1,6 +1,6 @@
 //! The callee's side of calls handed over in process (`local_calls = "direct"`, see
 //! [`crate::net::directory`] for the caller's): a service's inbox of such calls, served
-//! through the same [`Entry`] its listeners use, so the head check, limits, pause and metrics
+//! through the same [`Entrance`] its listeners use, so the head check, limits, pause and metrics
 //! are the ones it applies to a request that came over HTTP.
 
 use std::sync::Arc;
@@ -11,13 +11,13 @@ use tokio::task::JoinSet;
 use crate::net::directory::Call;
 use crate::net::{head, reply};
 use crate::ops::metrics;
-use crate::service::entry::Entry;
+use crate::service::entry::Entrance;
 
 /// The callee's side, on the service's own thread: serve every call from `calls` through
 /// `entry` until the inbox closes or `shutdown` turns true; then let the calls already taken
 /// finish. Each call runs as a task of its own in a set this task owns, so dropping this task
 /// (a kill) drops every call in it, as a kill drops the listener's connections.
-pub async fn serve_calls(entry: Arc<Entry>, mut calls: mpsc::Receiver<Call>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve_calls(entry: Arc<Entrance>, mut calls: mpsc::Receiver<Call>, mut shutdown: watch::Receiver<bool>) {
     let mut running = JoinSet::new();
     loop {
         tokio::select! {
@@ -34,7 +34,7 @@ pub async fn serve_calls(entry: Arc<Entry>, mut calls: mpsc::Receiver<Call>, mut
     while running.join_next().await.is_some() {}
 }
 
-async fn serve_one(entry: Arc<Entry>, call: Call) {
+async fn serve_one(entry: Arc<Entrance>, call: Call) {
     metrics::local_call(&entry.gate.name);
     let (parts, body) = call.request.into_parts();
     let response = match head::check_parts(&parts.method, &parts.uri, &parts.headers) {

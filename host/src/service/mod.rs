@@ -39,8 +39,8 @@ use crate::net::listener::{self, Handler};
 use crate::ops::{metrics, pause};
 use crate::wasm::instance::{self, Job, ReplyError};
 use crate::wasm::runtime::{InstanceSpec, Runtime};
-use crate::wasm::supervisor::{State, Status, StatusSnapshot, Supervisor};
-use entry::{Door, Entry, Gate};
+use crate::wasm::supervisor::{State, ServiceStatus, StatusSnapshot, Supervisor};
+use entry::{Door, Entrance, Gate};
 use thread::ServiceThread;
 
 /// Requests one service may have in flight before new ones get 503.
@@ -84,7 +84,7 @@ pub enum PauseError {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CallError {
+pub enum ServiceCallError {
     #[error("the service is not running")]
     NotRunning,
     #[error("the service's queue is full")]
@@ -110,7 +110,7 @@ pub struct Service {
     pub spec: ServiceSpec,
     runtime: Arc<Runtime>,
     instance: Arc<InstanceSpec>,
-    status: Arc<Status>,
+    status: Arc<ServiceStatus>,
     /// The job queue of the running service, for the host's own requests.
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     /// The running service's tasks; the async lock serialises start/kill/restart.
@@ -146,7 +146,7 @@ impl Service {
             spec,
             runtime,
             instance: Arc::new(instance),
-            status: Arc::new(Status::new()),
+            status: Arc::new(ServiceStatus::new()),
             jobs: Mutex::new(None),
             control: tokio::sync::Mutex::new(None),
             tick_busy: AtomicBool::new(false),
@@ -247,7 +247,7 @@ impl Service {
         let mut listeners = Vec::new();
         for (door, addr, listener) in bound {
             let kind = door.listener;
-            let entry = Arc::new(Entry { gate: gate.clone(), door, paused: self.pause.subscribe() });
+            let entry = Arc::new(Entrance { gate: gate.clone(), door, paused: self.pause.subscribe() });
             let handler: Handler = {
                 let entry = entry.clone();
                 Arc::new(move |request| Box::pin(entry.clone().handle(request)))
@@ -371,13 +371,13 @@ impl Service {
     }
 
     /// Send the running instance a request from the host itself and read the whole answer.
-    pub async fn call(&self, method: Method, path: &str, timeout: Duration) -> Result<(StatusCode, Bytes), CallError> {
-        let jobs = self.lock_jobs().clone().ok_or(CallError::NotRunning)?;
+    pub async fn call(&self, method: Method, path: &str, timeout: Duration) -> Result<(StatusCode, Bytes), ServiceCallError> {
+        let jobs = self.lock_jobs().clone().ok_or(ServiceCallError::NotRunning)?;
         let request = instance::host_request(self.spec.internal_addr(), method, path, Bytes::new());
         let (job, receiver) = Job::new(request);
         jobs.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => CallError::Busy,
-            mpsc::error::TrySendError::Closed(_) => CallError::NotRunning,
+            mpsc::error::TrySendError::Full(_) => ServiceCallError::Busy,
+            mpsc::error::TrySendError::Closed(_) => ServiceCallError::NotRunning,
         })?;
         Ok(instance::read_reply(receiver, timeout).await?)
     }
@@ -495,7 +495,7 @@ mod tests {
         assert_eq!(service.state(), State::Paused);
         let waiting = tokio::spawn(get(listen, "/while-paused"));
         let call = service.call(Method::POST, "/tick", Duration::from_millis(300)).await;
-        assert!(matches!(call, Err(CallError::Reply(ReplyError::Timeout(_)))), "{call:?}");
+        assert!(matches!(call, Err(ServiceCallError::Reply(ReplyError::Timeout(_)))), "{call:?}");
         assert!(!waiting.is_finished(), "a paused service answered");
         assert!(matches!(service.pause().await, Err(PauseError::AlreadyPaused { .. })));
         service.resume().await.unwrap();
@@ -506,7 +506,7 @@ mod tests {
         assert_eq!(service.state(), State::Killed);
         assert!(matches!(service.pause().await, Err(PauseError::NotRunning { state: State::Killed, .. })));
         assert!(get(listen, "/x").await.is_err(), "connections are refused once killed");
-        assert!(matches!(service.call(Method::GET, "/ping", Duration::from_secs(1)).await, Err(CallError::NotRunning)));
+        assert!(matches!(service.call(Method::GET, "/ping", Duration::from_secs(1)).await, Err(ServiceCallError::NotRunning)));
 
         // Restart rebinds the same port at once.
         service.restart().await.unwrap();

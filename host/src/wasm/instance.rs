@@ -26,7 +26,7 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 use crate::net::body::{full_body, Response};
 use crate::net::marker::mark;
 use crate::manifest::Listener;
-use crate::wasm::runtime::Host;
+use crate::wasm::runtime::StoreData;
 
 /// Where a job's result goes: the response, or why the guest produced none.
 pub type ReplySender = oneshot::Sender<Result<Response, wasmtime::Error>>;
@@ -51,7 +51,7 @@ impl Job {
 /// On `Err` the store is unusable; the caller drops it and builds a new instance, which keeps
 /// reading the same channel, so queued jobs are not lost.
 pub async fn serve(
-    store: &mut Store<Host>,
+    store: &mut Store<StoreData>,
     proxy: &Proxy,
     jobs: &mut mpsc::Receiver<Job>,
     first: Option<Job>,
@@ -83,7 +83,7 @@ pub async fn serve(
 
 /// Start the guest call for `job` and return the future that completes it.
 fn start<'a>(
-    accessor: &'a Accessor<Host>,
+    accessor: &'a Accessor<StoreData>,
     proxy: &'a Proxy,
     job: Job,
 ) -> wasmtime::Result<impl std::future::Future<Output = wasmtime::Result<bool>> + 'a> {
@@ -91,7 +91,7 @@ fn start<'a>(
     // An error here (the instance cannot take a call) drops the reply sender, so the caller
     // gets a 500; returning it also makes the supervisor replace the instance.
     let (tx, rx) = oneshot::channel();
-    let prepared = accessor.with(|mut store| Prepared::new(store.as_context_mut(), proxy, request, Host::http, tx))?;
+    let prepared = accessor.with(|mut store| Prepared::new(store.as_context_mut(), proxy, request, StoreData::http, tx))?;
     Ok(async move {
         // No per-request expiry: callers bound their own waits (components use call timeouts).
         let sent = prepared.run(accessor, std::future::pending()).await?;

@@ -2,7 +2,7 @@
 //! distinct component file compiled once into a pre-instance ([`ProxyPre`]). The three order
 //! replicas run the same file, so they share one compiled component.
 //!
-//! A service's instance lives in a [`Store<Host>`]; [`Runtime::new_store`] builds one with the
+//! A service's instance lives in a [`Store<StoreData>`]; [`Runtime::new_store`] builds one with the
 //! service's WASI context: only its own data directory preopened as `/data`, its environment,
 //! and the host's stdout/stderr so a guest's `eprintln!` shows up in the host's log.
 
@@ -20,7 +20,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::net::outgoing::{Hooks, Outgoing};
 use crate::wasm::alloc;
-use crate::wasm::spin;
+use crate::wasm::spin_guard;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -33,29 +33,29 @@ pub enum RuntimeError {
 }
 
 /// The data of one store: WASI and wasi-http state of one instance.
-pub struct Host {
+pub struct StoreData {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: Hooks,
-    /// The spin guard's state: every host call below marks it (see `spin`).
-    pub spin: spin::Watch,
+    /// The spin guard's state: every host call below marks it (see `spin_guard`).
+    pub spin: spin_guard::Watch,
 }
 
-impl spin::Watched for Host {
-    fn watch(&mut self) -> &mut spin::Watch {
+impl spin_guard::Watched for StoreData {
+    fn watch(&mut self) -> &mut spin_guard::Watch {
         &mut self.spin
     }
 }
 
-impl WasiView for Host {
+impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         self.spin.host_called = true;
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
-impl WasiHttpView for Host {
+impl WasiHttpView for StoreData {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         self.spin.host_called = true;
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
@@ -64,15 +64,15 @@ impl WasiHttpView for Host {
 
 /// What a service needs to start an instance: the compiled component and its WASI setup.
 pub struct InstanceSpec {
-    pub pre: Arc<ProxyPre<Host>>,
+    pub pre: Arc<ProxyPre<StoreData>>,
     pub env: Vec<(String, String)>,
     pub data_dir: PathBuf,
 }
 
 pub struct Runtime {
     engine: Engine,
-    linker: Linker<Host>,
-    components: HashMap<PathBuf, Arc<ProxyPre<Host>>>,
+    linker: Linker<StoreData>,
+    components: HashMap<PathBuf, Arc<ProxyPre<StoreData>>>,
     outgoing: Outgoing,
 }
 
@@ -82,7 +82,7 @@ impl Runtime {
         // WASI 0.3 (wasip3) components export an async `wasi:http/handler`.
         config.wasm_component_model_async(true);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
-        // Guest code checks an epoch counter so that a spinning call can be cut (see `spin`).
+        // Guest code checks an epoch counter so that a spinning call can be cut (see `spin_guard`).
         config.epoch_interruption(true);
         // Components compile on one thread. In parallel, each compiling thread fills its own
         // malloc arena, and the host's peak RSS is their sum (a third more, eval/bench.md);
@@ -104,10 +104,10 @@ impl Runtime {
             }
         };
 
-        spin::start_ticker(&engine).map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        spin_guard::start_ticker(&engine).map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
 
         let mut linker = Linker::new(&engine);
-        let link = |linker: &mut Linker<Host>| -> wasmtime::Result<()> {
+        let link = |linker: &mut Linker<StoreData>| -> wasmtime::Result<()> {
             // Rust std on wasm32-wasip2 still imports the p2 cli/io/filesystem interfaces.
             wasmtime_wasi::p2::add_to_linker_async(linker)?;
             wasmtime_wasi::p3::add_to_linker(linker)?;
@@ -119,7 +119,7 @@ impl Runtime {
     }
 
     /// Compile `path` (once; later calls for the same file return the same pre-instance).
-    pub fn load(&mut self, path: &Path) -> Result<Arc<ProxyPre<Host>>, RuntimeError> {
+    pub fn load(&mut self, path: &Path) -> Result<Arc<ProxyPre<StoreData>>, RuntimeError> {
         if let Some(pre) = self.components.get(path) {
             return Ok(pre.clone());
         }
@@ -138,7 +138,7 @@ impl Runtime {
 
     /// A fresh store for one instance of `spec`, with the spin guard armed; `spin_cuts` counts
     /// the times it cut this service.
-    pub fn new_store(&self, spec: &InstanceSpec, spin_cuts: Arc<AtomicU64>) -> Result<Store<Host>, RuntimeError> {
+    pub fn new_store(&self, spec: &InstanceSpec, spin_cuts: Arc<AtomicU64>) -> Result<Store<StoreData>, RuntimeError> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout().inherit_stderr().envs(&spec.env);
         // A guest's file calls (the catalog's `catalog.csv`, a replica's log and epoch file) run
@@ -148,21 +148,21 @@ impl Runtime {
         // wake-up back (~20 context switches per catalog lookup, measured with `perf stat`).
         // Files here are small and in the page cache; an fsync holds the service's thread for
         // its duration, which the instance waited for anyway. The spin guard is unaffected: a
-        // file call is a host call, which resets it (see `spin`). Must be set before the
+        // file call is a host call, which resets it (see `spin_guard`). Must be set before the
         // preopen, which takes the setting with it.
         wasi.allow_blocking_current_thread(true);
         wasi.preopened_dir(&spec.data_dir, "/data", FsPerms::ReadWrite).map_err(|e| {
             RuntimeError::Preopen { path: spec.data_dir.clone(), message: format!("{e:#}") }
         })?;
-        let host = Host {
+        let host = StoreData {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             hooks: self.outgoing.hooks(),
-            spin: spin::Watch::default(),
+            spin: spin_guard::Watch::default(),
         };
         let mut store = Store::new(&self.engine, host);
-        spin::watch(&mut store, spin_cuts);
+        spin_guard::watch(&mut store, spin_cuts);
         Ok(store)
     }
 }

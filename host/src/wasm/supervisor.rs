@@ -95,7 +95,7 @@ pub enum Cause {
 
 /// Shared between a service's supervisor and whoever reports on it.
 #[derive(Debug)]
-pub struct Status {
+pub struct ServiceStatus {
     inner: Mutex<StatusInner>,
     /// How many times the spin guard cut this service's instance. Callers whose request was
     /// lost compare it before and after, to answer 503 (cut) rather than 500 (crashed).
@@ -117,7 +117,7 @@ struct StatusInner {
     paused: bool,
 }
 
-/// A copy of a [`Status`] at one moment.
+/// A copy of a [`ServiceStatus`] at one moment.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusSnapshot {
     pub state: State,
@@ -129,7 +129,7 @@ pub struct StatusSnapshot {
     pub uptime_secs: Option<f64>,
 }
 
-impl Status {
+impl ServiceStatus {
     pub fn new() -> Self {
         Self {
             inner: Mutex::new(StatusInner {
@@ -212,7 +212,7 @@ impl StatusInner {
     }
 }
 
-impl Default for Status {
+impl Default for ServiceStatus {
     fn default() -> Self {
         Self::new()
     }
@@ -228,7 +228,7 @@ enum InstanceFailure {
     Instantiate(String),
     #[error("trapped: {0}")]
     Trap(String),
-    #[error("cut off: a call ran guest code for over {limit:?} without a host call (spinning)", limit = crate::wasm::spin::SPIN_LIMIT)]
+    #[error("cut off: a call ran guest code for over {limit:?} without a host call (spinning)", limit = crate::wasm::spin_guard::SPIN_LIMIT)]
     Spin,
     #[error("failed: {0}")]
     Other(String),
@@ -264,7 +264,7 @@ pub struct Supervisor {
     pub runtime: Arc<Runtime>,
     pub instance: Arc<InstanceSpec>,
     pub seed: Vec<PathBuf>,
-    pub status: Arc<Status>,
+    pub status: Arc<ServiceStatus>,
 }
 
 impl Supervisor {
@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn status_counts_crashes_and_reports_uptime_only_while_running() {
-        let s = Status::new();
+        let s = ServiceStatus::new();
         assert_eq!(s.state(), State::Starting);
         s.set(State::Running);
         assert!(s.snapshot().uptime_secs.is_some());
@@ -378,7 +378,7 @@ mod tests {
 
     #[test]
     fn a_pause_is_reported_until_resumed_or_killed() {
-        let s = Status::new();
+        let s = ServiceStatus::new();
         s.set(State::Running);
         s.set_paused(true);
         assert_eq!((s.state(), s.snapshot().state), (State::Paused, State::Paused));

@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use super::record::{Entry, Order, HEADER, OLD_HEADER};
+use super::record::{Record, Order, HEADER, OLD_HEADER};
 
 /// Result of parsing a file's bytes: the records, where each line starts, and how many bytes
 /// they take (anything after is a torn last line, to cut).
 #[derive(Debug, Default)]
 pub struct Parsed {
-    pub entries: Vec<Entry>,
+    pub entries: Vec<Record>,
     pub offsets: Vec<u64>,
     pub valid_len: u64,
 }
@@ -73,7 +73,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed, Damage> {
         let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else { break };
         let expected = p.entries.len() as u64;
         let line = std::str::from_utf8(&bytes[pos..pos + nl]).ok();
-        match line.and_then(Entry::parse) {
+        match line.and_then(Record::parse) {
             Some(e) if e.index == expected && e.order.as_ref().is_none_or(|o| o.number == next_number) => {
                 next_number += u64::from(e.order.is_some());
                 p.offsets.push(pos as u64);

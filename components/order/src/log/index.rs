@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use toystore_guest::durable;
 
 use super::damage::{Corrupt, Damage, OldFormat};
-use super::record::{Anchor, Entry, Order, FILE, HEADER, OLD_HEADER};
+use super::record::{Anchor, Record, Order, FILE, HEADER, OLD_HEADER};
 use crate::keys::{bytes_hash, key_hash, Boundary, Recent, Sealed, SEGMENT};
 
 /// How two logs compare for leadership and catch-up: the one whose last record has the higher
@@ -54,7 +54,7 @@ pub struct Log {
     /// order number ↔ record index is arithmetic plus a binary search here.
     epochs: Vec<u64>,
     /// A suffix of the log, parsed, with the offset each record's line starts at.
-    pub(super) tail: VecDeque<(u64, Entry)>,
+    pub(super) tail: VecDeque<(u64, Record)>,
     /// Key hash → order numbers, for order numbers ≥ `sealed.upto()`.
     keys: Recent,
     /// The keys of older orders, on disk.
@@ -138,10 +138,10 @@ impl<R: io::Read> Lines<R> {
     }
 }
 
-pub(super) fn parse_line(path: &Path, index: u64, line: &[u8]) -> io::Result<Entry> {
+pub(super) fn parse_line(path: &Path, index: u64, line: &[u8]) -> io::Result<Record> {
     std::str::from_utf8(line)
         .ok()
-        .and_then(Entry::parse)
+        .and_then(Record::parse)
         .filter(|e| e.index == index)
         .ok_or_else(|| changed(path, format!("record {index} is not where the index has it")))
 }
@@ -258,7 +258,7 @@ impl Log {
         let mut line = vec![0u8; line_len as usize];
         file.seek(SeekFrom::Start(b.line_at))?;
         io::Read::read_exact(&mut file, &mut line)?;
-        let record = line.strip_suffix(b"\n").and_then(|l| std::str::from_utf8(l).ok()).and_then(Entry::parse);
+        let record = line.strip_suffix(b"\n").and_then(|l| std::str::from_utf8(l).ok()).and_then(Record::parse);
         let number = self.sealed.upto().checked_sub(1);
         Ok(bytes_hash(&line) == b.line_hash
             && record.is_some_and(|e| e.index + 1 == b.count && e.epoch == b.last_epoch && e.order.map(|o| o.number) == number))
@@ -290,7 +290,7 @@ impl Log {
                 let mut valid_len = self.len.max(HEADER.len() as u64);
                 while let Some((offset, line)) = lines.next_line()? {
                     let expected = self.count;
-                    match std::str::from_utf8(line).ok().and_then(Entry::parse) {
+                    match std::str::from_utf8(line).ok().and_then(Record::parse) {
                         Some(e) if e.index == expected && e.order.as_ref().is_none_or(|o| o.number == self.next_number) => {
                             valid_len = offset + line.len() as u64 + 1;
                             self.index_one(e, offset);
@@ -323,7 +323,7 @@ impl Log {
 
     /// Add one record (already on disk at `offset`, continuing the log) to the index, and to
     /// the tail.
-    fn index_one(&mut self, e: Entry, offset: u64) {
+    fn index_one(&mut self, e: Record, offset: u64) {
         self.count_one(&e, offset);
         self.tail.push_back((offset, e));
         if self.tail.len() > TAIL {
@@ -333,7 +333,7 @@ impl Log {
 
     /// Add one record to the index but not to the tail (the caller keeps the tail a suffix of
     /// the log); seal the key segment it fills, if any.
-    fn count_one(&mut self, e: &Entry, offset: u64) {
+    fn count_one(&mut self, e: &Record, offset: u64) {
         if e.index.is_multiple_of(SPARSE) {
             self.sparse.push(offset);
         }
@@ -358,7 +358,7 @@ impl Log {
     /// segment's end (when this is that end: `last`, at `offset`, the order just indexed, filled
     /// it). A failed write keeps them in memory (tried again at the next order): lookups stay
     /// exact either way.
-    fn seal_full_segments(&mut self, last: &Entry, offset: u64) {
+    fn seal_full_segments(&mut self, last: &Record, offset: u64) {
         while self.next_number >= self.sealed.upto() + SEGMENT {
             let (from, to) = (self.sealed.upto(), self.sealed.upto() + SEGMENT);
             let pairs = self.keys.take_below(to);
@@ -376,7 +376,7 @@ impl Log {
 
     /// The index at `last` (the last record, whose line starts at `line_at`), as a [`Boundary`]
     /// holding what was added since the previous one.
-    fn boundary(&self, last: &Entry, line_at: u64) -> Boundary {
+    fn boundary(&self, last: &Record, line_at: u64) -> Boundary {
         let line = last.to_line();
         let since = self.boundaries.last().copied().unwrap_or(0);
         Boundary {
@@ -431,7 +431,7 @@ impl Log {
     /// those before the tail are read from the file (one seek to the sparse offset at or
     /// before `from`, then sequential reads). `f` returns false to stop. `f` must not read the
     /// log itself.
-    fn visit(&self, from: u64, to: u64, mut f: impl FnMut(u64, Entry) -> bool) -> io::Result<()> {
+    fn visit(&self, from: u64, to: u64, mut f: impl FnMut(u64, Record) -> bool) -> io::Result<()> {
         let to = to.min(self.count);
         if from >= to {
             return Ok(());
@@ -468,7 +468,7 @@ impl Log {
     }
 
     /// Records `from..from + max` (fewer at the end of the log).
-    fn read(&self, from: u64, max: usize) -> io::Result<Vec<Entry>> {
+    fn read(&self, from: u64, max: usize) -> io::Result<Vec<Record>> {
         let mut out = Vec::new();
         self.visit(from, from.saturating_add(max as u64), |_, e| {
             out.push(e);
@@ -487,7 +487,7 @@ impl Log {
     }
 
     /// The record at `index`.
-    pub fn get(&self, index: u64) -> Option<Entry> {
+    pub fn get(&self, index: u64) -> Option<Record> {
         self.reported(self.read(index, 1)).pop()
     }
 
@@ -632,14 +632,14 @@ impl Log {
     }
 
     /// Records with index > `after`, at most `max`.
-    pub fn after(&self, after: i64, max: usize) -> Vec<Entry> {
+    pub fn after(&self, after: i64, max: usize) -> Vec<Record> {
         let start = u64::try_from(after + 1).unwrap_or(0);
         self.reported(self.read(start, max))
     }
 
     /// Append records that continue the log (`entries[0].index == last + 1`, order numbers
     /// continuing too), all in one write and one fsync: a batch of 10 000 costs one fsync.
-    pub fn append(&mut self, entries: &[Entry]) -> io::Result<()> {
+    pub fn append(&mut self, entries: &[Record]) -> io::Result<()> {
         self.write(entries, true).map(|_| ())
     }
 
@@ -647,7 +647,7 @@ impl Log {
     /// fsyncs asynchronously afterwards ([`toystore_guest::durable::sync_data`], then
     /// [`Log::mark_synced`]). Until then [`Log::durable_last`] stays below these records.
     /// Returns whether the write created the file.
-    pub fn append_unsynced(&mut self, entries: &[Entry]) -> io::Result<bool> {
+    pub fn append_unsynced(&mut self, entries: &[Record]) -> io::Result<bool> {
         let first = entries.first().map(|e| e.index);
         let created = self.write(entries, false)?;
         if self.unsynced_from.is_none() {
@@ -673,7 +673,7 @@ impl Log {
     }
 
     /// Write `entries` in one write, fsync'd if `sync`; returns whether it created the file.
-    fn write(&mut self, entries: &[Entry], sync: bool) -> io::Result<bool> {
+    fn write(&mut self, entries: &[Record], sync: bool) -> io::Result<bool> {
         if entries.is_empty() {
             return Ok(false);
         }
@@ -798,7 +798,7 @@ impl Log {
     /// caller has checked that the record before `entries[0]` matches. Records already present
     /// with the same (index, epoch) are skipped; at the first that differs the local tail is
     /// cut and the rest appended in one write.
-    pub fn merge(&mut self, entries: &[Entry]) -> io::Result<Merge> {
+    pub fn merge(&mut self, entries: &[Record]) -> io::Result<Merge> {
         let Some(first) = entries.first() else { return Ok(Merge::Applied) };
         if first.index as i64 > self.last() + 1 {
             return Ok(Merge::Gap);

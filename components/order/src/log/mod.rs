@@ -43,7 +43,7 @@ mod record;
 
 pub use damage::{parse, Corrupt, Damage, OldFormat, Parsed};
 pub use index::{Log, Merge, Position};
-pub use record::{valid_price, valid_text, Anchor, Entry, Order, FILE, HEADER, OLD_HEADER};
+pub use record::{valid_price, valid_text, Anchor, Record, Order, FILE, HEADER, OLD_HEADER};
 
 #[cfg(test)]
 mod tests;

@@ -46,21 +46,21 @@ pub fn valid_price(s: &str) -> bool {
 /// and the order it carries (None: an epoch record). `(index, epoch)` identifies a record (a
 /// leader writes at most one record per index in its epoch).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
+pub struct Record {
     pub index: u64,
     pub epoch: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<Order>,
 }
 
-impl Entry {
+impl Record {
     /// The record a new leader of `epoch` appends at `index` (Raft's no-op entry).
-    pub fn epoch_record(index: u64, epoch: u64) -> Entry {
-        Entry { index, epoch, order: None }
+    pub fn epoch_record(index: u64, epoch: u64) -> Record {
+        Record { index, epoch, order: None }
     }
 
-    pub fn order_record(index: u64, epoch: u64, order: Order) -> Entry {
-        Entry { index, epoch, order: Some(order) }
+    pub fn order_record(index: u64, epoch: u64, order: Order) -> Record {
+        Record { index, epoch, order: Some(order) }
     }
 
     /// The exact bytes of this record's line (with its `\n`).
@@ -70,7 +70,7 @@ impl Entry {
         line
     }
 
-    /// Append [`Entry::to_line`] to `out` (a batch or a page is one string of lines). Written
+    /// Append [`Record::to_line`] to `out` (a batch or a page is one string of lines). Written
     /// field by field rather than through `format!`: every record is encoded on the leader and
     /// on each follower, and a catch-up encodes a whole page at a time (the formatting
     /// machinery took ~0.5 µs a record in wasm).
@@ -96,9 +96,9 @@ impl Entry {
         out.push('\n');
     }
 
-    /// Parse one line (without its `\n`). Only a line in exactly the form [`Entry::to_line`]
+    /// Parse one line (without its `\n`). Only a line in exactly the form [`Record::to_line`]
     /// writes counts: anything else (a stray quote, `01` for `1`) is damage, not a record.
-    pub fn parse(line: &str) -> Option<Entry> {
+    pub fn parse(line: &str) -> Option<Record> {
         if line.contains('"') {
             parse_csv(line)
         } else {
@@ -117,8 +117,8 @@ impl Entry {
     }
 }
 
-/// [`Entry::parse`] through the `csv` crate (any line; needed for quoted fields).
-pub(super) fn parse_csv(line: &str) -> Option<Entry> {
+/// [`Record::parse`] through the `csv` crate (any line; needed for quoted fields).
+pub(super) fn parse_csv(line: &str) -> Option<Record> {
         let mut reader =
             csv::ReaderBuilder::new().has_headers(false).buffer_capacity(line.len() + 1).from_reader(line.as_bytes());
         let f = reader.records().next()?.ok()?;
@@ -127,8 +127,8 @@ pub(super) fn parse_csv(line: &str) -> Option<Entry> {
         }
         let (index, epoch) = (f[0].parse().ok()?, f[1].parse().ok()?);
         let e = match &f[2] {
-            "epoch" => Entry::epoch_record(index, epoch),
-            "order" => Entry::order_record(
+            "epoch" => Record::epoch_record(index, epoch),
+            "order" => Record::order_record(
                 index,
                 epoch,
                 Order {
@@ -145,11 +145,11 @@ pub(super) fn parse_csv(line: &str) -> Option<Entry> {
         (e.is_valid() && canonical.strip_suffix('\n') == Some(line)).then_some(e)
 }
 
-/// [`Entry::parse`] for a line without quotes (nearly every line), without the `csv` crate: a
+/// [`Record::parse`] for a line without quotes (nearly every line), without the `csv` crate: a
 /// scan of a million lines at open must be quick. Accepts exactly what the general path
 /// accepts for such a line: every field bare (so no name or key starting or ending with a
 /// space), numbers in their canonical form (the unit tests compare both paths).
-pub(super) fn parse_bare(line: &str) -> Option<Entry> {
+pub(super) fn parse_bare(line: &str) -> Option<Record> {
     let mut f = line.split(',');
     let mut field = || f.next();
     let (index, epoch, kind) = (field()?, field()?, field()?);
@@ -159,7 +159,7 @@ pub(super) fn parse_bare(line: &str) -> Option<Entry> {
     }
     let (index, epoch) = (canonical_u64(index)?, canonical_u64(epoch)?);
     match kind {
-        "epoch" => rest.iter().all(|s| s.is_empty()).then(|| Entry::epoch_record(index, epoch)),
+        "epoch" => rest.iter().all(|s| s.is_empty()).then(|| Record::epoch_record(index, epoch)),
         "order" => {
             let [number, name, quantity, price, key] = rest;
             let quantity = i64::try_from(canonical_u64(quantity)?).ok()?;
@@ -168,7 +168,7 @@ pub(super) fn parse_bare(line: &str) -> Option<Entry> {
                 return None;
             }
             let order = Order { number: canonical_u64(number)?, name: name.into(), quantity, price: price.into(), key: key.into() };
-            Some(Entry::order_record(index, epoch, order))
+            Some(Record::order_record(index, epoch, order))
         }
         _ => None,
     }
@@ -195,7 +195,7 @@ pub use toystore_guest::item::valid_text;
 /// never spans two.
 pub(super) fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     // The common case, bare: what the csv writer writes for a non-empty field with none of the
-    // bytes it quotes, without building a writer per field (see `Entry::parse`).
+    // bytes it quotes, without building a writer per field (see `Record::parse`).
     if !s.is_empty() && !s.starts_with(' ') && !s.ends_with(' ') && !s.contains([',', '"', '\n', '\r']) {
         return s.into();
     }

@@ -13,29 +13,29 @@ fn the_fast_paths_write_and_read_what_the_csv_crate_does() {
     for f in fields {
         assert_eq!(csv_field(f), csv_written(f), "{f:?}");
     }
-    assert_eq!(Entry::epoch_record(10, 18_446_744_073_709_551_615).to_line(), "10,18446744073709551615,epoch,,,,,\n");
+    assert_eq!(Record::epoch_record(10, 18_446_744_073_709_551_615).to_line(), "10,18446744073709551615,epoch,,,,,\n");
     for name in fields {
         let o = Order { number: 3, name: name.to_string(), quantity: 2, price: "1.5".into(), key: "k".into() };
-        let e = Entry::order_record(4, 1, o);
+        let e = Record::order_record(4, 1, o);
         let line = e.to_line();
         // The file format, spelled out: what the field-by-field writer must produce.
         assert_eq!(line, format!("4,1,order,3,{},2,1.5,k\n", csv_written(name)));
         let line = line.strip_suffix('\n').unwrap_or(&line);
         // The csv reader's view of the same line, through the slow path.
-        assert_eq!(Entry::parse(line), parse_csv(line), "{line:?}");
+        assert_eq!(Record::parse(line), parse_csv(line), "{line:?}");
     }
 }
 
 
 const H: &str = "index,epoch,kind,number,name,quantity,price,key\n";
 
-fn order(index: u64, number: u64, key: &str, epoch: u64) -> Entry {
-    Entry::order_record(index, epoch, Order { number, name: "Tux".into(), quantity: 1, price: "25.99".into(), key: key.into() })
+fn order(index: u64, number: u64, key: &str, epoch: u64) -> Record {
+    Record::order_record(index, epoch, Order { number, name: "Tux".into(), quantity: 1, price: "25.99".into(), key: key.into() })
 }
 
 /// A log of `epoch` records: an epoch record, then orders `numbers` with keys `k<n>`.
-fn epoch_then_orders(start: u64, first_number: u64, count: u64, epoch: u64) -> Vec<Entry> {
-    let mut v = vec![Entry::epoch_record(start, epoch)];
+fn epoch_then_orders(start: u64, first_number: u64, count: u64, epoch: u64) -> Vec<Record> {
+    let mut v = vec![Record::epoch_record(start, epoch)];
     for i in 0..count {
         v.push(order(start + 1 + i, first_number + i, &format!("k{}", first_number + i), epoch));
     }
@@ -46,30 +46,30 @@ fn epoch_then_orders(start: u64, first_number: u64, count: u64, epoch: u64) -> V
 fn csv_round_trip_with_awkward_fields() {
     for name in ["Tux", "Lego, big", "say \"hi\"", " padded ", "ünïcode"] {
         let o = Order { number: 7, name: name.into(), quantity: 3, price: "34.50".into(), key: "k,\"1\"".into() };
-        let e = Entry::order_record(9, 2, o);
+        let e = Record::order_record(9, 2, o);
         let line = e.to_line();
         assert!(line.ends_with('\n'));
-        assert_eq!(Entry::parse(line.trim_end_matches('\n')), Some(e.clone()), "{line}");
+        assert_eq!(Record::parse(line.trim_end_matches('\n')), Some(e.clone()), "{line}");
     }
-    let epoch = Entry::epoch_record(3, 2);
-    assert_eq!(Entry::parse(epoch.to_line().trim_end_matches('\n')), Some(epoch));
-    assert_eq!(Entry::parse("0,1,order,0,Tux,1,25.99"), None);
-    assert_eq!(Entry::parse("0,1,order,0,Tux,0,25.99,k"), None, "quantity must be positive");
-    assert_eq!(Entry::parse("0,1,order,0,Tux,1,-1,k"), None, "price must be a non-negative number");
-    assert_eq!(Entry::parse("0,1,order,0,Tux,1,,k"), None, "an order has a price");
-    assert_eq!(Entry::parse("0,1,epoch,0,,,,"), None, "an epoch record has no number");
-    assert_eq!(Entry::parse("0,1,noop,,,,,"), None);
-    assert_eq!(Entry::parse("x,1,epoch,,,,,"), None);
-    assert_eq!(Entry::parse("0,1,order,0,\"Tux,1,25.99,k"), None);
+    let epoch = Record::epoch_record(3, 2);
+    assert_eq!(Record::parse(epoch.to_line().trim_end_matches('\n')), Some(epoch));
+    assert_eq!(Record::parse("0,1,order,0,Tux,1,25.99"), None);
+    assert_eq!(Record::parse("0,1,order,0,Tux,0,25.99,k"), None, "quantity must be positive");
+    assert_eq!(Record::parse("0,1,order,0,Tux,1,-1,k"), None, "price must be a non-negative number");
+    assert_eq!(Record::parse("0,1,order,0,Tux,1,,k"), None, "an order has a price");
+    assert_eq!(Record::parse("0,1,epoch,0,,,,"), None, "an epoch record has no number");
+    assert_eq!(Record::parse("0,1,noop,,,,,"), None);
+    assert_eq!(Record::parse("x,1,epoch,,,,,"), None);
+    assert_eq!(Record::parse("0,1,order,0,\"Tux,1,25.99,k"), None);
 }
 
 #[test]
 fn records_have_pinned_bytes() {
     let line = |name: &str, key: &str| {
         let o = Order { number: 7, name: name.into(), quantity: 3, price: "34.50".into(), key: key.into() };
-        Entry::order_record(12, 2, o).to_line()
+        Record::order_record(12, 2, o).to_line()
     };
-    assert_eq!(Entry::epoch_record(0, 1).to_line(), "0,1,epoch,,,,,\n");
+    assert_eq!(Record::epoch_record(0, 1).to_line(), "0,1,epoch,,,,,\n");
     assert_eq!(order(1, 0, "k-7f3a", 1).to_line(), "1,1,order,0,Tux,1,25.99,k-7f3a\n");
     assert_eq!(line("Lego, big", "k"), "12,2,order,7,\"Lego, big\",3,34.50,k\n");
     assert_eq!(line("say \"hi\"", "k"), "12,2,order,7,\"say \"\"hi\"\"\",3,34.50,k\n");
@@ -80,12 +80,12 @@ fn records_have_pinned_bytes() {
 
 #[test]
 fn only_lines_in_the_written_form_parse() {
-    assert_eq!(Entry::parse("1,1,order,0,Tux,1,25.99,k"), Some(order(1, 0, "k", 1)));
-    assert_eq!(Entry::parse("1,1,order,0,Tu\"x,1,25.99,k"), None, "stray quote");
-    assert_eq!(Entry::parse("1,1,order,0,\"Tux\"x,1,25.99,k"), None, "text after a closing quote");
-    assert_eq!(Entry::parse("1,1,order,0,\"Tux\",1,25.99,k"), None, "quoted although nothing needs quotes");
-    assert_eq!(Entry::parse("01,1,order,0,Tux,1,25.99,k"), None);
-    assert_eq!(Entry::parse("1,1,order,0,Tux,1,2.5e1,k"), None, "prices are plain decimals");
+    assert_eq!(Record::parse("1,1,order,0,Tux,1,25.99,k"), Some(order(1, 0, "k", 1)));
+    assert_eq!(Record::parse("1,1,order,0,Tu\"x,1,25.99,k"), None, "stray quote");
+    assert_eq!(Record::parse("1,1,order,0,\"Tux\"x,1,25.99,k"), None, "text after a closing quote");
+    assert_eq!(Record::parse("1,1,order,0,\"Tux\",1,25.99,k"), None, "quoted although nothing needs quotes");
+    assert_eq!(Record::parse("01,1,order,0,Tux,1,25.99,k"), None);
+    assert_eq!(Record::parse("1,1,order,0,Tux,1,2.5e1,k"), None, "prices are plain decimals");
 }
 
 #[test]
@@ -117,9 +117,9 @@ fn pending_sums_follow_appends_cuts_and_the_applied_count() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path()).unwrap();
     let fox = |index, number, quantity| {
-        Entry::order_record(index, 1, Order { number, name: "Fox".into(), quantity, price: "1".into(), key: format!("f{number}") })
+        Record::order_record(index, 1, Order { number, name: "Fox".into(), quantity, price: "1".into(), key: format!("f{number}") })
     };
-    log.append(&[Entry::epoch_record(0, 1), fox(1, 0, 2), order(2, 1, "t", 1), fox(3, 2, 5)]).unwrap();
+    log.append(&[Record::epoch_record(0, 1), fox(1, 0, 2), order(2, 1, "t", 1), fox(3, 2, 5)]).unwrap();
     // (applied count, then) → (Fox pending, Tux pending)
     let cases = [(0, 7, 1), (1, 5, 1), (2, 5, 0), (3, 0, 0), (9, 0, 0), (1, 5, 1), (0, 7, 1)];
     for (from, f, t) in cases {
@@ -216,9 +216,9 @@ fn refresh_sees_another_instances_writes() {
 fn merge_skips_same_and_replaces_divergent_tail() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path()).unwrap();
-    log.append(&[Entry::epoch_record(0, 1), order(1, 0, "a", 1), order(2, 1, "x", 1)]).unwrap();
+    log.append(&[Record::epoch_record(0, 1), order(1, 0, "a", 1), order(2, 1, "x", 1)]).unwrap();
     // 0..1 identical, 2 differs (epoch 2's leader wrote its epoch record there), 3 new.
-    let m = log.merge(&[order(1, 0, "a", 1), Entry::epoch_record(2, 2), order(3, 1, "c", 2)]).unwrap();
+    let m = log.merge(&[order(1, 0, "a", 1), Record::epoch_record(2, 2), order(3, 1, "c", 2)]).unwrap();
     assert_eq!(m, Merge::Applied);
     assert_eq!((log.last(), log.next_number()), (3, 2));
     assert_eq!(log.number_of("x").unwrap(), None);
@@ -250,13 +250,13 @@ fn bare_lines_parse_exactly_as_the_csv_path_does() {
 }
 
 /// A log of `orders` orders with an epoch record every 1000 records (so number ≠ index).
-fn long_log(dir: &Path, orders: u64) -> (Log, Vec<Entry>) {
+fn long_log(dir: &Path, orders: u64) -> (Log, Vec<Record>) {
     let mut log = Log::open(dir).unwrap();
     let mut all = Vec::new();
     let (mut index, mut number) = (0, 0);
     while number < orders {
         if index % 1000 == 0 {
-            all.push(Entry::epoch_record(index, index / 1000 + 1));
+            all.push(Record::epoch_record(index, index / 1000 + 1));
         } else {
             all.push(order(index, number, &format!("k{number}"), index / 1000 + 1));
             number += 1;
@@ -311,7 +311,7 @@ fn reads_by_offset_agree_with_the_file_after_cuts_and_merges() {
     let dir = tempfile::tempdir().unwrap();
     let orders = SEGMENT + 3000;
     let (mut log, mut all) = long_log(dir.path(), orders);
-    let check = |log: &Log, all: &[Entry]| {
+    let check = |log: &Log, all: &[Record]| {
         assert_eq!(log.last(), all.len() as i64 - 1);
         for i in (0..all.len()).step_by(97).chain([0, all.len() - 1]) {
             assert_eq!(log.get(i as u64).as_ref(), Some(&all[i]), "record {i}");
@@ -339,7 +339,7 @@ fn reads_by_offset_agree_with_the_file_after_cuts_and_merges() {
     // Grow it again past the segment with new keys, then merge a divergent suffix that
     // starts before the tail.
     let epoch = all.last().unwrap().epoch + 1;
-    let mut more = vec![Entry::epoch_record(all.len() as u64, epoch)];
+    let mut more = vec![Record::epoch_record(all.len() as u64, epoch)];
     let first = log.next_number();
     for n in first..first + 2000 {
         more.push(order(all.len() as u64 + more.len() as u64, n, &format!("new{n}"), epoch));
@@ -350,7 +350,7 @@ fn reads_by_offset_agree_with_the_file_after_cuts_and_merges() {
     let from = all.len() as u64 - 1500;
     let number = all[from as usize..].iter().find_map(|e| e.order.as_ref().map(|o| o.number)).unwrap();
     let mut theirs = all[from as usize - 2..from as usize].to_vec();
-    theirs.push(Entry::epoch_record(from, epoch + 1));
+    theirs.push(Record::epoch_record(from, epoch + 1));
     theirs.push(order(from + 1, number, "theirs", epoch + 1));
     assert_eq!(log.merge(&theirs).unwrap(), Merge::Applied);
     all.truncate(from as usize);
@@ -360,7 +360,7 @@ fn reads_by_offset_agree_with_the_file_after_cuts_and_merges() {
     assert_eq!(log.number_of(&format!("new{}", first + 1999)).unwrap(), None);
     check(&Log::open(dir.path()).unwrap(), &all);
     let file = fs::read_to_string(log.path()).unwrap();
-    let want: String = std::iter::once(H.to_string()).chain(all.iter().map(Entry::to_line)).collect();
+    let want: String = std::iter::once(H.to_string()).chain(all.iter().map(Record::to_line)).collect();
     assert!(file == want, "the file is the records, in order");
 }
 
@@ -371,7 +371,7 @@ fn open_resumes_from_the_last_boundary_that_still_holds() {
     let (log, all) = long_log(dir.path(), orders);
     let path = log.path().to_path_buf();
     let seg = |start: u64| dir.path().join(crate::keys::DIR).join(format!("{start:020}.seg"));
-    let same = |log: &Log, all: &[Entry]| {
+    let same = |log: &Log, all: &[Record]| {
         assert_eq!(log.position(), Position { last_epoch: all.last().unwrap().epoch, last: all.len() as i64 - 1 });
         for i in (0..all.len()).step_by(211).chain([all.len() - 1]) {
             assert_eq!(log.get(i as u64).as_ref(), Some(&all[i]), "record {i}");
@@ -422,10 +422,10 @@ fn a_batch_longer_than_the_tail_reads_back_whole_from_memory_and_disk() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path()).unwrap();
     let first = epoch_then_orders(0, 0, 10, 1);
-    let batch: Vec<Entry> = (0..2 * TAIL as u64 + 5).map(|n| order(11 + n, 10 + n, &format!("k{}", 10 + n), 1)).collect();
+    let batch: Vec<Record> = (0..2 * TAIL as u64 + 5).map(|n| order(11 + n, 10 + n, &format!("k{}", 10 + n), 1)).collect();
     log.append(&first).unwrap();
     log.merge(&batch).unwrap();
-    let all: Vec<Entry> = first.into_iter().chain(batch).collect();
+    let all: Vec<Record> = first.into_iter().chain(batch).collect();
     assert_eq!(log.tail.len(), TAIL);
     for (reopened, log) in [(false, &log), (true, &Log::open(dir.path()).unwrap())] {
         for e in &all {
@@ -441,7 +441,7 @@ fn a_batch_longer_than_the_tail_reads_back_whole_from_memory_and_disk() {
 fn large_log_appends_stay_cheap() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path()).unwrap();
-    let batch: Vec<Entry> = (0..100_000).map(|n| order(n, n, &format!("k{n}"), 1)).collect();
+    let batch: Vec<Record> = (0..100_000).map(|n| order(n, n, &format!("k{n}"), 1)).collect();
     log.append(&batch).unwrap();
     let t = std::time::Instant::now();
     for n in 100_000..100_050 {

@@ -10,8 +10,8 @@
 //! A service's instance is long-lived and serves many calls at once, so "how long has this
 //! request run" is not something the store knows. What it can know is whether the guest
 //! has made any host call since the previous tick: every WASI and wasi-http call goes through
-//! the store data's views (`runtime::Host`), which mark [`Watch::host_called`]. The callback answers `Continue` (not
-//! `Yield`): while a guest call runs, nothing else runs in its store, so ticks that pass
+//! the store data's views (`runtime::StoreData`), which mark [`Watch::host_called`]. The
+//! callback answers `Continue` (not `Yield`): while a guest call runs, nothing else runs in its store, so ticks that pass
 //! without a host call all belong to that one call. Legitimate work reads bodies, files and
 //! sockets and answers through the host well within the limit; a `loop {}` never does.
 //! Other services are unaffected meanwhile: each runs on its own thread.
