@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 use toystore_catalog::inventory::Inventory;
-use toystore_manifest::ManifestFile;
+use toystore_manifest::resolve::{Manifest, Selection, ServiceKind};
 
 pub mod log;
 
@@ -106,17 +106,13 @@ impl CheckArgs {
     }
 }
 
-/// The data directories a manifest names, relative paths resolved against its directory.
+/// The data directories a manifest names, read, resolved and validated exactly as `toystore
+/// serve` reads it (nothing is selected to run, so no component file needs to exist).
 fn manifest_dirs(path: &Path) -> Result<Dirs, UsageError> {
-    let err = |reason: String| UsageError::Manifest { path: path.to_path_buf(), reason };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let manifest: ManifestFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
-    Ok(Dirs {
-        catalog: resolve(&manifest.catalog.data_dir),
-        replicas: manifest.order.replica.iter().map(|r| resolve(&r.data_dir)).collect(),
-    })
+    let manifest = Manifest::load(path, &Selection::none()).map_err(|e| UsageError::Manifest { path: path.to_path_buf(), reason: e.to_string() })?;
+    let catalog = manifest.services.iter().find(|s| s.kind == ServiceKind::Catalog).map(|s| s.data_dir.clone()).ok_or(UsageError::NoCatalog)?;
+    let replicas = manifest.services.iter().filter(|s| s.replica_id().is_some()).map(|s| s.data_dir.clone()).collect();
+    Ok(Dirs { catalog, replicas })
 }
 
 /// What kind of rule a violation breaks (decided on this, never on message text).

@@ -4,7 +4,8 @@
 //!
 //! The modules are layers; each imports only the ones listed before it (a test in `tests/`
 //! checks that no two files import each other in a circle). Reading order, from the bottom:
-//! - [`manifest`]: what to run (`toystore.toml`), parsed and validated;
+//! - `toystore_manifest::resolve` (the manifest crate): what to run (`toystore.toml`), read,
+//!   resolved and validated;
 //! - `net`: HTTP in and out — the response type, JSON replies, the head check, the accept loop,
 //!   and a guest's outgoing calls (pooled, or handed over in process with `local_calls =
 //!   "direct"`);
@@ -20,7 +21,6 @@
 //! service waits at).
 
 mod commands;
-mod manifest;
 mod net;
 mod ops;
 mod service;
@@ -29,4 +29,4 @@ mod wasm;
 pub use commands::cli::{ReplicaAction, ReplicaArgs, ServeArgs};
 pub use commands::replica::run as replica;
 pub use commands::serve::serve;
-pub use manifest::{ManifestError, Selection};
+pub use toystore_manifest::resolve::{ManifestError, Selection};

@@ -22,8 +22,8 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     /// What part of the manifest this process runs.
-    pub fn selection(&self) -> crate::manifest::Selection {
-        use crate::manifest::Selection;
+    pub fn selection(&self) -> toystore_manifest::resolve::Selection {
+        use toystore_manifest::resolve::Selection;
         match (&self.host, self.only.is_empty()) {
             (Some(host), _) => Selection::Host(host.clone()),
             (None, false) => Selection::Only(self.only.clone()),

@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use crate::commands::cli::{ReplicaAction, ReplicaArgs};
-use crate::manifest;
+use toystore_manifest::resolve as manifest;
 
 /// Generous: `kill` waits for the replica's tasks to end, `list` pings every replica.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);

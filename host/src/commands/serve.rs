@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::ops::admin::Admin;
 use crate::net::directory::Directory;
-use crate::manifest::{LocalCalls, Manifest, Selection, ServiceKind};
+use toystore_manifest::resolve::{LocalCalls, Manifest, Selection, ServiceKind};
 use crate::net::outgoing::Outgoing;
 use crate::wasm::runtime::{InstanceSpec, Runtime};
 use crate::net::listener::{self, Handler};

@@ -2,7 +2,7 @@
 //! the host sets. The frontend tells its public listener from its internal one by it, so a
 //! client must never be able to supply it.
 
-use crate::manifest::Listener;
+use toystore_manifest::resolve::Listener;
 
 /// Mark a request as arriving on `listener`: every copy of the marker header a client may have
 /// sent is removed, then the host's own is set. Components trust only this one (see

@@ -28,7 +28,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::net::call_timeouts::{head_timeout, with_frame_timeout, SendResult};
 use crate::net::directory::{self, Directory};
-use crate::manifest::OutgoingHttp;
+use toystore_manifest::resolve::OutgoingHttp;
 
 /// Idle pooled connections are closed after this long (kept below the 30 s the host's own
 /// servers wait for a next request, so the client normally closes first).

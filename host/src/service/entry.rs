@@ -25,7 +25,7 @@ use wasmtime_wasi_http::WasiBody;
 use crate::net::body::{full_body, Response};
 use crate::net::marker::mark;
 use crate::net::reply;
-use crate::manifest::Listener;
+use toystore_manifest::resolve::Listener;
 use crate::ops::{metrics, pause};
 use crate::wasm::instance::Job;
 use crate::wasm::spin_guard::SPIN_LIMIT;

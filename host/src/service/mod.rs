@@ -33,7 +33,7 @@ mod entry;
 mod inbox;
 mod thread;
 
-use crate::manifest::{Listener, ServiceSpec};
+use toystore_manifest::resolve::{Listener, ServiceSpec};
 use crate::net::directory::{self, Directory};
 use crate::net::listener::{self, Handler};
 use crate::ops::{metrics, pause};
@@ -424,7 +424,7 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{OutgoingHttp, ServiceKind};
+    use toystore_manifest::resolve::{OutgoingHttp, ServiceKind};
     use crate::net::outgoing::Outgoing;
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::{connect::HttpConnector, Client};

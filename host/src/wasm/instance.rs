@@ -25,7 +25,7 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use crate::net::body::{full_body, Response};
 use crate::net::marker::mark;
-use crate::manifest::Listener;
+use toystore_manifest::resolve::Listener;
 use crate::wasm::runtime::StoreData;
 
 /// Where a job's result goes: the response, or why the guest produced none.

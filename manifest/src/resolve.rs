@@ -1,9 +1,11 @@
-//! The manifest (`toystore.toml`): which component runs where, with which data directory and
-//! settings.
+//! The manifest (`toystore.toml`) read, resolved and validated: which component runs where,
+//! with which data directory and settings. The host serves from it and `toystore check` finds
+//! the data directories through it, so both read a manifest the same way. Behind the
+//! `resolve` feature, so the components (which only read their environment) do not build it.
 //!
 //! Parsing happens in two steps so that every mistake gets a clear message:
-//! 1. [`ManifestFile`] (the schema shared with the client and the components, in
-//!    `toystore-manifest`) mirrors the TOML file exactly: typed settings, unknown keys rejected,
+//! 1. [`ManifestFile`] (the schema shared with the client and the components, [`crate::file`])
+//!    mirrors the TOML file exactly: typed settings, unknown keys rejected,
 //!    so a typo such as `listn` or `cache_capacty` fails with the file, the key and the known
 //!    keys instead of being ignored;
 //! 2. [`Manifest::from_raw`] resolves relative paths against the manifest's directory, turns
@@ -19,15 +21,15 @@
 //! (`toystore serve --only catalog,order-1` or `--host a`): every component is told every
 //! service's address, which may be another machine's.
 //!
-//! Everything after this module works with the validated [`Manifest`] only.
+//! Everything in the host after this module works with the validated [`Manifest`] only.
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use toystore_manifest::{HostTable, Listener, LocalCalls, OutgoingHttp};
-use toystore_manifest::{
+pub use crate::{HostTable, Listener, LocalCalls, OutgoingHttp};
+use crate::{
     FrontendTable, InternalRoutes, ManifestFile, OrderReplicas, ReplicaTable, ServiceEnv, ServiceTable, Settings,
 };
 
@@ -64,6 +66,14 @@ pub enum Selection {
     Only(Vec<String>),
     /// `--host a`: the services of the `[[host]]` named so, with its admin address.
     Host(String),
+}
+
+impl Selection {
+    /// Read the manifest without running anything of it (`toystore check`): the whole store is
+    /// resolved and validated, but no component or seed file needs to exist here.
+    pub fn none() -> Selection {
+        Selection::Only(Vec::new())
+    }
 }
 
 /// One `[[host]]`: a machine, its admin endpoint and the services it runs.
