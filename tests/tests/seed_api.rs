@@ -1,7 +1,8 @@
 //! The seed document's own spellings of the public API answer exactly as the canonical routes
 //! do: `GET /product?<toy_name>` (and `?name=`), `POST /order` with `toy` or `name`, and
-//! `GET /order?<order_number>` / `GET /order/<n>`. Malformed seed-style requests get a JSON 400
-//! and change nothing.
+//! `GET /order?<order_number>` / `GET /order/<n>`, whose answers carry the seed implementation's
+//! `"Order number"`, `"Toy name"` and `"Quantity"` beside the store's own fields. Malformed
+//! seed-style requests get a JSON 400 and change nothing.
 
 use serde_json::json;
 use toystore_e2e::{Cluster, TOYS};
@@ -38,12 +39,20 @@ fn orders_placed_and_read_in_the_seed_spellings() {
     ] {
         let r = c.post(path, body);
         assert_eq!(r.status, 200, "{path} {body}: {}", r.body);
-        placed.push(r.data()["order_number"].as_u64().expect("order_number"));
+        let quantity = serde_json::from_str::<serde_json::Value>(body).expect("JSON")["quantity"].clone();
+        placed.push((r.data()["order_number"].as_u64().expect("order_number"), quantity));
     }
     assert_eq!(c.stock("Tux"), 100 - 6, "each order took exactly its quantity");
-    for n in placed {
+    for (n, quantity) in placed {
         let canonical = c.get(&format!("/orders/{n}"));
         assert_eq!(canonical.status, 200, "{}", canonical.body);
+        // The seed's client reads the seed implementation's spellings; the store's own stay.
+        let data = canonical.data();
+        for (seed, own, want) in
+            [("Order number", "number", json!(n)), ("Toy name", "name", json!("Tux")), ("Quantity", "quantity", quantity)]
+        {
+            assert_eq!((&data[seed], &data[own]), (&want, &want), "{seed} / {own} of order {n}: {data}");
+        }
         for path in [format!("/order?{n}"), format!("/order?number={n}"), format!("/order/{n}")] {
             let r = c.get(&path);
             assert_eq!((r.status, &r.body), (200, &canonical.body), "{path}");

@@ -98,7 +98,8 @@ fn orders_are_numbered_replicated_and_read_back() {
     sim.assert_conserved("after 10 orders");
     assert_eq!(sim.taken(), acked.values().map(|(_, _, q)| q).sum::<i64>());
     // The price the order was admitted at reads back as a number.
-    assert_eq!(sim.get(3, "/orders/1").unwrap().body, json!({"data": {"number": 1, "name": "Lego", "quantity": 2, "price": 9.5}}));
+    assert_eq!(sim.get(3, "/orders/1").unwrap().body, json!({"data": {"number": 1, "name": "Lego", "quantity": 2, "price": 9.5,
+        "Order number": 1, "Toy name": "Lego", "Quantity": 2}}));
     // Lookups at the leader: unknown 404, non-integer 400. A follower holds the orders but
     // answers 409 naming the leader (only a leader knows what is committed).
     assert_eq!(sim.get(3, "/orders/99").unwrap().status, 404);
