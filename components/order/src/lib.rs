@@ -17,7 +17,8 @@
 //!   `apply`: pushing committed orders to the catalog;
 //!   `read`: `GET /orders/<n>` (leader only, committed only);
 //!   `replication`: the leader pushing entries; `follower`: the peer routes; `election`:
-//!   becoming leader; `sync`: catching up.
+//!   becoming leader; `sync`: catching up; `seed`: the seed document's spellings of
+//!   `/ping`, `/synchronize` and the order query.
 
 pub mod epoch;
 pub mod keys;
@@ -34,6 +35,7 @@ mod follower;
 mod order;
 mod read;
 mod replication;
+mod seed;
 mod sync;
 
 pub use replication::never_delivered;
