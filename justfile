@@ -54,7 +54,8 @@ schemathesis_version := "4.3.3"
 # Its hypothesis-jsonschema breaks on hypothesis releases after this one (`many.more` is gone).
 hypothesis_version := "6.140.3"
 
-# Create .venv-schemathesis with the pinned Schemathesis from PyPI unless it is there.
+# Create .venv-schemathesis with the pinned Schemathesis from PyPI unless it is there. Its
+# `requests` (a dependency of Schemathesis) also runs the seed's client (tests/tests/seed_client.rs).
 setup-schemathesis:
     #!/usr/bin/env bash
     set -euo pipefail

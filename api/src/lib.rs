@@ -75,6 +75,28 @@ pub fn data_envelope(data: Value) -> Value {
     Value::Object(body)
 }
 
+/// The `data` of an order query (`GET /orders/<n>` and every other spelling of that route, at
+/// the frontend and at the order leader): the store's own fields, and beside them the seed
+/// implementation's spellings of the first three (`"Order number"`, `"Toy name"`,
+/// `"Quantity"`), which the seed's client compares with what it ordered in its final check.
+/// Defined once here so the two spellings cannot drift apart. `price` is `null` when unknown.
+pub fn order_data(number: u64, name: &str, quantity: i64, price: Option<serde_json::Number>) -> Value {
+    let mut data = Map::new();
+    data.insert("number".to_string(), number.into());
+    data.insert("name".to_string(), name.into());
+    data.insert("quantity".to_string(), quantity.into());
+    data.insert("price".to_string(), price.map_or(Value::Null, Value::Number));
+    data.insert(SEED_ORDER_NUMBER.to_string(), number.into());
+    data.insert(SEED_TOY_NAME.to_string(), name.into());
+    data.insert(SEED_QUANTITY.to_string(), quantity.into());
+    Value::Object(data)
+}
+
+/// The seed implementation's member names in an order query's `data` (see [`order_data`]).
+pub const SEED_ORDER_NUMBER: &str = "Order number";
+pub const SEED_TOY_NAME: &str = "Toy name";
+pub const SEED_QUANTITY: &str = "Quantity";
+
 /// `{"error": {"code": code, "message": message}}` as a JSON value.
 pub fn error_value(code: u16, message: impl Into<String>) -> Value {
     Envelope::<Value>::error(code, message).to_value()
@@ -105,6 +127,17 @@ mod tests {
         assert_eq!(parsed.into_result().unwrap_err().message, "product not found");
         let parsed: Envelope<Vec<u32>> = serde_json::from_value(json!({"data": [1, 2]})).unwrap();
         assert_eq!(parsed, Envelope::Data(vec![1, 2]));
+    }
+
+    #[test]
+    fn an_order_answer_carries_both_spellings() {
+        let price = serde_json::Number::from_f64(25.99);
+        assert_eq!(
+            order_data(7, "Tux", 2, price),
+            json!({"number": 7, "name": "Tux", "quantity": 2, "price": 25.99,
+                   "Order number": 7, "Toy name": "Tux", "Quantity": 2})
+        );
+        assert_eq!(order_data(0, "Fox", 1, None)["price"], Value::Null);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -40,7 +42,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let url_given = client_url_given(&matches);
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -49,7 +53,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli.command, url_given)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -58,7 +62,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
+/// Whether `toystore client` was given `--url` on the command line (else the seed's `.env`, if
+/// any, names the frontend).
+fn client_url_given(matches: &ArgMatches) -> bool {
+    matches.subcommand_matches("client").is_some_and(|m| m.value_source("url") == Some(ValueSource::CommandLine))
+}
+
+async fn run(command: Command, url_given: bool) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => {
             if let Err(e) = toystore_host::serve(&args.manifest, &args.selection()).await {
@@ -71,7 +81,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Replica(args) => toystore_host::replica(args).await?,
-        Command::Client(args) => return toystore_client::run_client(args).await,
+        Command::Client(mut args) => {
+            if !url_given {
+                let cwd = std::env::current_dir().context("cannot tell the current directory (to look for the seed's .env)")?;
+                let from = toystore_client::load::seed_env::apply(&mut args, url_given, &cwd)
+                    .context("reading the frontend's address from the seed's .env (give --url to skip it)")?;
+                if let Some(file) = from {
+                    eprintln!("toystore client: frontend {} from {}", args.url, file.display());
+                }
+            }
+            return toystore_client::run_client(args).await;
+        }
         Command::Eval(args) => return toystore_client::run_eval(args).await,
         Command::Bench(args) => return toystore_client::run_bench(args).await,
         Command::Check(args) => return toystore_client::run_check(args),
@@ -97,6 +117,15 @@ mod tests {
 
     use super::*;
     use toystore_host::{ReplicaAction, ReplicaArgs, ServeArgs};
+
+    #[test]
+    fn only_a_url_on_the_command_line_counts_as_given() {
+        let given = |args: &[&str]| client_url_given(&Cli::command().try_get_matches_from(args).unwrap());
+        assert!(!given(&["toystore", "client"]));
+        assert!(given(&["toystore", "client", "--url", "http://127.0.0.1:8080"]), "even the default's own value");
+        assert!(given(&["toystore", "client", "--prob", "1", "--url=http://h:1"]));
+        assert!(!given(&["toystore", "check", "--manifest", "m.toml"]));
+    }
 
     #[test]
     fn parses_serve_and_replica_commands() {

@@ -29,7 +29,8 @@ fn probability(s: &str) -> Result<f64, String> {
 /// ordered.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ClientArgs {
-    /// Base URL of the frontend.
+    /// Base URL of the frontend. Without it, the seed's `.env` in the current directory names it
+    /// (`host`, `frontend_port`) when there is one.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// Concurrent sessions, each with its own keep-alive connection.

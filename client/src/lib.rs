@@ -23,5 +23,6 @@ pub use check::{run_check, CheckArgs};
 pub use eval::run_eval;
 pub use load::report::Report;
 pub use load::run::{run, run_client, run_load, verify_orders};
+pub use load::seed_env::SeedEnvError;
 pub use load::stats::{Kind, Summary};
 pub use load::verify::{PlacedOrder, Problem, Verification};

@@ -58,3 +58,52 @@ fn client_verifies_its_orders_and_catches_a_tampered_one() {
     assert!(all.contains("MISMATCH #0 "), "the tampered order is named: {all}");
     assert_eq!(all.matches("MISMATCH").count(), 1, "only order 0 was changed: {all}");
 }
+
+/// `toystore client` in `dir` with `args`, no `--url`.
+fn client_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(host_binary())
+        .current_dir(dir)
+        .args(["client", "--no-progress"])
+        .args(args)
+        .output()
+        .expect("run toystore client");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn client_without_url_takes_the_frontend_from_the_seeds_env() {
+    let c = Cluster::start();
+    let url = c.frontend_url();
+    let port = c.ports.frontend;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = dir.path().join(".env");
+    // As the seed writes it: every service's settings, the client's two among them.
+    std::fs::write(&env, format!("catalog_port=1\nhost=127.0.0.1\nfrontend_port={port}\ncache=1\n")).unwrap();
+    let run = ["--clients", "1", "--requests", "10", "--prob", "1", "--retries", "0", "--json"];
+    let (code, stdout, stderr) = client_in(dir.path(), &run);
+    assert_eq!(code, 0, "the store the .env names answered and verified: {stdout}\n{stderr}");
+    assert!(stderr.contains(&format!("frontend {url} from {}", env.display())), "says where the address came from: {stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("--json output ({e}): {stdout}"));
+    assert!(report.to_string().contains("lookup"), "{report}");
+
+    // A malformed .env is an error naming the file and line, and nothing is sent.
+    std::fs::write(&env, format!("host=127.0.0.1\nfrontend_port {port}\n")).unwrap();
+    // Lookups the frontend answered (late invalidations from the orders above move other counters).
+    let lookups = |c: &Cluster| {
+        let stats = c.internal_get("/cache/stats");
+        (stats.data()["hits"].clone(), stats.data()["misses"].clone())
+    };
+    let before = lookups(&c);
+    let (code, stdout, stderr) = client_in(dir.path(), &run);
+    assert_ne!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains(&format!("{}:2: expected KEY=value", env.display())), "{stderr}");
+    assert_eq!(lookups(&c), before, "a refused start sends nothing");
+
+    // --url wins over the file (which is then not read at all).
+    let (code, stdout, stderr) = client_in(dir.path(), &[&["--url", url.as_str()][..], &run].concat());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+}

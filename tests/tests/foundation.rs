@@ -40,7 +40,8 @@ fn an_order_takes_exactly_its_quantity_and_reads_back() {
     assert_eq!(c.get("/products/Whale").data()["quantity"], 97, "frontend must not show the old quantity");
     let back = c.get(&format!("/orders/{n}"));
     assert_eq!(back.status, 200, "{}", back.body);
-    assert_eq!(back.body, serde_json::json!({"data": {"number": n, "name": "Whale", "quantity": 3, "price": 34.5}}), "the unit price it was ordered at");
+    assert_eq!(back.body, serde_json::json!({"data": {"number": n, "name": "Whale", "quantity": 3, "price": 34.5,
+        "Order number": n, "Toy name": "Whale", "Quantity": 3}}), "the unit price it was ordered at, and the seed's spellings");
     // The order was replicated: every replica's log ends with it.
     c.wait_for("replicas to hold the order", std::time::Duration::from_secs(5), || {
         (1..=3).all(|id| String::from_utf8_lossy(&c.orders_file(id)).contains(",Whale,3,"))

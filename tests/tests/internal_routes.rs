@@ -10,8 +10,10 @@ const MARKER: &str = "toystore-listener";
 /// Every internal route of the frontend. On the internal listener the test calls all but the
 /// debug ones (`/debug/trap` would crash the frontend; the spin guard test covers
 /// `/debug/spin` there).
-const INTERNAL: [(&str, &str); 7] = [
+const INTERNAL: [(&str, &str); 8] = [
     ("POST", "/invalidate/Tux"),
+    // The seed catalog's spelling of it.
+    ("POST", "/invalidation/Tux"),
     ("POST", "/invalidate"),
     ("POST", "/tick"),
     ("GET", "/cache/stats"),
@@ -51,7 +53,7 @@ fn internal_routes_are_404_on_the_public_port_and_work_on_the_internal_one_even_
         // Another method on an internal path is unknown too, not 405.
         assert_unknown(&call(&c, &public, "DELETE", "/leader", headers), "DELETE", "/leader");
     }
-    // Nothing happened: the public invalidations (four of them) dropped nothing.
+    // Nothing happened: none of the public invalidations dropped anything.
     assert_eq!(c.internal_get("/cache/stats").data()["invalidations"], invalidations);
     let hits = c.internal_get("/cache/stats").data()["hits"].as_u64().expect("hits");
     assert_eq!(c.get("/products/Tux").status, 200);
@@ -68,10 +70,12 @@ fn internal_routes_are_404_on_the_public_port_and_work_on_the_internal_one_even_
         assert_eq!(r.status, 200, "{:?}", r.body);
         let r = call(&c, &internal, "POST", "/invalidate/Tux", headers);
         assert_eq!(r.data()["invalidated"], "Tux", "{:?}", r.body);
+        let r = call(&c, &internal, "POST", "/invalidation/Tux", headers);
+        assert_eq!(r.data()["invalidated"], "Tux", "{:?}", r.body);
     }
     assert_eq!(
         c.internal_get("/cache/stats").data()["invalidations"].as_u64(),
-        invalidations.as_u64().map(|n| n + 2),
+        invalidations.as_u64().map(|n| n + 4),
         "the internal invalidations counted"
     );
 

@@ -7,6 +7,7 @@ pub mod call;
 pub mod conn;
 pub mod report;
 pub mod run;
+pub mod seed_env;
 pub mod session;
 pub mod stats;
 pub mod verify;

@@ -3,7 +3,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /products` | every toy, in file order |
-//! | `GET /products/<name>` | one toy (404 `product not found`) |
+//! | `GET /products/<name>`, `GET /product?<name>` (the seed's) | one toy (404 `product not found`) |
 //! | `GET /stock` | `{applied_orders, toys:[{name,price,price_text,quantity}]}`: the order leader's base |
 //! | `POST /apply {from,orders}` | apply committed orders (idempotent) → the new `/stock`; 409 gap, 422 unknown toy |
 //! | `POST /restock` | restock now |
@@ -101,6 +101,8 @@ enum Route {
     Health,
     List,
     Product,
+    /// The seed document's `GET /product?<toy_name>` (also `?name=` / `?toy=`).
+    ProductByQuery,
     Stock,
     Apply,
     Restock,
@@ -114,6 +116,7 @@ fn routes(debug_routes: bool) -> Router<Route> {
         .get("/health", Route::Health)
         .get("/products", Route::List)
         .get("/products/{name}", Route::Product)
+        .get("/product", Route::ProductByQuery)
         .get("/stock", Route::Stock)
         .post("/apply", Route::Apply)
         .post("/restock", Route::Restock)
@@ -201,12 +204,11 @@ impl<N: Net> Catalog<N> {
             Route::List => self
                 .read(|inv| Reply::ok(inv.products().iter().map(|p| p.to_json()).collect::<Vec<_>>()))
                 .unwrap_or_else(|reply| reply),
-            Route::Product => self
-                .read(|inv| match inv.get(matched.param("name")) {
-                    Some(p) => Reply::ok(p.to_json()),
-                    None => Reply::not_found("product not found"),
-                })
-                .unwrap_or_else(|reply| reply),
+            Route::Product => self.product(matched.param("name")),
+            Route::ProductByQuery => match req.query_value(&["name", "toy"]) {
+                Some(name) => self.product(&name),
+                None => Reply::bad_request("name the toy: /product?<name>, /product?name=<name> or /products/<name>"),
+            },
             Route::Stock => self.read(|inv| Reply::ok(inv.stock_json())).unwrap_or_else(|reply| reply),
             Route::Apply => match ApplyRequest::parse(&req.body) {
                 Ok(batch) => self.apply(batch).await,
@@ -223,6 +225,14 @@ impl<N: Net> Catalog<N> {
                 std::hint::black_box(());
             },
         }
+    }
+
+    fn product(&self, name: &str) -> Reply {
+        self.read(|inv| match inv.get(name) {
+            Some(p) => Reply::ok(p.to_json()),
+            None => Reply::not_found("product not found"),
+        })
+        .unwrap_or_else(|reply| reply)
     }
 
     fn csv_path(&self) -> PathBuf {

@@ -2,13 +2,13 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /products/<name>`, `GET /product/<name>`, `GET /product?<name>` (or `?name=`) | cached lookup → `{name,price,quantity}` |
+//! | `GET /products/<name>`, `GET /product/<name>`, `GET /product?<name>` (or `?name=`), `GET /lookup?<name>` | cached lookup → `{name,price,quantity}` |
 //! | `GET /products` | the whole catalog (not cached) |
-//! | `POST /orders` or `POST /order`, `{name or toy, quantity}` | validated here, forwarded to the leader with an idempotency key (echoed in the `Idempotency-Key` response header) |
+//! | `POST /orders` or `POST /order`, `{name or toy, quantity}`; `POST /orders/<name>/<quantity>` | validated here, forwarded to the leader with an idempotency key (echoed in the `Idempotency-Key` response header) |
 //! | `GET /orders/<n>`, `GET /order/<n>`, `GET /order?<n>` (or `?number=`) | from the leader |
 //! | `GET /openapi.json` | the public API as an OpenAPI 3 document (`openapi.yaml`) |
 //! | `GET /health` | liveness |
-//! | internal: `POST /invalidate/<name>` | drop a cache entry |
+//! | internal: `POST /invalidate/<name>`, `POST /invalidation/<name>` | drop a cache entry |
 //! | internal: `POST /invalidate`, `{"names": [...]}` | drop several (the catalog calls it, once per change) |
 //! | internal: `GET /cache/stats`, `GET /leader`, `POST /tick` | the host's scrapes and timer |
 //! | internal: `POST /debug/trap`, `POST /debug/spin` | panic / loop forever (only with `DEBUG_ROUTES=true`; else 404) |
@@ -117,6 +117,8 @@ enum Route {
     OrderByQuery,
     Catalog,
     PlaceOrder,
+    /// The seed document's `POST /orders/<product name>/<quantity>`.
+    PlaceOrderAt,
     Order,
     Invalidate,
     InvalidateMany,
@@ -148,15 +150,21 @@ fn routes(debug_routes: bool) -> Router<Route> {
         .get("/products/{name}", Route::Product)
         .get("/product/{name}", Route::Product)
         .get("/product", Route::ProductByQuery)
+        // The seed's client "sends a GET request to the server's /lookup endpoint".
+        .get("/lookup", Route::ProductByQuery)
         .get("/products", Route::Catalog)
         .post("/orders", Route::PlaceOrder)
         .post("/order", Route::PlaceOrder)
+        // `{n}` is the toy's name here: a path parameter keeps one name per position.
+        .post("/orders/{n}/{quantity}", Route::PlaceOrderAt)
         .get("/orders/{n}", Route::Order)
         .get("/order/{n}", Route::Order)
         .get("/order", Route::OrderByQuery)
         .get("/health", Route::Health)
         .get("/openapi.json", Route::OpenApi)
         .internal_post("/invalidate/{name}", Route::Invalidate)
+        // The seed catalog's spelling of it.
+        .internal_post("/invalidation/{name}", Route::Invalidate)
         .internal_post("/invalidate", Route::InvalidateMany)
         .internal_get("/cache/stats", Route::CacheStats)
         .internal_get("/leader", Route::Leader)
@@ -221,6 +229,10 @@ impl<N: Net> Frontend<N> {
             },
             Route::Catalog => self.catalog_list().await,
             Route::PlaceOrder => self.place_order(req).await,
+            Route::PlaceOrderAt => match order_at(matched.param("n"), matched.param("quantity"), &req.body) {
+                Ok((name, quantity)) => self.place(req, name, quantity).await,
+                Err(reply) => reply,
+            },
             Route::Order => self.order(matched.param("n")).await,
             Route::Invalidate => {
                 let name = matched.param("name");
@@ -302,6 +314,11 @@ impl<N: Net> Frontend<N> {
             Ok(o) => o,
             Err(reply) => return reply,
         };
+        self.place(req, name, quantity).await
+    }
+
+    /// Place a validated order: attach the request's idempotency key (or a new one), forward.
+    async fn place(&self, req: &Request, name: String, quantity: u64) -> Reply {
         let key = match req.header("idempotency-key").map(str::trim).filter(|k| !k.is_empty()) {
             Some(k) if k.len() > MAX_KEY_LEN => {
                 return Reply::bad_request(format!("Idempotency-Key longer than {MAX_KEY_LEN} characters"))
@@ -349,6 +366,25 @@ impl<N: Net> Frontend<N> {
         data["health_checked"] = json!(checked);
         Reply::ok(data)
     }
+}
+
+/// The order `POST /orders/<name>/<quantity>` names. The seed document also sends the order as
+/// the body; a body, when there is one, must be a valid order naming the same toy and quantity,
+/// so the two can never disagree about what was bought.
+fn order_at(name: &str, quantity: &str, body: &[u8]) -> Result<(String, u64), Reply> {
+    // Through the body's own validation, so both spellings accept exactly the same orders.
+    let quantity = quantity.parse::<i64>().map_or_else(|_| serde_json::Value::from(quantity), serde_json::Value::from);
+    let at = ItemRequest::parse(json!({ "name": name, "quantity": quantity }).to_string().as_bytes())?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let sent = ItemRequest::parse(body)?;
+        if (sent.name.as_str(), sent.quantity) != (at.name.as_str(), at.quantity) {
+            return Err(Reply::bad_request(format!(
+                "the body orders {} of {:?} but the path {} of {:?}; send one order",
+                sent.quantity, sent.name, at.quantity, at.name
+            )));
+        }
+    }
+    Ok((at.name, at.quantity))
 }
 
 /// The repository's `openapi.json` (the public API as OpenAPI 3, the same document as

@@ -20,7 +20,8 @@
 //!   `apply`: pushing committed orders to the catalog;
 //!   `read`: `GET /orders/<n>` (leader only, committed only);
 //!   `replication`: the leader pushing entries; `follower`: the peer routes; `election`:
-//!   becoming leader; `sync`: catching up.
+//!   becoming leader; `sync`: catching up; `seed`: the seed document's spellings of
+//!   `/ping`, `/synchronize` and the order query.
 
 pub mod admission;
 pub mod config;
@@ -41,6 +42,7 @@ mod read;
 mod replicators;
 mod replication;
 mod routes;
+mod seed;
 mod service;
 mod stock;
 mod sync;

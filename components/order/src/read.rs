@@ -4,8 +4,7 @@
 
 use futures::future::join_all;
 use http::Method;
-use serde_json::json;
-use toystore_guest::{Net, Reply};
+use toystore_guest::{api, Net, Reply};
 
 use crate::protocol::Status;
 use crate::replica::{decide_read, tally_confirm, Confirmation, ReadDecision};
@@ -46,7 +45,7 @@ impl<N: Net + 'static> Service<N> {
     /// Order `n`, which the decision found committed, with the unit price it was admitted at.
     fn committed_order(&self, n: u64) -> Reply {
         match self.read_log(|log| log.order(n).map(|(_, o)| o)).flatten() {
-            Some(o) => Reply::ok(json!({ "number": o.number, "name": o.name, "quantity": o.quantity, "price": o.price_number() })),
+            Some(o) => Reply::ok(api::order_data(o.number, &o.name, o.quantity, o.price_number())),
             // A committed entry is in the leader's log; reaching this is a bug, not a 404.
             None => Reply::internal(format!("order {n} is committed but missing from the local log")),
         }

@@ -10,6 +10,10 @@ pub(crate) enum Route {
     Ping,
     PlaceOrder,
     Order,
+    /// The seed frontend's `GET /orders?<order_number>`.
+    OrderByQuery,
+    /// The seed's `GET /synchronize` (`crate::seed`).
+    Synchronize,
     LeaderSelection,
     InformReplica,
     Fence,
@@ -27,6 +31,9 @@ pub(crate) fn routes(debug_routes: bool) -> Router<Route> {
         .get("/ping", Route::Ping)
         .post("/orders", Route::PlaceOrder)
         .get("/orders/{n}", Route::Order)
+        .get("/orders", Route::OrderByQuery)
+        .get("/synchronize", Route::Synchronize)
+        .post("/synchronize", Route::Synchronize)
         .post("/leaderselection", Route::LeaderSelection)
         .post("/inform_replica", Route::InformReplica)
         .post("/fence", Route::Fence)

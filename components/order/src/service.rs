@@ -42,9 +42,14 @@ impl<N: Net + 'static> Service<N> {
         };
         match matched.route {
             Route::Health => self.health(),
-            Route::Ping => self.ping().await,
+            Route::Ping => match crate::seed::ping_message(req) {
+                Ok(message) => self.ping(message).await,
+                Err(reply) => reply,
+            },
             Route::PlaceOrder => self.place_order(req, deferred).await,
             Route::Order => self.get_order(matched.param("n")).await,
+            Route::OrderByQuery => self.order_by_query(req).await,
+            Route::Synchronize => self.synchronize().await,
             Route::LeaderSelection => self.leader_selection().await,
             Route::InformReplica => self.inform_replica(req),
             Route::Fence => self.fence(req).await,
@@ -69,8 +74,9 @@ impl<N: Net + 'static> Service<N> {
     }
 
     /// `GET /ping`: healthy only once the start-up resync is done, so the frontend never makes
-    /// a replica leader while it may still be missing orders its peers have.
-    async fn ping(&self) -> Reply {
+    /// a replica leader while it may still be missing orders its peers have. The seed's ping
+    /// (`?message=Ping`) gets its `message` answer beside the store's fields.
+    async fn ping(&self, message: Option<&str>) -> Reply {
         if !self.state.borrow().synced() {
             self.resync().await;
         }
@@ -80,10 +86,14 @@ impl<N: Net + 'static> Service<N> {
         }
         let leader = s.named_leader();
         let last_order = self.read_log(|log| log.next_number() as i64 - 1).unwrap_or(-1);
-        Reply::ok(json!({
+        let mut data = json!({
             "id": self.cfg.id, "leader": leader, "epoch": s.promised(), "last": self.position().last,
             "last_order": last_order, "synced": true, "role": s.role().name(),
-        }))
+        });
+        if let Some(message) = message {
+            data["message"] = json!(message);
+        }
+        Reply::ok(data)
     }
 
     /// `POST /tick`: finish the start-up resync if it is not done; a follower also checks

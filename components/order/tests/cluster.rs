@@ -98,7 +98,8 @@ fn orders_are_numbered_replicated_and_read_back() {
     sim.assert_conserved("after 10 orders");
     assert_eq!(sim.taken(), acked.values().map(|(_, _, q)| q).sum::<i64>());
     // The price the order was admitted at reads back as a number.
-    assert_eq!(sim.get(3, "/orders/1").unwrap().body, json!({"data": {"number": 1, "name": "Lego", "quantity": 2, "price": 9.5}}));
+    assert_eq!(sim.get(3, "/orders/1").unwrap().body, json!({"data": {"number": 1, "name": "Lego", "quantity": 2, "price": 9.5,
+        "Order number": 1, "Toy name": "Lego", "Quantity": 2}}));
     // Lookups at the leader: unknown 404, non-integer 400. A follower holds the orders but
     // answers 409 naming the leader (only a leader knows what is committed).
     assert_eq!(sim.get(3, "/orders/99").unwrap().status, 404);
@@ -142,7 +143,10 @@ fn invalid_orders_and_catalog_refusals_change_nothing() {
     assert!(sim.orders(3).is_empty());
     assert_eq!(sim.taken(), 0);
     assert_eq!(sim.get(3, "/nope").unwrap().status, 404);
-    assert_eq!(sim.get(3, "/orders").unwrap().status, 405);
+    // `GET /orders` is the seed's order query, `?<n>`: without a number it is a 400.
+    let bare = sim.get(3, "/orders").unwrap();
+    assert_eq!((bare.status, bare.body["error"]["message"].as_str().unwrap_or("").starts_with("name the order")), (400, true), "{:?}", bare.body);
+    assert_eq!(sim.call(3, Method::DELETE, "/orders", None).unwrap().status, 405);
     assert_eq!(sim.post(3, "/debug/trap", json!({})).unwrap().status, 404, "debug routes are off");
 }
 
@@ -1107,4 +1111,43 @@ fn a_crash_in_the_middle_of_a_batch_write_loses_no_acknowledged_order() {
         assert_identical(&sim);
         sim.assert_conserved(name);
     }
+}
+
+/// The seed document's requests to a replica: `GET /synchronize` makes a follower that missed
+/// orders catch up at once (no tick) and names the latest order number; `GET /ping?message=Ping`
+/// adds the seed's answer; `GET /orders?<n>` is `GET /orders/<n>`.
+#[test]
+fn the_seeds_synchronize_ping_and_order_query() {
+    let sim = start();
+    let mut acked = Acked::new();
+    sim.set_fault(|c| if c.to == 1 && c.path == "/replicate_order" { Fault::DropRequest } else { Fault::None });
+    round(&sim, &mut acked, "s", 6);
+    sim.clear_fault();
+    assert_eq!(sim.last(1), Some(0), "replica 1 missed the orders (only the epoch record)");
+    assert_eq!(sim.local(1, 0), None);
+
+    let r = sim.get(1, "/synchronize").unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!((r.body["data"]["last_order"].as_i64(), r.body["data"]["last"].as_i64()), (Some(5), Some(6)), "{:?}", r.body);
+    assert_eq!(sim.last(1), Some(6), "caught up by /synchronize alone");
+    assert_eq!(sim.orders_file(1), sim.orders_file(3));
+    // At the leader, whose log the others copy, it only answers.
+    let r = sim.get(3, "/synchronize").unwrap();
+    assert_eq!((r.status, r.body["data"]["last_order"].as_i64(), r.body["data"]["role"].as_str()), (200, Some(5), Some("leader")));
+
+    let ping = sim.get(2, "/ping?message=Ping").unwrap();
+    assert_eq!((ping.status, ping.body["data"]["message"].as_str()), (200, Some("Order service is responsive")), "{:?}", ping.body);
+    assert_eq!(ping.body["data"]["leader"], 3, "with the store's own fields");
+    assert!(sim.get(2, "/ping").unwrap().body["data"].get("message").is_none(), "the store's own ping is unchanged");
+    let bad = sim.get(2, "/ping?message=Pong").unwrap();
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+
+    let canonical = sim.get(3, "/orders/2").unwrap();
+    assert_eq!(canonical.status, 200);
+    for path in ["/orders?2", "/orders?order_number=2", "/orders?number=2"] {
+        assert_eq!(sim.get(3, path).unwrap().body, canonical.body, "{path}");
+    }
+    assert_eq!(sim.get(3, "/orders").unwrap().status, 400);
+    assert_eq!(sim.get(3, "/orders?x").unwrap().status, 400);
+    assert_identical(&sim);
 }

@@ -310,6 +310,8 @@ pub fn route_of(path: &str) -> &'static str {
             "replicate_order" => "/replicate_order",
             "get_last_order_number" => "/get_last_order_number",
             "invalidate" => "/invalidate",
+            "lookup" => "/lookup",
+            "synchronize" => "/synchronize",
             _ => "other",
         },
         (Some(first), Some(second), None) => match (first, second) {
@@ -318,19 +320,21 @@ pub fn route_of(path: &str) -> &'static str {
             ("orders", _) => "/orders/<number>",
             ("order", _) => "/order/<number>",
             ("invalidate", _) => "/invalidate/<name>",
+            ("invalidation", _) => "/invalidation/<name>",
             ("cache", "stats") => "/cache/stats",
             ("get_missed_orders", _) => "/get_missed_orders/<number>",
             ("debug", "trap") => "/debug/trap",
             ("debug", "spin") => "/debug/spin",
             _ => "other",
         },
+        (Some("orders"), Some(_), Some(_)) if segments.next().is_none() => "/orders/<name>/<quantity>",
         _ => "other",
     }
 }
 
-/// Is this request a client placing an order at the frontend (either spelling)?
+/// Is this request a client placing an order at the frontend (any spelling)?
 fn places_order(service: &str, method: &Method, route: &str) -> bool {
-    service == FRONTEND && method == Method::POST && matches!(route, "/orders" | "/order")
+    service == FRONTEND && method == Method::POST && matches!(route, "/orders" | "/order" | "/orders/<name>/<quantity>")
 }
 
 /// Record what the frontend's `GET /cache/stats` said (`None`: it did not answer). Component
@@ -433,12 +437,18 @@ mod tests {
         assert_eq!(route_of("/order/3"), "/order/<number>");
         assert_eq!(route_of("/openapi.json"), "/openapi.json");
         assert_eq!(route_of("/a/b/c"), "other");
+        assert_eq!(route_of("/lookup?Tux"), "/lookup");
+        assert_eq!(route_of("/invalidation/Tux"), "/invalidation/<name>");
+        assert_eq!(route_of("/synchronize"), "/synchronize");
+        assert_eq!(route_of("/orders/Tux/2"), "/orders/<name>/<quantity>");
+        assert_eq!(route_of("/orders/Tux/2/3"), "other");
     }
 
     #[test]
     fn orders_are_counted_under_both_spellings() {
         assert!(places_order(FRONTEND, &Method::POST, route_of("/orders")));
         assert!(places_order(FRONTEND, &Method::POST, route_of("/order")));
+        assert!(places_order(FRONTEND, &Method::POST, route_of("/orders/Tux/2")));
         assert!(!places_order(FRONTEND, &Method::GET, route_of("/order?3")));
         assert!(!places_order("order-1", &Method::POST, route_of("/orders")));
     }

@@ -122,6 +122,20 @@ fn lookups() {
 }
 
 #[test]
+fn the_seeds_lookup_spelling() {
+    let (_dir, cat, _fe) = setup();
+    let canonical = call(&cat, Method::GET, "/products/Tux", "").body;
+    for path in ["/product?Tux", "/product?name=Tux", "/product?toy=Tux"] {
+        assert_eq!(call(&cat, Method::GET, path, "").body, canonical, "{path}");
+    }
+    assert_eq!(call(&cat, Method::GET, "/product?tux", "").status, 404);
+    for bare in ["/product", "/product?", "/product?name="] {
+        let r = call(&cat, Method::GET, bare, "");
+        assert_eq!(r.status, 400, "{bare}: {:?}", r.body);
+    }
+}
+
+#[test]
 fn stock_answers_quantities_and_applied_orders_together() {
     let (_dir, cat, _fe) = setup();
     let r = call(&cat, Method::GET, "/stock", "");

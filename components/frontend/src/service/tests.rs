@@ -353,3 +353,52 @@ fn names_are_encoded_for_the_catalog() {
     // "Tux%20Jr" decodes to "Tux Jr", which the fake catalog does not know: a clean 404.
     assert_eq!(get(&fe, "/products/Tux%20Jr").status, 404);
 }
+
+#[test]
+fn the_seeds_lookup_and_order_by_path_spellings() {
+    let world = World::new(3);
+    let fe = frontend_with(&world, |_| {});
+    let canonical = call_public(&fe, Method::GET, "/products/Tux", "");
+    for path in ["/lookup?Tux", "/lookup?name=Tux", "/lookup?toy=Tux"] {
+        assert_eq!(call_public(&fe, Method::GET, path, "").body, canonical.body, "{path}");
+    }
+    assert_eq!(call_public(&fe, Method::GET, "/lookup", "").status, 400);
+
+    // The path names the order; a body, if any, must name the same one.
+    let r = call_public(&fe, Method::POST, "/orders/Tux/2", "");
+    assert_eq!(r.body, json!({"data": {"order_number": 0}}));
+    assert!(r.header("Idempotency-Key").is_some());
+    let r = call_public(&fe, Method::POST, "/orders/Tux/1", r#"{"name":"Tux","quantity":1}"#);
+    assert_eq!(r.body, json!({"data": {"order_number": 1}}));
+    assert_eq!(call_public(&fe, Method::POST, "/orders/Tux%20Jr/1", "").status, 404, "a percent-encoded name, unknown");
+    let ordered = world.order_count();
+    for (path, body) in [
+        ("/orders/Tux/0", ""),
+        ("/orders/Tux/-1", ""),
+        ("/orders/Tux/1.5", ""),
+        ("/orders/Tux/two", ""),
+        ("/orders/Tux/9223372036854775808", ""),
+        ("/orders/Tux/1", r#"{"name":"Fox","quantity":1}"#),
+        ("/orders/Tux/1", r#"{"toy":"Tux","quantity":2}"#),
+        ("/orders/Tux/1", "nope"),
+    ] {
+        let r = call_public(&fe, Method::POST, path, body);
+        assert_eq!(r.status, 400, "{path} {body}: {:?}", r.body);
+        assert!(r.error_message().is_some(), "{path} {body}");
+    }
+    assert_eq!(world.order_count(), ordered, "a refused order reaches no replica");
+    assert_eq!(call_public(&fe, Method::GET, "/orders/Tux/1", "").status, 405);
+}
+
+#[test]
+fn the_seeds_invalidation_spelling_drops_the_entry_on_the_internal_listener_only() {
+    let world = World::new(3);
+    let fe = frontend_with(&world, |_| {});
+    get(&fe, "/products/Tux");
+    assert_eq!(stats(&fe)["size"], 1);
+    assert_eq!(call_public(&fe, Method::POST, "/invalidation/Tux", "").status, 404);
+    assert_eq!(stats(&fe)["size"], 1, "not from the public listener");
+    let r = call(&fe, Method::POST, "/invalidation/Tux", "");
+    assert_eq!(r.body, json!({"data": {"invalidated": "Tux"}}));
+    assert_eq!(stats(&fe)["size"], 0);
+}
