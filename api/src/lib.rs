@@ -1,10 +1,14 @@
 //! toystore's JSON envelope, the one shape of every HTTP body the system writes:
 //! `{"data": ...}` on success and `{"error": {"code": 404, "message": "product not found"}}` on
 //! failure. The components, the host's own replies, the admin CLI, the client and the tests all
-//! build and read it through this crate, so the shape is defined once.
+//! build and read it through this crate, so the shape is defined once. A replica's `/ping`
+//! answer is typed here too ([`ReplicaPing`]): the host reads what the order service writes.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+mod ping;
+pub use ping::{ReplicaPing, ReplicaRole};
 
 /// A whole body: either `{"data": T}` or `{"error": ErrorBody}`.
 ///

@@ -56,6 +56,17 @@ impl Leadership {
 }
 
 impl Role {
+    /// The role as `/ping` reports it.
+    pub fn ping_role(&self) -> toystore_api::ReplicaRole {
+        use toystore_api::ReplicaRole;
+        match self {
+            Role::Follower => ReplicaRole::Follower,
+            Role::Candidate(_) => ReplicaRole::Candidate,
+            Role::Leader(l) if l.ready => ReplicaRole::Leader,
+            Role::Leader(_) => ReplicaRole::Renewing,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Role::Follower => "follower",

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use serde_json::json;
 use toystore_guest::lock::DirAccess;
+use toystore_api::ReplicaPing;
 use toystore_guest::{Net, Reply, Request};
 
 use crate::node::Service;
@@ -86,14 +87,16 @@ impl<N: Net + 'static> Service<N> {
         }
         let leader = s.named_leader();
         let last_order = self.read_log(|log| log.next_number() as i64 - 1).unwrap_or(-1);
-        let mut data = json!({
-            "id": self.cfg.id, "leader": leader, "epoch": s.promised(), "last": self.position().last,
-            "last_order": last_order, "synced": true, "role": s.role().name(),
-        });
-        if let Some(message) = message {
-            data["message"] = json!(message);
-        }
-        Reply::ok(data)
+        Reply::ok(ReplicaPing {
+            id: self.cfg.id,
+            leader,
+            epoch: s.promised(),
+            last: self.position().last,
+            last_order,
+            synced: true,
+            role: s.role().ping_role(),
+            message: message.map(str::to_string),
+        })
     }
 
     /// `POST /tick`: finish the start-up resync if it is not done; a follower also checks

@@ -34,6 +34,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 
+use toystore_api::{ReplicaPing, ReplicaRole};
+
 use crate::net::body::Response;
 
 /// The content type of [`render`]'s output (OpenMetrics text, which Prometheus scrapes natively).
@@ -356,7 +358,7 @@ pub fn observe_cache(stats: Option<&Value>) {
 /// Record what each replica's `GET /ping` said (`None`: it did not answer): who is up, the
 /// leader and its epoch, each replica's last order, its lag behind the leader and how long ago
 /// it last answered.
-pub fn observe_replicas(pings: &[(u32, Option<Value>)]) {
+pub fn observe_replicas(pings: &[(u32, Option<ReplicaPing>)]) {
     let m = metrics();
     let mut seen = m.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut leader = None;
@@ -364,13 +366,11 @@ pub fn observe_replicas(pings: &[(u32, Option<Value>)]) {
         let label = ReplicaLabel { replica: id.to_string() };
         m.up.get_or_create(&label).set(i64::from(ping.is_some()));
         let Some(ping) = ping else { continue };
-        // `last` is the last record's index (epoch records included), `last_order` the last
-        // order number; -1 (an empty log) reads as "nothing yet".
-        let field = |name| ping.get(name).and_then(Value::as_i64).unwrap_or(-1);
-        let last = Position { record: field("last"), order: field("last_order") };
+        // -1 (an empty log) reads as "nothing yet".
+        let last = Position { record: ping.last, order: ping.last_order };
         seen.replicas.insert(*id, (Instant::now(), last));
-        if ping.get("role").and_then(Value::as_str) == Some("leader") {
-            leader = Some((*id, ping.get("epoch").and_then(Value::as_i64).unwrap_or(0), last));
+        if ping.role == ReplicaRole::Leader {
+            leader = Some((*id, i64::try_from(ping.epoch).unwrap_or(i64::MAX), last));
         }
     }
     m.leader.set(leader.map_or(0, |(id, _, _)| i64::from(id)));

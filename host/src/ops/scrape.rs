@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use http::{header, HeaderValue, Method};
 use serde_json::Value;
+use toystore_api::ReplicaPing;
 
 use crate::net::body::{full_body, Response};
 use crate::ops::metrics;
@@ -28,10 +29,16 @@ pub async fn scrape(services: &[Arc<Service>]) {
             None => None,
         }
     };
-    let pings = join_all(replicas.iter().map(|(id, s)| async move { (*id, call_data(s, "/ping").await) }));
+    let pings = join_all(replicas.iter().map(|(id, s)| async move { (*id, ping(s).await) }));
     let (cache_stats, pings) = futures::join!(cache_stats, pings);
     metrics::observe_cache(cache_stats.as_ref());
     metrics::observe_replicas(&pings);
+}
+
+/// A running replica's `GET /ping`. One that does not read as a [`ReplicaPing`] (a replica of
+/// another version) counts as no answer.
+async fn ping(service: &Service) -> Option<ReplicaPing> {
+    serde_json::from_value(call_data(service, "/ping").await?).ok()
 }
 
 /// The `data` of a successful answer of a running service to `GET path`.
