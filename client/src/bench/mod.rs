@@ -26,7 +26,7 @@ mod hostspeed;
 mod measure;
 
 use hostspeed::{host_speed_markdown, measure_host_speed, HostSpeed, Stock, StockServe, Targets};
-pub use measure::{measure, Op, Point};
+pub use measure::{measure, measure_with_cpu, Op, Point};
 use measure::WARMUP;
 
 const START_TIMEOUT: Duration = Duration::from_secs(180);
@@ -709,7 +709,7 @@ mod tests {
     use super::*;
 
     fn point(c: usize, rps: f64, p50: f64) -> Point {
-        Point { concurrency: c, ok: 100, errors: 0, secs: 1.0, rps, mean_ms: p50, p50_ms: p50, p99_ms: p50 * 2.0, max_ms: p50 * 3.0, max_order: None }
+        Point { concurrency: c, ok: 100, errors: 0, secs: 1.0, rps, mean_ms: p50, p50_ms: p50, p99_ms: p50 * 2.0, max_ms: p50 * 3.0, max_order: None, cpu_secs: None }
     }
 
     fn row(name: &str, base: &str, pts: Vec<Point>) -> Row {
