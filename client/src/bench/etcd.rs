@@ -220,12 +220,32 @@ pub struct EtcdComparison {
     /// `/proc/loadavg` before and after the section: the machine is shared.
     pub load_before: String,
     pub load_after: String,
+    /// `/proc/pressure/io`'s share of the last 10 and 60 s in which some task waited for I/O,
+    /// before and after: an order waits for more syncs in a row than a put, so another
+    /// process writing to the disk slows orders far more than puts, and the load average does
+    /// not show it.
+    #[serde(default)]
+    pub io_before: String,
+    #[serde(default)]
+    pub io_after: String,
     pub points: Vec<Versus>,
 }
 
 /// `/proc/loadavg`'s three load averages.
 pub fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg").map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "unknown".into())
+}
+
+/// `/proc/pressure/io`'s `some` line as `avg10=… avg60=…` (percent of the time some task was
+/// stalled on I/O), or `unknown` where the kernel has no pressure information.
+pub fn io_pressure() -> String {
+    fs::read_to_string("/proc/pressure/io").ok().and_then(|t| parse_io_pressure(&t)).unwrap_or_else(|| "unknown".into())
+}
+
+fn parse_io_pressure(text: &str) -> Option<String> {
+    let some = text.lines().find_map(|l| l.strip_prefix("some "))?;
+    let field = |name: &str| some.split_whitespace().find_map(|f| f.strip_prefix(name)?.strip_prefix('='));
+    Some(format!("avg10={}% avg60={}%", field("avg10")?, field("avg60")?))
 }
 
 /// Measure orders on `store` against puts on `etcd`'s leader at every level, `rounds` times,
@@ -272,9 +292,11 @@ pub fn etcd_markdown(e: &EtcdComparison) -> String {
          ample stock and restock off. Both run at once; each round measures orders, then puts, at one level, \
          {} round(s) per level; figures are medians over the rounds (each round's req/s in the last column). \
          CPU: user + system time of the host process, and of the three etcd processes summed, over the \
-         measured window, ÷ requests answered. Load average (1, 5, 15 min) before: {}; after: {}. The goal \
-         (issue 27): orders/s ≥ puts/s and order p50 ≤ put p50 at every level, with no errors.\n",
-        e.put_member, e.rounds, e.load_before, e.load_after
+         measured window, ÷ requests answered. Load average (1, 5, 15 min) before: {}; after: {}. Time some \
+         task waited for I/O (`/proc/pressure/io`; orders wait for more syncs in a row than puts, so a busy disk \
+         slows them far more) before: {}; after (the section's own syncs count too): {}. The goal (issue 27): orders/s ≥ puts/s and order p50 ≤ \
+         put p50 at every level, with no errors.\n",
+        e.put_member, e.rounds, e.load_before, e.load_after, e.io_before, e.io_after
     );
     let _ = writeln!(s, "| connections | orders/s (p50) | puts/s (p50) | orders ÷ puts | p50 orders ÷ puts | CPU µs / order | CPU µs / put | errors (orders / puts) | req/s per round (orders; puts) |");
     let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---|");
@@ -326,6 +348,8 @@ mod tests {
             rounds: 3,
             load_before: "1.00 2.00 3.00".into(),
             load_after: "1.50 2.00 3.00".into(),
+            io_before: "avg10=0.00% avg60=0.10%".into(),
+            io_after: "avg10=9.00% avg60=8.93%".into(),
             points: vec![
                 Versus {
                     concurrency: 8,
@@ -341,6 +365,7 @@ mod tests {
         assert!(md.starts_with("## Orders vs etcd\n"), "{md}");
         assert!(md.contains("etcd Version: 3.4.23: three members") && md.contains("to the leader (m2)"), "{md}");
         assert!(md.contains("before: 1.00 2.00 3.00; after: 1.50 2.00 3.00"), "{md}");
+        assert!(md.contains("before: avg10=0.00% avg60=0.10%; after (the section's own syncs count too): avg10=9.00% avg60=8.93%"), "{md}");
         // 1833 µs/order: the median of the rounds that could read the CPU (2 s / 1000, 1.5 s / 900).
         assert!(
             md.contains("| 8 | 1000 (5.00 ms) | 2000 (2.50 ms) | ×0.50 | ×2.00 | 1833 | 500 | 1 / 2 | 1000, 900, 1100; 2000, 1800, 2200 |"),
@@ -390,6 +415,14 @@ mod tests {
         assert!(!status_is_leader(&status("0", "0")), "no leader yet");
         assert!(!status_is_leader(&serde_json::json!({"error": "etcdserver: no leader"})));
         assert!(status_is_leader(&serde_json::json!({"header": {"member_id": 7}, "leader": 7})), "numbers too");
+    }
+
+    #[test]
+    fn io_pressure_is_the_some_line() {
+        let text = "some avg10=0.67 avg60=8.93 avg300=5.07 total=63122673\nfull avg10=0.00 avg60=0.03 avg300=0.05 total=3929229\n";
+        assert_eq!(parse_io_pressure(text).as_deref(), Some("avg10=0.67% avg60=8.93%"));
+        assert_eq!(parse_io_pressure("full avg10=1.00 avg60=2.00 avg300=0 total=1\n"), None);
+        assert_eq!(parse_io_pressure("some avg10=1.00\n"), None);
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod etcd;
 mod hostspeed;
 mod measure;
 
-use etcd::{etcd_markdown, loadavg, measure_versus, Etcd, EtcdCluster, EtcdComparison};
+use etcd::{etcd_markdown, io_pressure, loadavg, measure_versus, Etcd, EtcdCluster, EtcdComparison};
 use hostspeed::{host_speed_markdown, measure_host_speed, HostSpeed, Stock, StockServe, Targets};
 pub use measure::{measure, measure_with_cpu, Op, Point};
 use measure::WARMUP;
@@ -436,8 +436,17 @@ async fn order_scaling(ctx: &Ctx, memory: &mut Vec<Memory>) -> anyhow::Result<Or
 /// running at once, alternating round by round at each `--order-concurrency` level.
 async fn versus_etcd(ctx: &Ctx, memory: &mut Vec<Memory>, notes: &mut Vec<String>) -> anyhow::Result<EtcdComparison> {
     let rounds = ctx.args.rounds.max(1);
-    let load_before = loadavg();
-    let missing = |why: String| EtcdComparison { etcd: Err(why), put_member: String::new(), rounds, load_before: load_before.clone(), load_after: loadavg(), points: vec![] };
+    let (load_before, io_before) = (loadavg(), io_pressure());
+    let missing = |why: String| EtcdComparison {
+        etcd: Err(why),
+        put_member: String::new(),
+        rounds,
+        load_before: load_before.clone(),
+        load_after: loadavg(),
+        io_before: io_before.clone(),
+        io_after: io_pressure(),
+        points: vec![],
+    };
     let cluster = match EtcdCluster::start(ctx.args.host.keep).await? {
         Etcd::Running(c) => c,
         Etcd::Missing(why) => {
@@ -454,7 +463,8 @@ async fn versus_etcd(ctx: &Ctx, memory: &mut Vec<Memory>, notes: &mut Vec<String
     let points = measure_versus(&store, &cluster, &put_url, &ctx.args.order_concurrency, rounds, ctx.duration()).await?;
     store.stop();
     memory.push(Memory { host: "store, after the orders against etcd".into(), peak_rss_kib: store.peak_rss_kib() });
-    Ok(EtcdComparison { etcd: Ok(cluster.version.clone()), put_member, rounds, load_before, load_after: loadavg(), points })
+    let (load_after, io_after) = (loadavg(), io_pressure());
+    Ok(EtcdComparison { etcd: Ok(cluster.version.clone()), put_member, rounds, load_before, load_after, io_before, io_after, points })
 }
 
 /// Print the report, write it (and its JSON) to `--out`, and say whether anything failed.
@@ -828,6 +838,8 @@ mod tests {
             rounds: 1,
             load_before: "1 1 1".into(),
             load_after: "2 2 2".into(),
+            io_before: "unknown".into(),
+            io_after: "unknown".into(),
             points: vec![versus],
         };
         let memory = vec![Memory { host: "store".into(), peak_rss_kib: Some(1024) }];
