@@ -49,8 +49,8 @@ setup-netns:
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2 iptables
 
-# Install etcd (Debian's `etcd-server`: three members of it are the bench's durable-put
-# baseline, `toystore bench --etcd-only`), unless `etcd` is on PATH.
+# Three etcd members are the bench's durable-put baseline (`toystore bench --etcd-only`).
+# Install Debian's etcd-server unless `etcd` is on PATH.
 setup-etcd:
     #!/usr/bin/env bash
     set -euo pipefail
