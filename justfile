@@ -49,6 +49,18 @@ setup-netns:
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2 iptables
 
+# Three etcd members are the bench's durable-put baseline (`toystore bench --etcd-only`).
+# Install Debian's etcd-server unless `etcd` is on PATH.
+setup-etcd:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v etcd >/dev/null; then exit 0; fi
+    echo "installing etcd-server (one time)"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    # Other recipes install packages too (setup-browser, setup-netns): wait for their lock.
+    $sudo apt-get -o DPkg::Lock::Timeout=300 update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y etcd-server
+
 # The Schemathesis version the OpenAPI test runs (tests/tests/openapi.rs).
 schemathesis_version := "4.3.3"
 # Its hypothesis-jsonschema breaks on hypothesis releases after this one (`many.more` is gone).
@@ -86,8 +98,8 @@ serve manifest="toystore.toml": build-dist
     ./target/dist/toystore serve --manifest {{manifest}}
 
 # Unit tests (native) and end-to-end tests against the real host (the page tests in headless Chromium,
-# the multi-machine test in network namespaces when run as root).
-test: build setup-wasmtime setup-browser setup-schemathesis setup-netns runtime-deps
+# the multi-machine test in network namespaces when run as root; the bench's etcd cluster test needs etcd).
+test: build setup-wasmtime setup-browser setup-schemathesis setup-netns setup-etcd runtime-deps
     cargo test --release {{native}} --no-fail-fast -- --test-threads=2
 
 # Refresh README's screenshots (docs/storefront.png, docs/operations.png) from the page tests.
@@ -99,9 +111,13 @@ eval: build-dist
     ./target/dist/toystore eval --out eval
 
 # Throughput/latency/memory benchmark with ratios against baselines measured in the same run
-# (the stock `wasmtime serve` hello, and the host's own hello).
-bench: build-dist setup-wasmtime
+# (the stock `wasmtime serve` hello, the host's own hello, and a three-member etcd's puts).
+bench: build-dist setup-wasmtime setup-etcd
     ./target/dist/toystore bench --out eval/bench.md
+
+# Only orders against a three-member etcd's durable puts, alternating rounds (a few minutes).
+bench-etcd: build-dist setup-etcd
+    ./target/dist/toystore bench --etcd-only --out eval/bench-etcd.md
 
 # Only the host-speed comparison with the stock `wasmtime serve` (about a third of `bench`).
 bench-host-speed: build-dist setup-wasmtime

@@ -234,6 +234,10 @@ pub struct BenchArgs {
     /// against the log's length, restart with missed orders, peak memory (issue 10's figures).
     #[arg(long, conflicts_with_all = ["host_speed_only", "orders_only"])]
     pub log_only: bool,
+    /// Run only orders against a three-member etcd's durable puts (`etcd` on PATH, or `$ETCD`),
+    /// alternating `--rounds` rounds at each `--order-concurrency` level.
+    #[arg(long, conflicts_with_all = ["host_speed_only", "orders_only", "log_only"])]
+    pub etcd_only: bool,
     /// Also write the markdown report to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -256,6 +260,7 @@ impl Default for BenchArgs {
             order_concurrency: vec![1, 5, 8, 32],
             orders_only: false,
             log_only: false,
+            etcd_only: false,
             out: None,
             json: false,
         }
@@ -309,6 +314,10 @@ mod tests {
         let Cmd::Bench(b) = Cli::try_parse_from(["t", "bench", "--orders-only", "--order-concurrency", "2,3"]).unwrap().cmd else { panic!() };
         assert!(b.orders_only);
         assert_eq!(b.order_concurrency, vec![2, 3]);
+        let Cmd::Bench(b) = Cli::try_parse_from(["t", "bench", "--etcd-only", "--rounds", "2", "--seconds", "5"]).unwrap().cmd else { panic!() };
+        assert!(b.etcd_only && !b.orders_only);
+        assert_eq!((b.rounds, b.seconds, b.order_concurrency), (2, 5.0, vec![1, 5, 8, 32]));
+        assert!(Cli::try_parse_from(["t", "bench", "--etcd-only", "--orders-only"]).is_err());
     }
 
     #[test]

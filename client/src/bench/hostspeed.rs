@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::measure::{measure, Op, Point};
+use super::measure::{measure, median, Op, Point};
 use crate::load::conn::Target;
 use crate::hostproc::{free_ports, Host};
 
@@ -107,13 +107,7 @@ pub struct SpeedPoint {
 
 impl SpeedPoint {
     fn median(&self, f: impl Fn(&Point) -> f64) -> f64 {
-        let mut v: Vec<f64> = self.rounds.iter().map(f).collect();
-        v.sort_by(|a, b| a.total_cmp(b));
-        match v.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => v[n / 2],
-            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-        }
+        median(self.rounds.iter().map(f)).unwrap_or(0.0)
     }
     pub fn rps(&self) -> f64 {
         self.median(|p| p.rps)
@@ -242,7 +236,7 @@ mod tests {
     use super::*;
 
     fn point(c: usize, rps: f64) -> Point {
-        Point { concurrency: c, ok: 1, errors: 0, secs: 1.0, rps, mean_ms: 1.0, p50_ms: 1000.0 / rps, p99_ms: 1.0, max_ms: 1.0, max_order: None }
+        Point { concurrency: c, ok: 1, errors: 0, secs: 1.0, rps, mean_ms: 1.0, p50_ms: 1000.0 / rps, p99_ms: 1.0, max_ms: 1.0, max_order: None, cpu_secs: None }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! host's outgoing calls on fresh connections instead of the pool; orders at 1, 5, 8 and 32
 //! connections with every replica running and then with one follower paused (as a ratio to
 //! the running figures); order latency after a short vs a long order log; replica
-//! restart-to-serving with missed orders; and the hosts' peak memory. Every figure is also given as a ratio to a baseline measured in the same run on the
+//! restart-to-serving with missed orders; orders against a three-member etcd's durable puts
+//! (alternating rounds, with CPU time per request); and the hosts' peak memory. Every figure is
+//! also given as a ratio to a baseline measured in the same run on the
 //! same machine: the same host running the trivial `toystore_hello` component everywhere.
 //!
 //! Each host is started by the bench itself (fresh temporary directories, free loopback ports)
@@ -22,11 +24,13 @@ use crate::eval::{machine, utc_now};
 use crate::hostproc::{components_dir, host_binary, truncate_order_log, write_applied_catalog, write_order_log, Components, Host, HostConfig, LocalCalls, OutgoingHttp};
 use crate::load::conn::Target;
 
+mod etcd;
 mod hostspeed;
 mod measure;
 
+use etcd::{etcd_markdown, io_pressure, loadavg, measure_versus, Etcd, EtcdCluster, EtcdComparison};
 use hostspeed::{host_speed_markdown, measure_host_speed, HostSpeed, Stock, StockServe, Targets};
-pub use measure::{measure, Op, Point};
+pub use measure::{measure, measure_with_cpu, Op, Point};
 use measure::WARMUP;
 
 const START_TIMEOUT: Duration = Duration::from_secs(180);
@@ -102,6 +106,9 @@ pub struct BenchResults {
     /// Orders by connections, and with a follower paused.
     #[serde(default)]
     pub orders: Option<OrderScaling>,
+    /// Orders against a three-member etcd's puts, alternating.
+    #[serde(default)]
+    pub etcd: Option<EtcdComparison>,
     pub log_latency: Vec<LogPoint>,
     pub restart: Vec<RestartPoint>,
     pub memory: Vec<Memory>,
@@ -110,7 +117,8 @@ pub struct BenchResults {
 }
 
 impl BenchResults {
-    /// The results of a run that measured only one part (`--orders-only`, `--host-speed-only`):
+    /// The results of a run that measured only one part (`--orders-only`, `--host-speed-only`,
+    /// `--etcd-only`):
     /// every table empty; the caller fills in the one it measured.
     fn partial(ctx: &Ctx, memory: Vec<Memory>, notes: Vec<String>, start: Instant) -> Self {
         Self {
@@ -122,6 +130,7 @@ impl BenchResults {
             pooled: vec![],
             fresh: vec![],
             orders: None,
+            etcd: None,
             log_latency: vec![],
             restart: vec![],
             memory,
@@ -192,6 +201,11 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let results = BenchResults { orders: Some(orders), ..BenchResults::partial(&ctx, memory, notes, start) };
         return write_results(&results, &args);
     }
+    if args.etcd_only {
+        let etcd = versus_etcd(&ctx, &mut memory, &mut notes).await?;
+        let results = BenchResults { etcd: Some(etcd), ..BenchResults::partial(&ctx, memory, notes, start) };
+        return write_results(&results, &args);
+    }
     let host_speed = if args.log_only { None } else { Some(host_speed(&ctx, &mut memory).await?) };
     if args.host_speed_only {
         let results = BenchResults { host_speed, ..BenchResults::partial(&ctx, memory, notes, start) };
@@ -220,6 +234,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     drop(on);
 
     let orders = if args.log_only { None } else { Some(order_scaling(&ctx, &mut memory).await?) };
+    let etcd = if args.log_only { None } else { Some(versus_etcd(&ctx, &mut memory, &mut notes).await?) };
 
     // Cache off: every lookup is a miss (frontend -> catalog); pooled vs fresh connections.
     let mut fresh = Vec::new();
@@ -314,6 +329,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         pooled,
         fresh,
         orders,
+        etcd,
         log_latency,
         restart,
         memory,
@@ -416,6 +432,41 @@ async fn order_scaling(ctx: &Ctx, memory: &mut Vec<Memory>) -> anyhow::Result<Or
     Ok(OrderScaling { paused_replica: follower, running, follower_paused })
 }
 
+/// Orders on a store (ample stock, restock off) against puts on a three-member etcd, both
+/// running at once, alternating round by round at each `--order-concurrency` level.
+async fn versus_etcd(ctx: &Ctx, memory: &mut Vec<Memory>, notes: &mut Vec<String>) -> anyhow::Result<EtcdComparison> {
+    let rounds = ctx.args.rounds.max(1);
+    let (load_before, io_before) = (loadavg(), io_pressure());
+    let missing = |why: String| EtcdComparison {
+        etcd: Err(why),
+        put_member: String::new(),
+        rounds,
+        load_before: load_before.clone(),
+        load_after: loadavg(),
+        io_before: io_before.clone(),
+        io_after: io_pressure(),
+        points: vec![],
+    };
+    let cluster = match EtcdCluster::start(ctx.args.host.keep).await? {
+        Etcd::Running(c) => c,
+        Etcd::Missing(why) => {
+            notes.push(format!("etcd was not measured: {why}"));
+            return Ok(missing(why));
+        }
+    };
+    eprintln!("bench: etcd cluster running ({})", cluster.root().display());
+    let mut store = ctx.host("bench-etcd-orders", Components::real(&ctx.dir), |c| c.settings.restock_interval_secs = 0).await?;
+    // Settle the leader first, so the first point does not pay for the election.
+    let _ = measure(&Target::parse(&store.frontend_url())?, &Op::Order, 1, Duration::from_millis(200)).await;
+    store.wait_leader(Duration::from_secs(30)).await?;
+    let (put_member, put_url) = cluster.leader_url().await?;
+    let points = measure_versus(&store, &cluster, &put_url, &ctx.args.order_concurrency, rounds, ctx.duration()).await?;
+    store.stop();
+    memory.push(Memory { host: "store, after the orders against etcd".into(), peak_rss_kib: store.peak_rss_kib() });
+    let (load_after, io_after) = (loadavg(), io_pressure());
+    Ok(EtcdComparison { etcd: Ok(cluster.version.clone()), put_member, rounds, load_before, load_after, io_before, io_after, points })
+}
+
 /// Print the report, write it (and its JSON) to `--out`, and say whether anything failed.
 fn write_results(results: &BenchResults, args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let md = bench_markdown(results);
@@ -434,8 +485,11 @@ fn write_results(results: &BenchResults, args: &BenchArgs) -> anyhow::Result<Exi
     let speed_errors: u64 = results.host_speed.iter().flat_map(|h| &h.points).map(|p| p.errors()).sum();
     // With a follower paused some orders may time out: that is measured, not a failure.
     let order_errors: u64 = results.orders.iter().flat_map(|o| &o.running).map(|p| p.errors).sum();
-    let errors: u64 =
-        results.pooled.iter().chain(&results.fresh).flat_map(|r| &r.points).map(|p| p.errors).sum::<u64>() + speed_errors + order_errors;
+    let etcd_errors: u64 = results.etcd.iter().flat_map(|e| &e.points).map(|v| v.errors().0 + v.errors().1).sum();
+    let errors: u64 = results.pooled.iter().chain(&results.fresh).flat_map(|r| &r.points).map(|p| p.errors).sum::<u64>()
+        + speed_errors
+        + order_errors
+        + etcd_errors;
     Ok(if errors == 0 && results.notes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -524,9 +578,12 @@ pub fn bench_markdown(r: &BenchResults) -> String {
         let _ = writeln!(s, "{}", host_speed_markdown(h));
     }
     if r.baseline.is_empty() && r.pooled.is_empty() {
-        // `--host-speed-only` or `--orders-only`: only their section and the memory table.
+        // `--host-speed-only`, `--orders-only` or `--etcd-only`: only their section, the memory
+        // table and the notes.
         write_orders(&mut s, r);
+        write_etcd(&mut s, r);
         write_memory(&mut s, r);
+        write_notes(&mut s, r);
         return s;
     }
     let _ = writeln!(s, "## Throughput and latency (pooled connections between components)\n");
@@ -552,6 +609,7 @@ pub fn bench_markdown(r: &BenchResults) -> String {
         }
     }
     write_orders(&mut s, r);
+    write_etcd(&mut s, r);
     if !r.fresh.is_empty() {
         let _ = writeln!(s, "\n## Calls between components: pooled vs fresh connections\n");
         let _ = writeln!(
@@ -637,10 +695,20 @@ pub fn bench_markdown(r: &BenchResults) -> String {
         }
     }
     write_memory(&mut s, r);
+    write_notes(&mut s, r);
+    s
+}
+
+fn write_notes(s: &mut String, r: &BenchResults) {
     for n in &r.notes {
         let _ = writeln!(s, "\nNote: {n}");
     }
-    s
+}
+
+fn write_etcd(s: &mut String, r: &BenchResults) {
+    if let Some(e) = &r.etcd {
+        let _ = write!(s, "\n{}", etcd_markdown(e));
+    }
 }
 
 fn write_orders(s: &mut String, r: &BenchResults) {
@@ -709,7 +777,7 @@ mod tests {
     use super::*;
 
     fn point(c: usize, rps: f64, p50: f64) -> Point {
-        Point { concurrency: c, ok: 100, errors: 0, secs: 1.0, rps, mean_ms: p50, p50_ms: p50, p99_ms: p50 * 2.0, max_ms: p50 * 3.0, max_order: None }
+        Point { concurrency: c, ok: 100, errors: 0, secs: 1.0, rps, mean_ms: p50, p50_ms: p50, p99_ms: p50 * 2.0, max_ms: p50 * 3.0, max_order: None, cpu_secs: None }
     }
 
     fn row(name: &str, base: &str, pts: Vec<Point>) -> Row {
@@ -731,6 +799,7 @@ mod tests {
                 running: vec![point(1, 400.0, 2.5), point(5, 900.0, 5.0)],
                 follower_paused: vec![point(1, 100.0, 10.0)],
             }),
+            etcd: None,
             log_latency: vec![
                 LogPoint { log_orders: 1000, host_start_secs: 2.0, point: point(1, 400.0, 2.5), rounds_p50_ms: vec![2.4, 2.5, 2.7] },
                 LogPoint { log_orders: 100_000, host_start_secs: 3.0, point: point(1, 380.0, 2.6), rounds_p50_ms: vec![] },
@@ -756,6 +825,31 @@ mod tests {
         assert!(md.contains("| 1 | 400 | 2.500 | 5.000 | 0 | 100 | ×0.25 | 10.000 | 20.000 | 0 |"), "{md}");
         assert!(md.contains("| 5 | 900 | 5.000 | 10.000 | 0 | – | – | – | – | – |"), "{md}");
         assert_eq!(ratio(1.0, 0.0), "–");
+    }
+
+    #[test]
+    fn a_partial_run_shows_its_section_the_memory_and_the_notes() {
+        let start = Instant::now();
+        let ctx = Ctx { exe: "/x".into(), dir: "/y".into(), args: BenchArgs::default() };
+        let versus = etcd::Versus { concurrency: 5, orders: vec![point(5, 1000.0, 4.5)], puts: vec![point(5, 1750.0, 2.5)] };
+        let e = EtcdComparison {
+            etcd: Ok("etcd Version: 3.4.23".into()),
+            put_member: "m1".into(),
+            rounds: 1,
+            load_before: "1 1 1".into(),
+            load_after: "2 2 2".into(),
+            io_before: "unknown".into(),
+            io_after: "unknown".into(),
+            points: vec![versus],
+        };
+        let memory = vec![Memory { host: "store".into(), peak_rss_kib: Some(1024) }];
+        let r = BenchResults { etcd: Some(e), ..BenchResults::partial(&ctx, memory, vec!["something odd".into()], start) };
+        let md = bench_markdown(&r);
+        assert!(md.contains("\n## Orders vs etcd\n"), "{md}");
+        assert!(md.contains("| 5 | 1000 (4.50 ms) | 1750 (2.50 ms) | ×0.57 | ×1.80 | – | – | 0 / 0 | 1000; 1750 |"), "{md}");
+        assert!(md.contains("| store | 1.0 MiB |"), "{md}");
+        assert!(md.contains("\nNote: something odd"), "{md}");
+        assert!(!md.contains("## Orders by connections"), "{md}");
     }
 
     #[test]
