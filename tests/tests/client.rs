@@ -7,12 +7,14 @@ use serde_json::Value;
 use toystore_e2e::{host_binary, Cluster};
 
 fn client(c: &Cluster, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(host_binary())
-        .arg("client")
-        .args(["--url", &c.frontend_url(), "--no-progress"])
-        .args(args)
-        .output()
-        .expect("run toystore client");
+    let mut command = Command::new(host_binary());
+    command.arg("client").args(["--url", &c.frontend_url(), "--no-progress"]).args(args);
+    run(command)
+}
+
+/// Run a `toystore client` command: exit code, stdout, stderr.
+fn run(mut command: Command) -> (i32, String, String) {
+    let out = command.output().expect("run toystore client");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -61,17 +63,9 @@ fn client_verifies_its_orders_and_catches_a_tampered_one() {
 
 /// `toystore client` in `dir` with `args`, no `--url`.
 fn client_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(host_binary())
-        .current_dir(dir)
-        .args(["client", "--no-progress"])
-        .args(args)
-        .output()
-        .expect("run toystore client");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut command = Command::new(host_binary());
+    command.current_dir(dir).args(["client", "--no-progress"]).args(args);
+    run(command)
 }
 
 #[test]
