@@ -215,6 +215,16 @@ impl Replica {
         }
     }
 
+    /// A catch-up page arrived from a peer that has promised `peer_promise` and whose log's
+    /// last record is of `page_last_epoch`: may its records replace ours now? Its promise is
+    /// observed first. A candidate whose epoch it passed is over: had it adopted the page, it
+    /// would append its own, older epoch record after records of a newer epoch (a log whose
+    /// epochs decrease, which no leader may ever write).
+    pub fn may_adopt(&mut self, as_candidate: bool, peer_promise: u64, page_last_epoch: u64) -> bool {
+        self.observe_promise(peer_promise.max(page_last_epoch));
+        self.may_take_log(as_candidate)
+    }
+
     // ---- transitions ----
 
     pub fn step_down(&mut self) {
@@ -729,6 +739,30 @@ mod tests {
         assert!(r.become_leader(epoch, HashMap::from([(2, last), (3, last)])));
         assert!(r.become_ready(epoch, last));
         r
+    }
+
+    #[test]
+    fn a_candidate_does_not_adopt_a_log_from_a_newer_epoch() {
+        // (our role, adopting as candidate, peer's promise, page's last epoch) → adopt?, role after
+        let candidate = |e: u64| {
+            let mut r = Replica::new(1);
+            r.observe_promise(e - 1);
+            r.start_candidacy(e);
+            r
+        };
+        let mut r = candidate(5);
+        assert!(r.may_adopt(true, 5, 4), "the peer promised our epoch: its log is older");
+        assert_eq!(r.role(), &Role::Candidate(5));
+        let mut r = candidate(5);
+        assert!(!r.may_adopt(true, 6, 4), "the peer promised a newer candidate meanwhile");
+        assert_eq!((r.role(), r.promised()), (&Role::Follower, 6));
+        let mut r = candidate(5);
+        assert!(!r.may_adopt(true, 5, 6), "the page holds records of a newer epoch");
+        assert_eq!(r.role(), &Role::Follower);
+        // A follower's own catch-up takes any newer log.
+        let mut f = Replica::new(1);
+        assert!(f.may_adopt(false, 9, 9));
+        assert_eq!(f.promised(), 9);
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl<N: Net + 'static> Service<N> {
             let peer_pos = Position { last_epoch: page.last_epoch, last: page.last };
             let step = self
                 .on_disk(|disk, state| {
-                    if !state.may_take_log(as_candidate) || peer_pos <= disk.log.position() {
+                    if !state.may_adopt(as_candidate, page.epoch, page.last_epoch) || peer_pos <= disk.log.position() {
                         return Ok(Step::Done);
                     }
                     if from >= 0 && disk.log.anchor_at(from) != page.prev {
