@@ -304,7 +304,12 @@ impl Replica {
         if self.promised != epoch || self.role != Role::Candidate(epoch) {
             return false;
         }
-        self.role = Role::Leader(Leadership::new(epoch, peer_last));
+        // A renewing leader keeps what it knew to be committed: every record up to there is on
+        // a majority for good (and in the log it adopted, which holds every committed record),
+        // so reads of those orders go on working even if this renewal fails at its last step.
+        let mut leadership = Leadership::new(epoch, peer_last);
+        leadership.commit = self.renewed_commit;
+        self.role = Role::Leader(leadership);
         true
     }
 
@@ -739,6 +744,24 @@ mod tests {
         assert!(r.become_leader(epoch, HashMap::from([(2, last), (3, last)])));
         assert!(r.become_ready(epoch, last));
         r
+    }
+
+    #[test]
+    fn a_renewal_that_fails_at_its_last_step_keeps_committed_orders_readable() {
+        let mut r = ready_leader(4, 10);
+        r.lose_readiness(4);
+        r.start_candidacy(5);
+        assert!(r.become_leader(5, HashMap::from([(2, 10), (3, 10)])));
+        assert_eq!(r.commit_index(), Some(10), "what was committed stays committed");
+        // Replicating the new epoch record to a majority fails: no become_ready.
+        r.lose_election(true);
+        assert_eq!(decide_read(r.read_view(), 10, None), ReadDecision::Answer);
+        assert_eq!(decide_read(r.read_view(), 3, None), ReadDecision::Answer);
+        // A first election (no earlier leadership) starts from nothing committed.
+        let mut fresh = Replica::new(2);
+        fresh.start_candidacy(1);
+        assert!(fresh.become_leader(1, HashMap::new()));
+        assert_eq!(fresh.commit_index(), Some(-1));
     }
 
     #[test]
